@@ -1,0 +1,116 @@
+"""Events/s of ``apply_events`` on PostgreSQL with full postings, beside a raw psycopg insert baseline.
+
+Each event is a completion with every posting: material issue (stock move), conversion costs, transfer to the
+next operation or receipt into finished goods (stock move), journal lines, pool updates, the event record.
+Batches of 1, 100 and 1000 events; the baseline inserts the same number of one-row events with plain psycopg
+(executemany, one commit per batch) in the same run. Run:
+
+    python benchmarks/apply_events.py [--events N] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mes_bridge import schema  # noqa: E402
+from mes_common.db import make_engine  # noqa: E402
+from tests.integration.wip_costing.plant import load_plant  # noqa: E402
+from wip_costing.events import Status  # noqa: E402
+from wip_costing.service import apply_events, release_order  # noqa: E402
+
+ORDERS = 20
+
+
+def events(prefix: str, count: int) -> list[dict[str, Any]]:
+    """``count`` completions of one unit, cycling op 10 -> 20 -> 30 over ``ORDERS`` orders (every op has units)."""
+    out = []
+    for n in range(count):
+        order = f"WO-{n % ORDERS}"
+        op = (10, 20, 30)[(n // ORDERS) % 3]
+        out.append({"event_id": f"{prefix}-{n}", "work_order": order, "operation": op, "good": 1, "scrap": 0,
+                    "rework": 0, "kwh": "0.4", "provenance": "sensor", "source_time": "2026-11-22T08:00:00Z"})
+    return out
+
+
+def run_apply(engine: Any, batch: int, count: int) -> float:
+    evs = events(f"b{batch}-{uuid.uuid4().hex[:6]}", count)
+    start = time.perf_counter()
+    for i in range(0, count, batch):
+        outcomes = apply_events(engine, evs[i:i + batch])
+        bad = [o for o in outcomes if o.status is not Status.APPLIED]
+        if bad:
+            raise SystemExit(f"unexpected outcome {bad[0]}")
+    return count / (time.perf_counter() - start)
+
+
+def run_baseline(dsn: str, batch: int, count: int) -> float:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_baseline (event_id text PRIMARY KEY, payload text, "
+                     "recorded_at timestamptz DEFAULT now())")
+        conn.commit()
+        tag = uuid.uuid4().hex[:6]
+        start = time.perf_counter()
+        for i in range(0, count, batch):
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO bench_baseline (event_id, payload) VALUES (%s, %s)",
+                                [(f"{tag}-{n}", "{}") for n in range(i, min(i + batch, count))])
+            conn.commit()
+        return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=3000, help="events per batch size (default 3000)")
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(args.pg_url).set(database=name)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        schema.upgrade(engine)
+        load_plant(engine, ROOT / "mes_bridge" / "example_plant")
+        with engine.begin() as conn:  # plenty of stock for every batch size
+            conn.execute(text("UPDATE stock_balances SET qty = qty * 10000, value = value * 10000"))
+        for n in range(ORDERS):
+            release_order(engine, f"WO-{n}", "FG-BRACKET", Decimal(1_000_000), on=date(2026, 11, 22))
+        apply_events(engine, events("warmup", 300))
+        with engine.connect() as conn:  # what autovacuum does on a live system: planner statistics
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
+        print(f"PostgreSQL {engine.dialect.server_version_info}, {args.events} events per run, {ORDERS} orders")
+        print(f"{'batch':>6} {'apply_events/s':>15} {'raw insert/s':>13} {'ratio':>7}")
+        for batch in (1, 100, 1000):
+            with engine.connect() as conn:  # fresh planner statistics for each run, as autovacuum keeps them
+                conn.exec_driver_sql("ANALYZE")
+                conn.commit()
+            count = min(args.events, 1000) if batch == 1 else args.events
+            rate = run_apply(engine, batch, count)
+            base = run_baseline(dsn, batch, count)
+            print(f"{batch:>6} {rate:>15,.0f} {base:>13,.0f} {rate / base:>7.2f}")
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""One collector process: CPU use and change-to-spool latency with 100 Modbus devices and 1,000 OPC UA items.
+
+The plant (simulated in OTHER processes, whose CPU is not counted):
+- 100 Modbus TCP devices (10 endpoints x 10 unit ids), polled at 1 Hz, 5 values each (good, scrap, rework, job,
+  kWh meter), producing ``--ppm`` parts per minute each;
+- 200 OPC UA machines on 20 asyncua servers (10 machines per server), 5 monitored items each = 1,000 items,
+  publishing interval ``--publish-ms``, producing ``--ppm`` parts per minute each.
+
+The collector is the production code path in this process: ``mes_bridge.collectors.runner.Collector`` with one
+client task per machine, the fsync'd SQLite ``Spool`` and a forwarder (an in-memory recording sink), so the CPU
+figure includes the forwarding. Figures:
+- CPU of this process (all threads) in cores, first with the plant idle (the baseline: connections, keepalives,
+  polls), then while producing, over ``--seconds``;
+- latency from a counter's change on the simulated machine (wall clock when the simulator changed it) to the event
+  for that counter value being committed in the spool (wall clock after the commit returned), p50 / p99 / max,
+  per protocol. A Modbus change waits for the next 1 Hz poll, so its latency is bounded by the poll interval;
+  an OPC UA change by the publishing interval.
+
+Run: ``python benchmarks/collectors.py`` (about two minutes: ~40 s start-up of 20 asyncua servers, a 10 s idle
+baseline, a 60 s measured run). ``--seconds``, ``--ppm``, ``--publish-ms`` adjust it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mes_bridge.plc_config import MachineConfig, load_configs  # noqa: E402
+
+OPCUA_SERVERS = 20
+OPCUA_MACHINES_PER_SERVER = 10
+OPCUA_PROCESSES = 4
+MODBUS_ENDPOINTS = 10
+MODBUS_DEVICES_PER_ENDPOINT = 10
+MODBUS_PROCESSES = 1
+COUNTERS = ("good", "scrap", "rework")
+
+
+# --------------------------------------------------------------------------------------------------- plant files
+
+
+def write_plant(folder: Path, ppm: int, publish_ms: int, opcua_base: int, modbus_base: int) -> None:
+    """The machine descriptions of the whole plant, one YAML file per machine (as ``plc_configs/``)."""
+    sim = f'simulation: {{parts_per_minute: {ppm}, scrap_ratio: "0.05", rework_ratio: "0.02", kwh_per_part: "0.5"'
+    for server in range(OPCUA_SERVERS):
+        for index in range(OPCUA_MACHINES_PER_SERVER):
+            name = f"CNC-{server:02d}-{index}"
+            lines = [
+                f"machine: {name}",
+                "work_center: WC-LASER",
+                "kind: cnc",
+                "protocol: opcua",
+                f"endpoint: opc.tcp://127.0.0.1:{opcua_base + server}/plant",
+                "operation: 10",
+                f"publishing_interval_ms: {publish_ms}",
+                "counters:",
+                *(f'  {c}: {{node: "ns=2;s={name}.{c}", bits: 32}}' for c in COUNTERS),
+                f'job: {{node: "ns=2;s={name}.ProductionJob"}}',
+                f'energy: {{node: "ns=2;s={name}.EnergyKwh"}}',
+                sim + ', job: "WO-1"}',
+            ]
+            (folder / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for endpoint in range(MODBUS_ENDPOINTS):
+        for unit in range(1, MODBUS_DEVICES_PER_ENDPOINT + 1):
+            name = f"PRESS-{endpoint:02d}-{unit}"
+            lines = [
+                f"machine: {name}",
+                "work_center: WC-PRESS",
+                "kind: press",
+                "protocol: modbus",
+                f"endpoint: tcp://127.0.0.1:{modbus_base + endpoint}",
+                f"device_id: {unit}",
+                "operation: 20",
+                "poll_interval_ms: 1000",
+                "counters:",
+                *(
+                    f"  {c}: {{register: {{table: holding, address: {2 * i}, type: uint32}}}}"
+                    for i, c in enumerate(COUNTERS)
+                ),
+                'job: {register: {table: holding, address: 6, type: uint16}, format: "WO-{value}"}',
+                'energy: {register: {table: input, address: 10, type: uint32, scale: "0.01"}}',
+                sim + ', job: "WO-1"}',
+            ]
+            (folder / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def shards(configs: Sequence[MachineConfig], protocol: str, processes: int) -> list[list[MachineConfig]]:
+    by_endpoint: dict[str, list[MachineConfig]] = defaultdict(list)
+    for config in configs:
+        if config.protocol == protocol:
+            by_endpoint[config.endpoint].append(config)
+    groups = list(by_endpoint.values())
+    return [[c for group in groups[i::processes] for c in group] for i in range(processes)]
+
+
+# ------------------------------------------------------------------------------------------ simulator processes
+
+
+async def serve(folder: Path, protocol: str, shard: int, processes: int) -> None:
+    """A simulator process: serve its share of the plant, produce after ``go``, log every counter change."""
+    # The machines stand in for PLCs on their own hardware: on this host they yield the CPU to the collector.
+    os.nice(10)
+    configs = shards(load_configs(folder / "plant"), protocol, processes)[shard]
+    changes: list[tuple[str, str, int, float]] = []
+    simulators: list[Any] = []
+    if protocol == "opcua":
+        from mes_bridge.simulators.opcua_sim import build_simulators
+
+        def on_change(machine: str, tag: str, value: object, at: float) -> None:  # float-ok: wall clock
+            if tag in COUNTERS:
+                changes.append((machine, tag, int(value), at))  # type: ignore[call-overload]
+
+        simulators = build_simulators(configs, on_change=on_change)
+        for sim in simulators:
+            await sim.start(produce=False)
+    else:
+        from mes_bridge.simulators.modbus_sim import ModbusSimulator
+
+        modbus = ModbusSimulator(configs)
+        for machine in modbus.machines.values():
+            machine.produce = _logged(machine, changes)  # type: ignore[method-assign]
+        await modbus.start(produce=False)
+        simulators = [modbus]
+    (folder / f"ready-{protocol}-{shard}").touch()
+    while not (folder / "go").exists():
+        await asyncio.sleep(0.05)
+    if protocol == "opcua":
+        for sim in simulators:
+            sim.start_production()  # each machine at its own phase
+        producers = []
+    else:
+        # Out of step like real presses: each machine starts at a random phase of its cycle.
+        producers = [asyncio.create_task(_produce(m)) for sim in simulators for m in sim.machines.values()]
+    while not (folder / "halt").exists():
+        await asyncio.sleep(0.05)
+    for task in producers:
+        task.cancel()
+    await asyncio.gather(*producers, return_exceptions=True)
+    for sim in simulators:
+        await sim.stop()
+    with (folder / f"changes-{protocol}-{shard}.json").open("w") as out:
+        json.dump(changes, out)
+
+
+async def _produce(machine: Any) -> None:
+    interval = 60 / float(machine.config.simulation.parts_per_minute)  # float-ok: seconds
+    await asyncio.sleep(random.random() * interval)
+    next_at = time.monotonic()
+    while True:
+        machine.produce(machine.next_outcome())
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def _logged(machine: Any, changes: list[tuple[str, str, int, float]]) -> Any:
+    produce = machine.produce
+
+    def wrapper(outcome: str = "good", parts: int = 1) -> None:
+        produce(outcome, parts)
+        counter = machine.counter_for(outcome)
+        changes.append((machine.name, counter, machine.counters[counter], time.time()))  # float-ok: wall clock
+
+    return wrapper
+
+
+# ------------------------------------------------------------------------------------------------ the collector
+
+
+def percentile(sorted_values: Sequence[float], share: float) -> float:  # float-ok: milliseconds
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(share * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: float) -> dict[str, Any]:
+    from mes_bridge.collectors.runner import Collector
+    from mes_bridge.forwarder import RecordingSink
+    from mes_bridge.spool import Spool
+
+    committed: dict[str, float] = {}  # event id -> wall clock after its commit returned
+    read_to_commit: dict[str, list[float]] = {"opcua": [], "modbus": []}  # ms from the client's reading
+    protocol_of: dict[str, str] = {}
+
+    class TimedSpool(Spool):
+        def commit(self, machine: str, events: Any, state: Any) -> bool:
+            stored = super().commit(machine, events, state)
+            if stored:
+                now = time.time()  # float-ok: wall clock
+                for event in events:
+                    if event.event_id not in committed:
+                        committed[event.event_id] = now
+                        read_to_commit[protocol_of[machine]].append((now - event.source_time.timestamp()) * 1000)
+            return stored
+
+    configs = load_configs(folder / "plant")
+    protocol_of.update({c.machine: c.protocol for c in configs})
+    spool = TimedSpool(folder / "spool.db", capacity=1_000_000)
+    collector = Collector(configs, spool, RecordingSink(), client_options={"opcua": {"watchdog_interval": watchdog}})
+    stop = asyncio.Event()
+    running = asyncio.create_task(collector.run(stop))
+    started = time.monotonic()
+    while any(s.state is None for s in collector.sessions.values()):
+        if time.monotonic() - started > 120:
+            missing = [m for m, s in collector.sessions.items() if s.state is None]
+            raise SystemExit(f"collector did not read {len(missing)} machines within 120 s: {missing[:5]}")
+        await asyncio.sleep(0.2)
+    print(f"collector connected to {len(configs)} machines in {time.monotonic() - started:.1f}s", flush=True)
+
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(idle_seconds)
+    idle_cores = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+
+    (folder / "go").touch()
+    await asyncio.sleep(2.0)  # production ramps up; measure steady state
+    events_before = len(committed)
+    for values in read_to_commit.values():
+        values.clear()
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    window_start = time.time()  # float-ok: wall clock
+    await asyncio.sleep(seconds)
+    busy_cores = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    window_end = time.time()  # float-ok: wall clock
+    events_in_window = len(committed) - events_before
+    in_window = {k: sorted(v) for k, v in read_to_commit.items()}
+    await asyncio.sleep(1.5)  # the window's last changes reach the spool
+    stop.set()
+    await running
+    spool.close()
+    (folder / "halt").touch()
+    return {
+        "machines": len(configs),
+        "idle_cores": idle_cores,
+        "busy_cores": busy_cores,
+        "events_per_s": events_in_window / seconds,
+        "committed": committed,
+        "window": (window_start, window_end),
+        "read_to_commit": in_window,
+    }
+
+
+def latencies(folder: Path, committed: dict[str, float], window: tuple[float, float]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"opcua": [], "modbus": []}
+    for path in folder.glob("changes-*.json"):
+        protocol = path.name.split("-")[1]
+        for machine, counter, value, changed_at in json.loads(path.read_text()):
+            if not window[0] <= changed_at <= window[1]:
+                continue
+            at = committed.get(f"{machine}:{counter}:0:{value}")
+            if at is not None:  # values coalesced into a later reading have no event of their own
+                out[protocol].append((at - changed_at) * 1000)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seconds", type=float, default=60.0, help="measured production window")
+    p.add_argument("--idle-seconds", type=float, default=10.0, help="idle baseline window")
+    p.add_argument("--ppm", type=int, default=12, help="parts per minute per machine")
+    p.add_argument("--publish-ms", type=int, default=100, help="OPC UA publishing interval")
+    p.add_argument("--watchdog-s", type=float, default=1.0, help="OPC UA keepalive probe interval")
+    p.add_argument("--serve", nargs=4, metavar=("DIR", "PROTOCOL", "SHARD", "PROCESSES"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    if args.serve:
+        folder, protocol, shard, processes = args.serve
+        asyncio.run(serve(Path(folder), protocol, int(shard), int(processes)))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="mesb-bench-") as tmp:
+        folder = Path(tmp)
+        (folder / "plant").mkdir()
+        write_plant(folder / "plant", args.ppm, args.publish_ms, opcua_base=47100, modbus_base=47300)
+        servers: list[subprocess.Popen[bytes]] = []
+        try:
+            for protocol, processes in (("modbus", MODBUS_PROCESSES), ("opcua", OPCUA_PROCESSES)):
+                for shard in range(processes):
+                    servers.append(
+                        subprocess.Popen(
+                            [sys.executable, __file__, "--serve", str(folder), protocol, str(shard), str(processes)],
+                            cwd=ROOT,
+                            stderr=subprocess.DEVNULL,
+                        )
+                    )
+            started = time.monotonic()
+            expected = MODBUS_PROCESSES + OPCUA_PROCESSES
+            while len(list(folder.glob("ready-*"))) < expected:
+                if any(s.poll() is not None for s in servers):
+                    raise SystemExit("a simulator process died during start-up")
+                if time.monotonic() - started > 180:
+                    raise SystemExit("simulators did not start within 180 s")
+                time.sleep(0.2)
+            print(
+                f"simulators ready in {time.monotonic() - started:.1f}s "
+                f"({OPCUA_SERVERS} OPC UA servers, {MODBUS_ENDPOINTS} Modbus endpoints)",
+                flush=True,
+            )
+            result = asyncio.run(collect(folder, args.seconds, args.idle_seconds, args.watchdog_s))
+            for server in servers:
+                server.wait(60)
+            lat = latencies(folder, result["committed"], result["window"])
+        finally:
+            (folder / "halt").touch()
+            for server in servers:
+                if server.poll() is None:
+                    server.send_signal(signal.SIGTERM)
+                    server.wait(10)
+
+    opcua_items = OPCUA_SERVERS * OPCUA_MACHINES_PER_SERVER * 5
+    modbus_devices = MODBUS_ENDPOINTS * MODBUS_DEVICES_PER_ENDPOINT
+    print(
+        f"\nplant: {modbus_devices} Modbus devices @ 1 Hz + {opcua_items} OPC UA monitored items on "
+        f"{OPCUA_SERVERS} servers (publishing {args.publish_ms} ms, keepalive probe {args.watchdog_s:g} s), "
+        f"{args.ppm} parts/min per machine, "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(f"collector CPU, plant idle (baseline): {result['idle_cores']:.3f} cores")
+    print(
+        f"collector CPU, producing:            {result['busy_cores']:.3f} cores "
+        f"({result['busy_cores'] / max(result['idle_cores'], 1e-9):.1f}x idle; aim < 0.5)"
+    )
+    print(f"events committed to the spool:       {result['events_per_s']:.1f}/s over {args.seconds:.0f} s")
+    for label, table in (("change -> spool commit", lat), ("read -> spool commit  ", result["read_to_commit"])):
+        for protocol, values in table.items():
+            print(
+                f"latency {label}, {protocol:6}: n={len(values)} p50={percentile(values, 0.5):.0f} ms "
+                f"p99={percentile(values, 0.99):.0f} ms max={values[-1] if values else float('nan'):.0f} ms"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""BOM versions and lines: the pure records every other BOM module works on.
+
+Invariants (checked when built, so every instance is valid):
+- A line's quantity per parent unit is positive; scrap % is non-negative; the operation, when given,
+  is a positive integer. A line consumes ``qty_per x (1 + scrap_pct / 100)`` per parent unit
+  (or per order, for a fixed-quantity line).
+- A version never lists its own item, nor one component twice at the same operation (the pair
+  ``(component, operation)`` identifies a line, which is what the diff compares).
+- States and effectivity windows follow ``routing.versioning`` (``valid_to`` inclusive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import NamedTuple
+
+from mes_common.errors import DomainError
+from routing.versioning import VersionState, check_window, effective_on
+
+__all__ = ["BomError", "BomLine", "BomVersion", "CycleError", "LineKey", "VersionState"]
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+LineKey = tuple[str, int | None]
+
+
+class BomError(DomainError):
+    """An invalid BOM or a refused BOM command: names item, revision, component and the rule broken."""
+
+    code = "bad_bom"
+
+
+class CycleError(BomError):
+    """Releasing a version would make an item its own component; the message shows the path."""
+
+    code = "bom_cycle"
+
+    def __init__(self, path: list[str], day: date | None = None) -> None:
+        when = f" as of {day.isoformat()}" if day else ""
+        super().__init__(f"BOM cycle{when}: {' → '.join(path)}")
+        self.path = path
+
+
+class BomLine(NamedTuple):
+    """One line of a BOM version. A named tuple: released structures are loaded by the hundred thousand,
+    and a tuple is both immutable and cheap to build (validation happens in ``BomVersion``)."""
+
+    component: str
+    qty_per: Decimal
+    uom: str
+    scrap_pct: Decimal = ZERO
+    operation: int | None = None
+    phantom: bool = False
+    fixed_qty: bool = False
+
+    @property
+    def key(self) -> LineKey:
+        return (self.component, self.operation)
+
+    @property
+    def scrap_factor(self) -> Decimal:
+        return 1 + self.scrap_pct / HUNDRED
+
+    @property
+    def gross_qty(self) -> Decimal:
+        """Quantity consumed per parent unit (per order when fixed), scrap included."""
+        if not self.scrap_pct:
+            return self.qty_per
+        return self.qty_per * (1 + self.scrap_pct / HUNDRED)
+
+
+@dataclass(frozen=True, slots=True)
+class BomVersion:
+    item: str
+    revision: str
+    state: VersionState
+    valid_from: date
+    valid_to: date | None
+    lines: tuple[BomLine, ...]
+
+    def __post_init__(self) -> None:
+        check_window(self.what, self.valid_from, self.valid_to)
+        object.__setattr__(self, "lines", tuple(self.lines))
+        seen: set[LineKey] = set()
+        for line in self.lines:
+            _check_line(self, line)
+            if line.key in seen:
+                at = f"operation {line.operation}" if line.operation is not None else "no operation"
+                raise BomError(f"{self.what} lists component {line.component} twice at {at}")
+            seen.add(line.key)
+
+    @classmethod
+    def trusted(
+        cls, item: str, revision: str, state: VersionState, valid_from: date, valid_to: date | None,
+        lines: tuple[BomLine, ...],
+    ) -> BomVersion:
+        """Build without re-validating: for versions read back from the database, validated when saved."""
+        version = object.__new__(cls)
+        for name, value in (("item", item), ("revision", revision), ("state", state), ("valid_from", valid_from),
+                            ("valid_to", valid_to), ("lines", lines)):
+            object.__setattr__(version, name, value)
+        return version
+
+    @property
+    def what(self) -> str:
+        return f"BOM {self.item} rev {self.revision}"
+
+    def effective_on(self, day: date) -> bool:
+        return self.state == VersionState.RELEASED and effective_on(self.valid_from, self.valid_to, day)
+
+    def components(self) -> list[str]:
+        return sorted({line.component for line in self.lines})
+
+    def same_content(self, other: BomVersion) -> bool:
+        """Same item, window and lines (order-insensitive): re-importing it changes nothing."""
+        return (
+            (self.item, self.revision, self.valid_from, self.valid_to)
+            == (other.item, other.revision, other.valid_from, other.valid_to)
+            and sorted(self.lines, key=_sort_key) == sorted(other.lines, key=_sort_key)
+        )
+
+
+def _sort_key(line: BomLine) -> tuple[str, int]:
+    return (line.component, -1 if line.operation is None else line.operation)
+
+
+def _check_line(version: BomVersion, line: BomLine) -> None:
+    where = f"{version.what} line {line.component}"
+    if not line.component:
+        raise BomError(f"{version.what}: a line has no component")
+    if line.component == version.item:
+        raise BomError(f"{where}: an item cannot be its own component")
+    if not isinstance(line.qty_per, Decimal) or line.qty_per <= 0:
+        raise BomError(f"{where}: qty_per must be a positive decimal, got {line.qty_per!r}")
+    if not isinstance(line.scrap_pct, Decimal) or line.scrap_pct < 0:
+        raise BomError(f"{where}: scrap_pct must be a non-negative decimal, got {line.scrap_pct!r}")
+    if line.operation is not None and (
+        isinstance(line.operation, bool) or not isinstance(line.operation, int) or line.operation <= 0
+    ):
+        raise BomError(f"{where}: operation must be a positive integer, got {line.operation!r}")

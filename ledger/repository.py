@@ -1,0 +1,417 @@
+"""Persistence of the stock ledger (SQLAlchemy Core). Every function works inside the caller's transaction.
+
+Invariants:
+- Balance rows are locked in sorted ``BalanceKey`` order (created first, also in that order), so concurrent
+  postings never deadlock; on SQLite writers are already serialised by ``BEGIN IMMEDIATE``.
+- The idempotency lookup runs after the locks, so a retry racing its original sees it and returns it.
+- A posting is all or nothing: any refusal is raised before the first write of the batch.
+- Moves are only inserted; balances are updated in the same transaction (``check`` proves they agree).
+- ``write_moves`` is set-based (one executemany or COPY of the moves, one executemany update of the
+  balances): the event hot path relies on it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from sqlalchemy import and_, bindparam, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+
+from ledger.master import (
+    add_items,
+    add_locations,
+    check_master_data,
+    default_location,
+    get_items,
+    get_locations,
+)
+from ledger.model import (
+    AlreadyReversed,
+    Balance,
+    BalanceKey,
+    MoveConflict,
+    MoveKind,
+    MoveRequest,
+    PostedMove,
+    UnknownMove,
+    move_serials,
+    post,
+    reversal_of,
+)
+from ledger.queries import OnHandRow, average_costs, check, onhand, onhand_by_item, onhand_json
+from ledger.serials import lock_serials, serial_history, serials_in_stock, write_serials
+from ledger.tables import stock_balances, stock_lots, stock_moves
+from mes_common.db import Money, Qty, is_postgres, utcnow
+from mes_common.money import ZERO, fmt_qty
+from mes_common.provenance import Provenance
+
+__all__ = [
+    "OnHandRow",
+    "add_items",
+    "add_locations",
+    "average_costs",
+    "check",
+    "default_location",
+    "find_moves",
+    "get_items",
+    "get_locations",
+    "get_move",
+    "list_moves",
+    "lock_balances",
+    "onhand",
+    "onhand_by_item",
+    "onhand_json",
+    "post_moves",
+    "reverse_move",
+    "serial_history",
+    "serials_in_stock",
+    "write_moves",
+]
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return postgresql.insert(table) if is_postgres(conn) else sqlite.insert(table)
+
+
+# ---------------------------------------------------------------------------------------------- balances
+
+
+def lock_balances(conn: Connection, keys: Iterable[BalanceKey]) -> dict[BalanceKey, Balance]:
+    """Create missing balance rows, then lock all of them in sorted key order; returns their current state.
+
+    Call it once per transaction with every key the transaction will touch (sorted locking is only
+    deadlock-free when all locks are taken in one ordered sweep). Items and locations must exist (foreign keys).
+    """
+    ordered = sorted({BalanceKey(*k) for k in keys})
+    if not ordered:
+        return {}
+    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+        return _pg_lock_balances(conn, ordered)
+    # Created in sorted order too: a concurrent creator of the same new row makes us wait in the same order.
+    conn.execute(
+        _insert(conn, stock_balances).on_conflict_do_nothing(),
+        [{"item": k.item, "location": k.location, "lot": k.lot, "qty": ZERO, "value": ZERO} for k in ordered],
+    )
+    b = stock_balances.c
+    query = (
+        select(b.item, b.location, b.lot, b.qty, b.value)
+        .where(tuple_(b.item, b.location, b.lot).in_([tuple(k) for k in ordered]))
+        .order_by(b.item, b.location, b.lot)
+    )
+    if is_postgres(conn):
+        query = query.with_for_update()
+    result = {}
+    for row in conn.execute(query):
+        key = BalanceKey(row.item, row.location, row.lot)
+        result[key] = Balance(key, row.qty, row.value)
+    return result
+
+
+_PG_CREATE_BALANCE = (
+    "INSERT INTO stock_balances (item, location, lot, qty, value) VALUES (%s, %s, %s, 0, 0) ON CONFLICT DO NOTHING"
+)
+_PG_LOCK_BALANCES = (
+    "SELECT b.item, b.location, b.lot, b.qty, b.value FROM stock_balances b "
+    "JOIN unnest(%s::text[], %s::text[], %s::text[]) AS k(item, location, lot) "
+    "ON (b.item, b.location, b.lot) = (k.item, k.location, k.lot) "
+    "ORDER BY b.item, b.location, b.lot FOR UPDATE OF b"
+)
+
+
+def _pg_lock_balances(conn: Connection, ordered: list[BalanceKey]) -> dict[BalanceKey, Balance]:
+    """Both statements in one psycopg pipeline (one round trip): the server still runs the inserts, in sorted
+    order, before the locking SELECT, and a set join on arrays is cheaper than a long IN list of tuples."""
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    with dbapi_conn.pipeline():
+        with dbapi_conn.cursor() as create:
+            create.executemany(_PG_CREATE_BALANCE, ordered)
+        lock = dbapi_conn.cursor()
+        lock.execute(
+            _PG_LOCK_BALANCES, [[k.item for k in ordered], [k.location for k in ordered], [k.lot for k in ordered]]
+        )
+    with lock:
+        rows = lock.fetchall()
+    return {BalanceKey(i, loc, lot): Balance(BalanceKey(i, loc, lot), qty, value) for i, loc, lot, qty, value in rows}
+
+
+def write_moves(conn: Connection, moves: Sequence[PostedMove], balances: Mapping[BalanceKey, Balance]) -> list[int]:
+    """Insert ``moves`` (one executemany, or COPY from 4 moves on PostgreSQL) and store ``balances`` (one
+    executemany); returns the move ids, in the order of ``moves``.
+
+    ``balances`` rows must exist and be locked (``lock_balances``). Raises ``MoveConflict`` when another
+    transaction committed one of the idempotency keys first (a lost race): balances are then untouched but some
+    moves may be inserted, so the caller must roll the transaction back (and may retry it: the retry's
+    idempotency lookup will see the winner's move).
+    """
+    if not moves:
+        return []
+    ids = _insert_moves(conn, [_move_row(m) for m in moves])
+    if len(ids) != len(moves):
+        _raise_lost_race(conn, [m for m in moves if m.idempotency_key not in ids])
+    if balances:
+        b = stock_balances.c
+        conn.execute(
+            update(stock_balances)
+            .where(
+                and_(b.item == bindparam("k_item"), b.location == bindparam("k_location"), b.lot == bindparam("k_lot"))
+            )
+            .values(qty=bindparam("n_qty", type_=Qty()), value=bindparam("n_value", type_=Money())),
+            [
+                {"k_item": k.item, "k_location": k.location, "k_lot": k.lot, "n_qty": bal.qty, "n_value": bal.value}
+                for k, bal in sorted(balances.items())
+            ],
+        )
+    lots = {(m.item, m.lot): ids[m.idempotency_key] for m in reversed(moves) if m.lot}
+    if lots:
+        now = utcnow()
+        conn.execute(
+            _insert(conn, stock_lots).on_conflict_do_nothing(),
+            [
+                {"item": i, "lot": lot, "first_move_id": mid, "created_at": now}
+                for (i, lot), mid in sorted(lots.items())
+            ],
+        )
+    return [ids[m.idempotency_key] for m in moves]
+
+
+_MOVE_COLUMNS = [c.name for c in stock_moves.columns if c.name != "id"]
+_PG_INSERT_MOVE = (
+    f"INSERT INTO stock_moves ({', '.join(_MOVE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_MOVE_COLUMNS))}) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key"
+)
+# From this many moves COPY (two round trips) beats one pipelined executemany.
+COPY_FROM = 4
+_PG_COPY_MOVES = f"COPY stock_moves (id, {', '.join(_MOVE_COLUMNS)}) FROM STDIN"
+_PG_NEXT_IDS = "SELECT nextval('stock_moves_id_seq') FROM generate_series(1, %s)"
+_KEY_IN_DETAIL = re.compile(r"\(idempotency_key\)=\((.*)\) already exists")
+
+
+def _insert_moves(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert move rows, skipping keys already taken; returns {idempotency_key: id} of the rows inserted."""
+    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+        if len(rows) >= COPY_FROM:
+            return _copy_moves(conn, rows)
+        # One prepared statement, pipelined by psycopg; a key already taken is skipped and reported by the caller.
+        dbapi_conn: Any = conn.connection.dbapi_connection
+        ids: dict[str, int] = {}
+        with dbapi_conn.cursor() as cur:
+            cur.executemany(_PG_INSERT_MOVE, [[r[c] for c in _MOVE_COLUMNS] for r in rows], returning=True)
+            while True:
+                ids.update((key, move_id) for move_id, key in cur.fetchall())
+                if not cur.nextset():
+                    break
+        return ids
+    inserted = conn.execute(
+        _insert(conn, stock_moves)
+        .on_conflict_do_nothing(index_elements=[stock_moves.c.idempotency_key])
+        .returning(stock_moves.c.id, stock_moves.c.idempotency_key),
+        rows,
+    )
+    return {r.idempotency_key: r.id for r in inserted}
+
+
+def _copy_moves(conn: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """PostgreSQL: ids from the sequence in one round trip, then COPY (2x faster than executemany, 6x faster than
+    the multi-row VALUES statement SQLAlchemy builds, whose 8,000-parameter text psycopg parses in Python).
+
+    Values are already exact (the model checks quantities and cents; timestamps are aware). A key taken by a
+    concurrent transaction aborts this one: that is reported as ``MoveConflict`` (roll back, then retry).
+    """
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    with dbapi_conn.cursor() as cur:
+        cur.execute(_PG_NEXT_IDS, [len(rows)])
+        ids = [move_id for (move_id,) in cur.fetchall()]
+        try:
+            with cur.copy(_PG_COPY_MOVES) as copy:
+                for move_id, row in zip(ids, rows, strict=True):
+                    copy.write_row([move_id, *(row[c] for c in _MOVE_COLUMNS)])
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "uq_stock_moves_reverses":
+                raise AlreadyReversed(
+                    f"a move of this batch was reversed concurrently ({exc.diag.message_detail})"
+                ) from None
+            found = _KEY_IN_DETAIL.search(exc.diag.message_detail or "")
+            key = found.group(1) if found else "?"
+            raise MoveConflict(key, ["posted concurrently by another transaction; roll back and retry"]) from None
+    return {row["idempotency_key"]: move_id for move_id, row in zip(ids, rows, strict=True)}
+
+    inserted = conn.execute(
+        _insert(conn, stock_moves)
+        .on_conflict_do_nothing(index_elements=[stock_moves.c.idempotency_key])
+        .returning(stock_moves.c.id, stock_moves.c.idempotency_key),
+        rows,
+    )
+    return {r.idempotency_key: r.id for r in inserted}
+
+
+def _raise_lost_race(conn: Connection, missing: Sequence[PostedMove]) -> None:
+    found = find_moves(conn, [m.idempotency_key for m in missing])
+    for m in missing:
+        original = found.get(m.idempotency_key)
+        diffs = ["posted concurrently by another transaction"]
+        if original is not None:
+            diffs += [d for d in _move_differences(original, m)]
+        raise MoveConflict(m.idempotency_key, diffs)
+
+
+def _move_differences(original: PostedMove, other: PostedMove) -> list[str]:
+    def show(value: object) -> str:
+        return fmt_qty(value) if isinstance(value, Decimal) else str(value)
+
+    names = ("kind", "item", "qty", "from_location", "to_location", "lot", "reference")
+    return [
+        f"{n}: {show(getattr(original, n))} vs {show(getattr(other, n))}"
+        for n in names
+        if getattr(original, n) != getattr(other, n)
+    ]
+
+
+def _move_row(m: PostedMove) -> dict[str, Any]:
+    return {
+        "idempotency_key": m.idempotency_key,
+        "kind": str(m.kind),
+        "item": m.item,
+        "qty": m.qty,
+        "from_location": m.from_location,
+        "to_location": m.to_location,
+        "lot": m.lot,
+        "value": m.value,
+        "requested_value": m.requested_value,
+        "actor": m.actor,
+        "reason": m.reason,
+        "provenance": str(m.provenance),
+        "effective_at": m.effective_at,
+        "recorded_at": m.recorded_at,
+        "reference": m.reference,
+        "reverses": m.reverses,
+        "serials": "\n".join(m.serials),
+    }
+
+
+def _posted(row: Row[Any]) -> PostedMove:
+    return PostedMove(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        kind=MoveKind(row.kind),
+        item=row.item,
+        qty=row.qty,
+        from_location=row.from_location,
+        to_location=row.to_location,
+        lot=row.lot,
+        value=row.value,
+        requested_value=row.requested_value,
+        actor=row.actor,
+        reason=row.reason,
+        provenance=Provenance(row.provenance),
+        effective_at=row.effective_at,
+        recorded_at=row.recorded_at,
+        reference=row.reference,
+        reverses=row.reverses,
+        serials=tuple(row.serials.split("\n")) if row.serials else (),
+    )
+
+
+def find_moves(conn: Connection, idempotency_keys: Iterable[str]) -> dict[str, PostedMove]:
+    """Recorded moves by idempotency key (only those that exist)."""
+    wanted = sorted(set(idempotency_keys))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(stock_moves).where(stock_moves.c.idempotency_key.in_(wanted)))
+    return {r.idempotency_key: _posted(r) for r in rows}
+
+
+def get_move(conn: Connection, move_id: int) -> PostedMove:
+    row = conn.execute(select(stock_moves).where(stock_moves.c.id == move_id)).first()
+    if row is None:
+        raise UnknownMove(move_id)
+    return _posted(row)
+
+
+def list_moves(
+    conn: Connection, *, item: str | None = None, reference: str | None = None, limit: int | None = None
+) -> list[PostedMove]:
+    """Recorded moves in the order they were written (the latest ``limit`` of them), optionally filtered."""
+    query = select(stock_moves).order_by(stock_moves.c.id.desc())
+    if item is not None:
+        query = query.where(stock_moves.c.item == item)
+    if reference is not None:
+        query = query.where(stock_moves.c.reference == reference)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_posted(r) for r in conn.execute(query)][::-1]
+
+
+# ---------------------------------------------------------------------------------------------- posting
+
+
+def post_moves(conn: Connection, requests: Sequence[MoveRequest]) -> list[PostedMove]:
+    """Post ``requests`` in order, all or nothing; a retry (same key, same content) returns the original move.
+
+    Raises ``MoveConflict`` (same key, other content), ``UnknownItem``/``UnknownLocation``, ``InvalidMove``,
+    ``SerialUnavailable`` or ``InsufficientStock`` (naming the quantity available) before anything is written.
+    """
+    return [move for move, _created in _post(conn, requests)]
+
+
+def _post(conn: Connection, requests: Sequence[MoveRequest]) -> list[tuple[PostedMove, bool]]:
+    if not requests:
+        return []
+    first: dict[str, MoveRequest] = {}
+    for r in requests:
+        seen = first.setdefault(r.idempotency_key, r)
+        if seen is not r and seen != r:
+            raise MoveConflict(r.idempotency_key, ["used twice in one batch with different content"])
+    check_master_data(conn, requests)
+    balances = lock_balances(conn, [k for r in requests for k in r.balance_keys()])
+    serial_states = lock_serials(conn, [(r.item, s) for r in requests for s in r.serials])
+    existing = find_moves(conn, first)
+    for r in requests:
+        original = existing.get(r.idempotency_key)
+        if original is not None:
+            diffs = original.differences(r)
+            if diffs:
+                raise MoveConflict(r.idempotency_key, diffs)
+    working = dict(balances)
+    now = utcnow()
+    posted: dict[str, PostedMove] = {}
+    for r in requests:
+        if r.idempotency_key not in existing and r.idempotency_key not in posted:
+            move_serials(serial_states, r)
+            posted[r.idempotency_key] = post(working, r, recorded_at=now)
+    new = list(posted.values())
+    changed = {k: v for k, v in working.items() if balances.get(k) != v}
+    ids = write_moves(conn, new, changed)
+    for move, move_id in zip(new, ids, strict=True):
+        posted[move.idempotency_key] = move.with_id(move_id)
+    if serial_states:
+        write_serials(conn, [posted[m.idempotency_key] for m in new], serial_states)
+    result = []
+    created: set[str] = set()
+    for r in requests:
+        key = r.idempotency_key
+        if key in existing:
+            result.append((existing[key], False))
+        else:
+            result.append((posted[key], key not in created))
+            created.add(key)
+    return result
+
+
+def reverse_move(
+    conn: Connection, move_id: int, actor: str, reason: str, *, effective_at: datetime | None = None
+) -> PostedMove:
+    """Post the opposite of move ``move_id`` at the value it moved; a move is reversed at most once."""
+    original = get_move(conn, move_id)
+    already = conn.execute(select(stock_moves.c.id).where(stock_moves.c.reverses == move_id)).scalar()
+    if already is not None:
+        raise AlreadyReversed(f"stock move {move_id} was already reversed by move {already}")
+    [(move, created)] = _post(conn, [reversal_of(original, actor=actor, reason=reason, effective_at=effective_at)])
+    if not created:
+        raise AlreadyReversed(f"stock move {move_id} was already reversed by move {move.id}")
+    return move

@@ -1,0 +1,5 @@
+"""``python -m mes_bridge`` is ``mes-bridge``."""
+
+from mes_bridge.cli import main
+
+main()

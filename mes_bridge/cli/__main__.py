@@ -1,0 +1,5 @@
+"""``python -m mes_bridge.cli`` is ``mes-bridge``."""
+
+from mes_bridge.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""``mes-bridge collect`` and ``mes-bridge simulate``: collectors and simulated machines.
+
+Both read the machine descriptions of a ``plc_configs`` folder and run until interrupted (Ctrl-C / SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mes_bridge.cli.common import domain_errors, fail
+
+
+def _run_until_signalled(work: object) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await work(stop)  # type: ignore[operator]
+
+    asyncio.run(main())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the collector commands to the main app."""
+
+    @app.command("collect")
+    def collect(
+        config: Annotated[Path, typer.Option("--config", help="folder of machine descriptions (*.yaml)")] = Path(
+            "plc_configs"),
+        spool: Annotated[Path | None, typer.Option(help="spool file (default: <data dir>/spool.db)")] = None,
+        url: Annotated[str | None, typer.Option(help="forward over HTTP to this service base URL")] = None,
+        token: Annotated[str | None, typer.Option(help="API token (collector role) for --url")] = None,
+        machine: Annotated[list[str] | None, typer.Option(help="only these machines (repeatable)")] = None,
+        metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus metrics on this port")] = None,
+        metrics_host: Annotated[str, typer.Option(help="address for --metrics-port (0.0.0.0 in containers)")] = (
+            "127.0.0.1"),
+        capacity: Annotated[int | None, typer.Option(help="spool capacity in events")] = None,
+    ) -> None:
+        """Read the machines' counters and forward their events (in-process to the database, or --url)."""
+        from mes_bridge.collectors import runner
+
+        argv = ["--config", str(config)]
+        if spool:
+            argv += ["--spool", str(spool)]
+        if url:
+            argv += ["--url", url]
+            if not token:
+                raise fail("error: --url needs --token (a collector token)")
+            argv += ["--token", token]
+        for name in machine or []:
+            argv += ["--machine", name]
+        if metrics_port:
+            argv += ["--metrics-port", str(metrics_port), "--metrics-host", metrics_host]
+        if capacity:
+            argv += ["--capacity", str(capacity)]
+        code = runner.main(argv)
+        if code:
+            raise typer.Exit(code)
+
+    @app.command("simulate")
+    def simulate(
+        config: Annotated[Path, typer.Option("--config", help="folder of machine descriptions (*.yaml)")] = Path(
+            "plc_configs"),
+        machine: Annotated[list[str] | None, typer.Option(help="only these machines (repeatable)")] = None,
+    ) -> None:
+        """Serve simulated machines (OPC UA and Modbus servers) producing parts at their configured rates."""
+        from mes_bridge.plc_config import load_configs
+        from mes_bridge.simulators import run_simulators
+
+        with domain_errors():
+            configs = load_configs(config)
+            if machine:
+                configs = [c for c in configs if c.machine in machine]
+            _run_until_signalled(lambda stop: run_simulators(configs, stop))

@@ -1,0 +1,42 @@
+"""What every command needs: settings built at start-up, an engine, and uniform error reporting."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from sqlalchemy.engine import Engine
+
+from mes_common.db import make_engine
+from mes_common.errors import DomainError
+from mes_common.settings import Settings
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+@contextmanager
+def engine_from_settings() -> Iterator[Engine]:
+    engine = make_engine(settings().resolved_database_url())
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` on stderr and return the Exit to raise (``raise fail(...)``)."""
+    print(message, file=sys.stderr)
+    return typer.Exit(code)
+
+
+@contextmanager
+def domain_errors() -> Iterator[None]:
+    """Turn a refused command into its message on stderr and exit code 1, without a traceback."""
+    try:
+        yield
+    except DomainError as exc:
+        raise fail(f"error: {exc.message}") from None

@@ -1,0 +1,311 @@
+"""``mes-bridge ledger ...``: CSV import, on-hand (now or as of a moment), invariant check, manual moves.
+
+Every manual move is recorded with ``--actor`` (default: $USER), provenance manual, and a reason. A move's
+``--key`` makes a retry harmless (the same key and content returns the original move).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ledger import importer
+from ledger import repository as repo
+from ledger.model import BalanceKey, MoveKind, MoveRequest, PostedMove, UnknownItem, UnknownLocation
+from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
+from mes_common.money import BadNumber, dec, fmt, fmt_qty, mul_cents
+from mes_common.provenance import Provenance
+
+app = typer.Typer(help="Stock ledger: items, locations, moves, balances.", no_args_is_help=True)
+
+
+class ImportKind(StrEnum):
+    items = "items"
+    locations = "locations"
+    balances = "balances"
+
+
+def _default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "cli"
+
+
+Actor = Annotated[str, typer.Option("--actor", help="who is doing this (recorded on every record)")]
+Reason = Annotated[str, typer.Option("--reason", help="why (recorded on the move)")]
+Key = Annotated[str | None, typer.Option("--key", help="idempotency key (default: a new one)")]
+When = Annotated[str | None, typer.Option("--date", help="when it happened: ISO date or time (default now, UTC)")]
+Lot = Annotated[str, typer.Option("--lot", help="lot number")]
+Serials = Annotated[list[str] | None, typer.Option("--serial", help="serial number of a unit moved (repeat per unit)")]
+
+
+def parse_moment(text: str, *, end_of_day: bool) -> datetime:
+    """An ISO date or datetime; naive means UTC. A bare date means its end (as-of) or its start (posting)."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min, tzinfo=UTC)
+            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(f"error: {text!r} is not an ISO date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM[:SS][+00:00])") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _number(text: str, name: str) -> Decimal:
+    try:
+        return dec(text, field=name)
+    except BadNumber as exc:
+        raise fail(f"error: {exc}") from None
+
+
+@app.command("import")
+def import_(
+    kind: Annotated[ImportKind, typer.Argument(help="items | locations | balances")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="UTF-8 CSV with SPEC's header")],
+    actor: Actor = _default_actor(),
+    when: When = None,
+) -> None:
+    """Import a CSV file, all or nothing; every problem is reported with its row, column and character."""
+    effective_at = parse_moment(when, end_of_day=False) if when else None
+    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+        if kind is ImportKind.items:
+            result = importer.import_items(conn, file, actor=actor)
+        elif kind is ImportKind.locations:
+            result = importer.import_locations(conn, file, actor=actor)
+        else:
+            result = importer.import_balances(conn, file, actor=actor, effective_at=effective_at)
+    typer.echo(str(result))
+
+
+@app.command()
+def check() -> None:
+    """Verify the ledger's invariants (balances equal the sum of moves, nothing negative); exit 1 if violated."""
+    with engine_from_settings() as engine, engine.connect() as conn:
+        problems = repo.check(conn)
+    if problems:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        raise fail(f"ledger check: {len(problems)} violation(s)")
+    typer.echo("ledger check: ok")
+
+
+@app.command()
+def onhand(
+    item: Annotated[str | None, typer.Argument(help="only this item")] = None,
+    location: Annotated[str | None, typer.Option("--location", help="only this location")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO date (end of that day, UTC) or time")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='{"rows": [{"item", "location", "lot", "qty", "value"}]}')
+    ] = False,
+) -> None:
+    """Stock on hand per item x location x lot, now or as of a past moment."""
+    moment = parse_moment(as_of, end_of_day=True) if as_of else None
+    with domain_errors(), engine_from_settings() as engine, engine.connect() as conn:
+        rows = repo.onhand(conn, item, location, moment)
+    if as_json:
+        typer.echo(json.dumps(repo.onhand_json(rows)))
+        return
+    table = [["item", "location", "lot", "qty", "value"]]
+    table += [[r.item, r.location, r.lot, fmt_qty(r.qty), fmt(r.value)] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(5)]
+    for line in table:
+        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        typer.echo("  ".join(cells).rstrip())
+
+
+def _post(request: MoveRequest) -> None:
+    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+        [move] = repo.post_moves(conn, [request])
+    _show(move)
+
+
+def _show(move: PostedMove) -> None:
+    sides = f"{move.from_location or '-'} -> {move.to_location or '-'}"
+    lot = f" lot {move.lot}" if move.lot else ""
+    typer.echo(f"move {move.id}: {move.kind} {fmt_qty(move.qty)} {move.item}{lot} {sides} value {fmt(move.value)}")
+
+
+def _request(kind: MoveKind, item: str, qty: str, key: str | None, actor: str, reason: str, when: str | None,
+             **sides: object) -> MoveRequest:  # fmt: skip
+    with domain_errors():
+        return MoveRequest(
+            idempotency_key=key or f"manual:{uuid.uuid4()}",
+            kind=kind,
+            item=item,
+            qty=_number(qty, "qty"),
+            actor=actor,
+            reason=reason,
+            provenance=Provenance.MANUAL,
+            effective_at=parse_moment(when, end_of_day=False) if when else None,
+            **sides,  # type: ignore[arg-type]
+        )
+
+
+@app.command()
+def receive(
+    item: str,
+    qty: str,
+    to: Annotated[str, typer.Option("--to", help="receiving location")],
+    value: Annotated[str | None, typer.Option("--value", help="total value in cents, e.g. 400.00")] = None,
+    unit_cost: Annotated[
+        str | None, typer.Option("--unit-cost", help="or a unit cost (value = qty x unit cost)")
+    ] = None,
+    lot: Lot = "",
+    quarantine: Annotated[bool, typer.Option("--quarantine", help="a return held in quarantine")] = False,
+    serial: Serials = None,
+    key: Key = None,
+    actor: Actor = _default_actor(),
+    reason: Reason = "receipt",
+    when: When = None,
+) -> None:
+    """Receive QTY of ITEM into a location at a total value (or unit cost)."""
+    if (value is None) == (unit_cost is None) and not quarantine:
+        raise fail("error: give exactly one of --value or --unit-cost")
+    total = _number(value, "value") if value is not None else None
+    if unit_cost is not None:
+        total = mul_cents(_number(qty, "qty"), _number(unit_cost, "unit cost"))
+    kind = MoveKind.QUARANTINE_RETURN if quarantine else MoveKind.RECEIPT
+    _post(_request(kind, item, qty, key, actor, reason, when, to_location=to, lot=lot, value=total,
+                   serials=tuple(serial or ())))  # fmt: skip
+
+
+@app.command()
+def issue(
+    item: str,
+    qty: str,
+    from_: Annotated[str, typer.Option("--from", help="issuing location")],
+    lot: Lot = "",
+    serial: Serials = None,
+    key: Key = None,
+    actor: Actor = _default_actor(),
+    reason: Reason = "issue",
+    when: When = None,
+) -> None:
+    """Issue QTY of ITEM out of a location at its moving-average cost."""
+    _post(_request(MoveKind.ISSUE, item, qty, key, actor, reason, when, from_location=from_, lot=lot,
+                   serials=tuple(serial or ())))  # fmt: skip
+
+
+@app.command()
+def transfer(
+    item: str,
+    qty: str,
+    from_: Annotated[str, typer.Option("--from")],
+    to: Annotated[str, typer.Option("--to")],
+    lot: Lot = "",
+    serial: Serials = None,
+    key: Key = None,
+    actor: Actor = _default_actor(),
+    reason: Reason = "transfer",
+    when: When = None,
+) -> None:
+    """Move QTY of ITEM between locations at its moving-average cost."""
+    _post(_request(MoveKind.TRANSFER, item, qty, key, actor, reason, when, from_location=from_, to_location=to,
+                   lot=lot, serials=tuple(serial or ())))  # fmt: skip
+
+
+@app.command()
+def inspect(
+    item: str,
+    qty: str,
+    from_: Annotated[str, typer.Option("--from", help="quarantine location")],
+    accept_to: Annotated[str | None, typer.Option("--accept-to", help="accept into this location")] = None,
+    reject_to: Annotated[str | None, typer.Option("--reject-to", help="reject into this scrap location")] = None,
+    lot: Lot = "",
+    key: Key = None,
+    actor: Actor = _default_actor(),
+    reason: Reason = "inspected",
+    when: When = None,
+) -> None:
+    """Release quarantined stock: accept it into a usable location, or reject it to scrap."""
+    if (accept_to is None) == (reject_to is None):
+        raise fail("error: give exactly one of --accept-to or --reject-to")
+    kind = MoveKind.QUARANTINE_ACCEPT if accept_to else MoveKind.QUARANTINE_REJECT
+    _post(_request(kind, item, qty, key, actor, reason, when, from_location=from_, to_location=accept_to or reject_to,
+                   lot=lot))  # fmt: skip
+
+
+@app.command()
+def adjust(
+    item: str,
+    location: Annotated[str, typer.Option("--location")],
+    reason: Annotated[str, typer.Option("--reason", help="why (required for a count adjustment)")],
+    counted: Annotated[str | None, typer.Option("--counted", help="the quantity counted")] = None,
+    delta: Annotated[str | None, typer.Option("--delta", help="or the difference, e.g. --delta -2")] = None,
+    lot: Lot = "",
+    key: Key = None,
+    actor: Actor = _default_actor(),
+    when: When = None,
+) -> None:
+    """Cycle-count adjustment: stock found (at the current average) or lost, from a count or a difference."""
+    if (counted is None) == (delta is None):
+        raise fail("error: give exactly one of --counted or --delta")
+    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+        if counted is not None:
+            if item not in repo.get_items(conn, [item]):
+                raise UnknownItem(item)
+            if location not in repo.get_locations(conn, [location]):
+                raise UnknownLocation(location)
+            # Read under the lock so the difference is against the balance as it stands when posted.
+            bal = repo.lock_balances(conn, [BalanceKey(item, location, lot)])[BalanceKey(item, location, lot)]
+            amount = _number(counted, "counted") - bal.qty
+        else:
+            amount = _number(delta or "", "delta")
+        if amount == 0:
+            typer.echo(f"no adjustment: {item} at {location} is as counted")
+            return
+        side = {"to_location": location} if amount > 0 else {"from_location": location}
+        request = _request(MoveKind.ADJUSTMENT, item, fmt(abs(amount)), key, actor, reason, when, lot=lot, **side)
+        [move] = repo.post_moves(conn, [request])
+    _show(move)
+
+
+@app.command()
+def reverse(
+    move_id: int,
+    reason: Annotated[str, typer.Option("--reason", help="why the move was wrong")],
+    actor: Actor = _default_actor(),
+) -> None:
+    """Correct a move by posting its opposite at the same value (a move is reversed at most once)."""
+    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+        move = repo.reverse_move(conn, move_id, actor, reason)
+    _show(move)
+
+
+@app.command()
+def moves(
+    item: Annotated[str | None, typer.Argument(help="only this item")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+) -> None:
+    """The latest moves (who, when, why), oldest first."""
+    with engine_from_settings() as engine, engine.connect() as conn:
+        found = repo.list_moves(conn, item=item, limit=limit)
+    for m in found:
+        sides = f"{m.from_location or '-'} -> {m.to_location or '-'}"
+        lot = f" lot {m.lot}" if m.lot else ""
+        typer.echo(
+            f"{m.id}\t{m.effective_at.isoformat()}\t{m.kind}\t{m.item}{lot}\t{fmt_qty(m.qty)}\t{sides}\t"
+            f"{fmt(m.value)}\t{m.actor}\t{m.provenance}\t{m.reason}"
+        )
+
+
+@app.command()
+def serials(
+    item: str,
+    location: Annotated[str | None, typer.Option("--location", help="only this location")] = None,
+) -> None:
+    """Serial numbers of ITEM in stock, with their location and lot."""
+    with engine_from_settings() as engine, engine.connect() as conn:
+        found = repo.serials_in_stock(conn, item, location)
+    for serial, where, lot in found:
+        typer.echo(f"{serial}\t{where}\t{lot}")

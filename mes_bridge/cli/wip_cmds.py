@@ -1,0 +1,189 @@
+"""``mes-bridge wo|events|wip|journal ...``: work orders, the event path, WIP value, cost journal.
+
+Times: an ISO 8601 timestamp (a timezone is required, ``Z`` accepted) or a date; a date means the end of that
+UTC day for ``--as-of`` and ``--to``, and its start for ``--from``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
+from mes_common.money import fmt
+
+wo_app = typer.Typer(help="Work orders.", no_args_is_help=True)
+events_app = typer.Typer(help="Operation events.", no_args_is_help=True)
+wip_app = typer.Typer(help="Work-in-progress value.", no_args_is_help=True)
+journal_app = typer.Typer(help="Cost journal.", no_args_is_help=True)
+
+BATCH = 1000
+
+
+def parse_moment(text: str | None, *, end_of_day: bool, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(f"error: {option} {text!r} is not an ISO 8601 date or timestamp") from None
+    if moment.tzinfo is None:
+        raise fail(f"error: {option} {text!r} has no timezone (add Z or +hh:mm)")
+    return moment.astimezone(UTC)
+
+
+@wo_app.command("release")
+def release(
+    item: str,
+    qty: str,
+    wo_id: Annotated[str, typer.Option("--id", help="work order id")],
+    on: Annotated[str | None, typer.Option("--date", help="release date (effectivity), default today")] = None,
+    due: Annotated[str | None, typer.Option("--due", help="due date")] = None,
+    receiving: Annotated[str | None, typer.Option("--receiving-location", help="where finished units go")] = None,
+    serial: Annotated[list[str] | None, typer.Option("--serial", help="serial numbers of this order")] = None,
+) -> None:
+    """Release a work order, freezing the BOM and routing versions effective on --date."""
+    from wip_costing.service import release_order
+
+    try:
+        quantity = Decimal(qty)
+        day = date.fromisoformat(on) if on else None
+        due_day = date.fromisoformat(due) if due else None
+    except (InvalidOperation, ValueError) as exc:
+        raise fail(f"error: {exc}") from None
+    with engine_from_settings() as engine, domain_errors():
+        snap = release_order(engine, wo_id, item, quantity, on=day, due_date=due_day, receiving_location=receiving,
+                             serials=serial or ())
+    ops = ", ".join(f"{o.number}@{o.work_center}" for o in snap.operations)
+    print(f"released {wo_id}: {qty} x {item}, BOM rev {snap.bom_revision or '-'}, routing rev "
+          f"{snap.routing_revision} ({ops}), receiving {snap.receiving_location}")
+
+
+@wo_app.command("close")
+def close(wo_id: str) -> None:
+    """Close a work order: any residue goes to variance accounts by cause."""
+    from wip_costing.release import describe_close
+    from wip_costing.service import close_order
+
+    with engine_from_settings() as engine, domain_errors():
+        result = close_order(engine, wo_id)
+    print("\n".join(describe_close(result)))
+
+
+@wo_app.command("show")
+def show(wo_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Per-operation quantities and pool values of a work order."""
+    from wip_costing.reports import order_view
+
+    with engine_from_settings() as engine, engine.connect() as conn:
+        view = order_view(conn, wo_id)
+    if view is None:
+        raise fail(f"error: unknown work order {wo_id}")
+    if as_json:
+        print(json.dumps(view, indent=2))
+        return
+    print(f"{view['id']}  {view['qty']} x {view['item']}  status {view['status']}  BOM rev {view['bom_revision']}  "
+          f"routing rev {view['routing_revision']}  released {view['released_on']}  produced {view['produced']}")
+    print(f"{'op':>5} {'wc':<10} {'recv':>8} {'good':>8} {'scrap':>8} {'rework':>8} {'waiting':>8} "
+          f"{'first-pass':>12} {'rework pool':>12}")
+    for o in view["operations"]:
+        print(f"{o['operation']:>5} {o['work_center']:<10} {o['received']:>8} {o['completed_good']:>8} "
+              f"{o['scrapped']:>8} {o['reworked']:>8} {o['waiting']:>8} {o['first_pass']['value']:>12} "
+              f"{o['rework']['value']:>12}")
+
+
+def _read_events(path: Path) -> list[Any]:
+    events: list[Any] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            events.append(f"line {number}: not JSON ({exc.msg}): {line[:200]}")
+    return events
+
+
+@events_app.command("apply")
+def apply(file: Path) -> None:
+    """Apply the events of a JSON-lines file; one outcome per event. Exit 1 if any was rejected or conflicting."""
+    from wip_costing.events import Status
+    from wip_costing.service import apply_events
+
+    if not file.is_file():
+        raise fail(f"error: no such file {file}")
+    events = _read_events(file)
+    bad = 0
+    with engine_from_settings() as engine:
+        for start in range(0, len(events), BATCH):
+            for outcome in apply_events(engine, events[start:start + BATCH]):
+                reason = f": {outcome.reason}" if outcome.reason else ""
+                print(f"{outcome.status.value} {outcome.event_id or '-'}{reason}")
+                bad += outcome.status in (Status.REJECTED, Status.CONFLICT)
+    if bad:
+        raise fail(f"{bad} of {len(events)} events rejected or conflicting")
+
+
+@events_app.command("list")
+def list_events(
+    status: Annotated[str | None, typer.Option(help="rejected or conflict (default: both)")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Stored rejected and conflicting events, with their reasons and payloads."""
+    from wip_costing.reports import list_problems
+
+    if status not in (None, "rejected", "conflict"):
+        raise fail(f"error: --status {status!r}: choose rejected or conflict")
+    with engine_from_settings() as engine, engine.connect() as conn:
+        rows = list_problems(conn, status, limit)
+    if as_json:
+        print(json.dumps({"rows": [{**r, "recorded_at": r["recorded_at"].isoformat()} for r in rows]}, indent=2))
+        return
+    for r in rows:
+        print(f"{r['recorded_at'].isoformat()} {r['status']} {r['event_id'] or '-'}: {r['reason']}")
+
+
+@wip_app.command("value")
+def value(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="timestamp or date (end of day); default now")] = None,
+    by: Annotated[str, typer.Option(help="order|operation|work-center|element|provenance")] = "order",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """WIP value from the cost journal, as of a moment, grouped."""
+    from wip_costing.reports import wip_value
+
+    moment = parse_moment(as_of, end_of_day=True, option="--as-of")
+    with engine_from_settings() as engine, engine.connect() as conn, domain_errors():
+        report = wip_value(conn, moment, by)
+    if as_json:
+        print(json.dumps(report.to_json()))
+        return
+    for row in report.rows:
+        key = "  ".join(f"{k}={v}" for k, v in row.key.items())
+        print(f"{key:<50} {fmt(row.value):>14} {fmt(row.share * 100):>8}%")
+    print(f"{'total':<50} {fmt(report.total):>14}")
+
+
+@journal_app.command("export")
+def export(
+    file: Path,
+    start: Annotated[str | None, typer.Option("--from", help="timestamp or date (start of day)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="timestamp or date (end of day)")] = None,
+) -> None:
+    """Write the cost journal lines dated between --from and --to to a CSV file."""
+    from wip_costing.reports import export_journal
+
+    begin = parse_moment(start, end_of_day=False, option="--from")
+    finish = parse_moment(end, end_of_day=True, option="--to")
+    with engine_from_settings() as engine, engine.connect() as conn:
+        count = export_journal(conn, begin, finish, file)
+    print(f"{count} journal lines written to {file}")

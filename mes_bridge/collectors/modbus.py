@@ -1,0 +1,255 @@
+"""Modbus TCP collector (pymodbus 3.16): polls a machine's registers and delivers full snapshots.
+
+Also owns the register codec (16/32-bit, signed or not, word and byte order, exact decimal scale) that the
+Modbus simulator uses to write what this client reads.
+
+Invariants:
+- After every connect and reconnect the first snapshot (reason "connect") holds every tag read afresh, so
+  the session emits whatever happened while the link was down.
+- Every poll reads every tag, neighbouring registers in one request (``plan_reads``): a job change
+  shows up in the same snapshot as the counters at that moment (reason "job-change").
+- An unreadable register (exception response) gives None for that tag, never a guessed value; a lost
+  link ends the connection, and the client reconnects with capped, jittered exponential backoff.
+- One machine's dead device never blocks another: each client runs in its own task with its own timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from mes_bridge.collectors.core import MachineSession, Snapshot, Value
+from mes_bridge.forwarder import backoff_delay
+from mes_bridge.plc_config import MachineConfig, RegisterSpec, TagSpec
+from mes_common.errors import DomainError
+
+log = logging.getLogger("mes_bridge.collectors.modbus")
+
+DEFAULT_PORT = 502
+
+
+class RegisterValueError(DomainError):
+    """A value that does not fit its register (simulator side): names the register and the value."""
+
+
+def _swap_bytes(word: int) -> int:
+    return ((word & 0xFF) << 8) | (word >> 8)
+
+
+def decode_registers(spec: RegisterSpec, words: list[int]) -> int:
+    """Raw integer of a register value (before scaling) from the 16-bit words read."""
+    if spec.table in ("coil", "discrete"):
+        return int(bool(words[0]))
+    words = list(words[: spec.width])
+    if spec.byte_order == "little":
+        words = [_swap_bytes(w) for w in words]
+    if spec.word_order == "little":
+        words.reverse()
+    raw = 0
+    for word in words:
+        raw = (raw << 16) | (word & 0xFFFF)
+    if spec.type.startswith("int") and raw >= 1 << (spec.bits - 1):
+        raw -= 1 << spec.bits
+    return raw
+
+
+def encode_registers(spec: RegisterSpec, raw: int) -> list[int]:
+    """The 16-bit words holding ``raw`` (inverse of ``decode_registers``)."""
+    bits = spec.bits
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if spec.type.startswith("int") else (0, (1 << bits) - 1)
+    if not low <= raw <= high:
+        raise RegisterValueError(f"value {raw} does not fit {spec.type} register {spec.table} {spec.address}")
+    raw &= (1 << bits) - 1
+    words = [(raw >> shift) & 0xFFFF for shift in range(bits - 16, -1, -16)]
+    if spec.word_order == "little":
+        words.reverse()
+    if spec.byte_order == "little":
+        words = [_swap_bytes(w) for w in words]
+    return words
+
+
+def scaled(spec: RegisterSpec, raw: int) -> int | Decimal:
+    """Engineering value: ``raw × scale`` (kept an ``int`` when the scale is 1, as counters are)."""
+    if spec.scale == 1:
+        return raw
+    return Decimal(raw) * spec.scale
+
+
+def tag_value(name: str, tag: TagSpec, raw: int) -> Value:
+    """What a snapshot carries for a tag: counters as int, energy as Decimal, job as its raw text."""
+    assert tag.reg is not None
+    if name == "job":
+        return str(raw)
+    value = scaled(tag.reg, raw)
+    if name == "energy":
+        return Decimal(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBlock:
+    """One request: ``count`` registers of ``table`` from ``start``, covering several tags."""
+
+    table: str
+    start: int
+    count: int
+    tags: tuple[tuple[str, TagSpec], ...]
+
+
+def plan_reads(config: MachineConfig, max_gap: int = 8, max_count: int = 120) -> list[ReadBlock]:
+    """Group a machine's registers into few requests (counters read together are read at one instant).
+
+    Registers of one table closer than ``max_gap`` share a request of at most ``max_count`` registers
+    (Modbus allows 125); coils and discrete inputs are read one by one.
+    """
+    blocks: list[ReadBlock] = []
+    by_table: dict[str, list[tuple[str, TagSpec]]] = {}
+    for name, tag in config.tags().items():
+        assert tag.reg is not None
+        if tag.reg.table in ("coil", "discrete"):
+            blocks.append(ReadBlock(tag.reg.table, tag.reg.address, 1, ((name, tag),)))
+        else:
+            by_table.setdefault(tag.reg.table, []).append((name, tag))
+    for table, tags in by_table.items():
+        tags.sort(key=lambda item: item[1].reg.address if item[1].reg else 0)
+        group: list[tuple[str, TagSpec]] = []
+        start = end = 0
+        for name, tag in tags:
+            spec = tag.reg
+            assert spec is not None
+            tag_end = spec.address + spec.width
+            if group and spec.address - end <= max_gap and max(end, tag_end) - start <= max_count:
+                group.append((name, tag))
+                end = max(end, tag_end)
+                continue
+            if group:
+                blocks.append(ReadBlock(table, start, end - start, tuple(group)))
+            group, start, end = [(name, tag)], spec.address, tag_end
+        if group:
+            blocks.append(ReadBlock(table, start, end - start, tuple(group)))
+    return blocks
+
+
+class ModbusClient:
+    """``ProtocolClient`` for one Modbus TCP machine (unit ``device_id`` at ``endpoint``)."""
+
+    def __init__(self, config: MachineConfig, *, timeout_s: float = 2.0, backoff_base_s: float = 0.2,
+                 backoff_cap_s: float = 10.0) -> None:  # float-ok: seconds
+        if config.protocol != "modbus":
+            raise ValueError(f"machine {config.machine}: protocol {config.protocol} is not modbus")
+        self.config = config
+        self.host, self.port = config.host_port(DEFAULT_PORT)
+        self.timeout_s = timeout_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._unreadable: set[str] = set()
+        self._blocks = plan_reads(config)
+        self._refused_blocks: set[ReadBlock] = set()  # devices that reject a span read tag by tag
+
+    async def run(self, session: MachineSession, stop: asyncio.Event) -> None:
+        attempt = 0
+        lost_at: float | None = None  # float-ok: monotonic seconds
+        while not stop.is_set():
+            client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=0,
+                                          reconnect_delay=0, name=f"mes-bridge {self.config.machine}")
+            up = False
+            reason = "stopped"
+            try:
+                if not await client.connect():
+                    raise ConnectionError(f"cannot connect to {self.config.endpoint}")
+                up = True
+                attempt = 0
+                session.on_connected()
+                if lost_at is not None:
+                    gap = time.monotonic() - lost_at
+                    session.record("reconnect-gap", f"Modbus {self.config.endpoint} unreachable for {gap:.1f}s; "
+                                                    "counts caught up from the counters")
+                    lost_at = None
+                await self._poll(client, session, stop)
+            except (ModbusException, ConnectionError, OSError, TimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.info("%s: %s", self.config.machine, reason)
+            finally:
+                client.close()
+            if up:
+                session.on_disconnected("collector stopped" if stop.is_set() else reason)
+                lost_at = time.monotonic()  # a gap is only a gap after a link we had: not the first connect
+            if stop.is_set():
+                break
+            attempt += 1
+            await _sleep_or_stop(stop, backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s))
+
+    async def _poll(self, client: AsyncModbusTcpClient, session: MachineSession, stop: asyncio.Event) -> None:
+        reason = "connect"
+        last_job: Value = None
+        interval = self.config.poll_interval_ms / 1000
+        while not stop.is_set():
+            values = await self.read_all(client, session)
+            if reason != "connect" and values.get("job") != last_job and "job" in values:
+                reason = "job-change"
+            last_job = values.get("job")
+            await session.on_snapshot(Snapshot(self.config.machine, values, datetime.now(UTC), reason))
+            reason = "poll"
+            await _sleep_or_stop(stop, interval)
+
+    async def read_all(self, client: AsyncModbusTcpClient, session: MachineSession | None = None) -> dict[str, Value]:
+        """Every configured tag, read now; None for a register the device refuses."""
+        values: dict[str, Value] = {}
+        for block in self._blocks:
+            if len(block.tags) > 1 and block not in self._refused_blocks:
+                response = await self._read(client, block.table, block.start, block.count)
+                if not response.isError():
+                    words = list(response.registers)
+                    for name, tag in block.tags:
+                        assert tag.reg is not None
+                        offset = tag.reg.address - block.start
+                        values[name] = tag_value(name, tag, decode_registers(tag.reg, words[offset:]))
+                        self._unreadable.discard(name)
+                    continue
+                self._refused_blocks.add(block)
+                log.info("%s: %s %d..%d refused as one read (%s); reading tag by tag", self.config.machine,
+                         block.table, block.start, block.start + block.count - 1, response)
+            for name, tag in block.tags:
+                values[name] = await self._read_tag(client, name, tag, session)
+        return values
+
+    async def _read_tag(self, client: AsyncModbusTcpClient, name: str, tag: TagSpec,
+                        session: MachineSession | None) -> Value:
+        spec = tag.reg
+        assert spec is not None
+        response = await self._read(client, spec.table, spec.address, spec.width)
+        if response.isError():
+            if name not in self._unreadable:
+                self._unreadable.add(name)
+                detail = f"{name}: {spec.table} {spec.address} unreadable: {response}"
+                log.warning("%s: %s", self.config.machine, detail)
+                if session is not None:
+                    session.record("register-unreadable", detail)
+            return None
+        self._unreadable.discard(name)
+        words = list(response.bits if spec.table in ("coil", "discrete") else response.registers)
+        return tag_value(name, tag, decode_registers(spec, words))
+
+    async def _read(self, client: AsyncModbusTcpClient, table: str, address: int, count: int) -> Any:
+        unit = self.config.device_id
+        if table == "holding":
+            return await client.read_holding_registers(address, count=count, device_id=unit)
+        if table == "input":
+            return await client.read_input_registers(address, count=count, device_id=unit)
+        if table == "coil":
+            return await client.read_coils(address, count=count, device_id=unit)
+        return await client.read_discrete_inputs(address, count=count, device_id=unit)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:  # float-ok: seconds
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

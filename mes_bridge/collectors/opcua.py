@@ -1,0 +1,504 @@
+"""OPC UA protocol client of the collectors: one machine config, one asyncua connection, subscriptions to data changes.
+
+Owns: connecting (security policy None / Basic256Sha256 Sign or SignAndEncrypt with the configured certificates,
+optional username login), reading every configured tag afresh after every connect and reconnect, subscribing to data
+changes at ``publishing_interval_ms``, detecting a lost connection or session (transport loss, keepalive probe,
+overflowing notification queue) and reconnecting with capped exponential backoff and jitter.
+
+Invariants:
+- Counter values, never the number of notifications, become events: the server may coalesce 28 increments into 18
+  notifications, and every snapshot carries the current counter values, from which the session takes deltas.
+- After every (re)connect the first thing delivered is a full snapshot read in one pass (reason "connect"), so parts
+  made while disconnected are counted when the connection returns; nothing relies on queued notifications.
+- A job-tag change triggers a fresh read of all tags, delivered as one snapshot (reason "job-change"), so the counts
+  up to the change are attributed before the new job takes over.
+- Reads and monitored-item registrations are split by the server's MaxNodesPerRead / MaxMonitoredItemsPerCall (a safe
+  chunk when the server announces none or cannot be asked).
+- A node that cannot be read or monitored is recorded and left out (value ``None``); it never stops the other tags,
+  and one machine's dead server never blocks another machine (each runs in its own task, every request has a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from asyncua import Client, ua
+from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
+from asyncua.crypto import security_policies
+
+from mes_bridge.collectors.core import MachineSession, Snapshot
+from mes_bridge.plc_config import MachineConfig
+from mes_bridge.security import TrustList, application_uri_of
+from mes_common.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+SAFE_CHUNK = 100  # nodes per request when the server announces no limit we can use
+MAX_NODES_PER_READ = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead
+MAX_MONITORED_ITEMS_PER_CALL = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
+
+
+class OpcUaConfigError(DomainError):
+    """A machine's OPC UA settings that cannot work (names the machine and the setting)."""
+
+    code = "opcua_config"
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Capped exponential backoff with jitter: attempt n waits a random time in [cap_n / 2, cap_n]."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        ceiling = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
+        # Jitter spreads the reconnects of many collectors after a shared outage (no thundering herd).
+        return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    name: str  # counter name, "job" or "energy"
+    node_id: ua.NodeId
+
+
+def machine_tags(config: MachineConfig) -> list[Tag]:
+    """The nodes of one machine, counters first, then job and energy."""
+    tags: list[Tag] = []
+    for name, counter in config.counters.items():
+        if counter.node is None:
+            raise OpcUaConfigError(f"machine {config.machine}: counter {name!r} has no OPC UA node")
+        tags.append(Tag(name, _node_id(config, name, counter.node)))
+    if config.job is not None and config.job.node is not None:
+        tags.append(Tag("job", _node_id(config, "job", config.job.node)))
+    if config.energy is not None and config.energy.node is not None:
+        tags.append(Tag("energy", _node_id(config, "energy", config.energy.node)))
+    return tags
+
+
+def _node_id(config: MachineConfig, tag: str, text: str) -> ua.NodeId:
+    try:
+        return ua.NodeId.from_string(text)
+    except Exception:
+        raise OpcUaConfigError(f"machine {config.machine}: {tag} node {text!r} is not an OPC UA node id") from None
+
+
+def tag_value(tag: str, variant_value: Any) -> int | Decimal | str | None:
+    """An OPC UA value as the session wants it: counters int, energy Decimal (kWh), job text or None."""
+    if variant_value is None:
+        return None
+    if tag == "job":
+        text = str(variant_value).strip()
+        return text or None
+    if tag == "energy":
+        if isinstance(variant_value, float):
+            return Decimal(repr(variant_value))  # shortest repr: the decimal the meter wrote
+        return Decimal(str(variant_value))
+    if isinstance(variant_value, bool) or not isinstance(variant_value, int):
+        raise ValueError(f"counter {tag!r} holds {variant_value!r}, not an unsigned integer")
+    return variant_value
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class OpcUaClient:
+    """``ProtocolClient`` for one OPC UA machine config: ``await OpcUaClient(config).run(session, stop)``."""
+
+    def __init__(
+        self,
+        config: MachineConfig,
+        *,
+        base_dir: Path | None = None,
+        backoff: Backoff | None = None,
+        request_timeout: float = 4.0,
+        watchdog_interval: float = 1.0,
+        session_timeout_ms: int = 60_000,
+        password: str | None = None,
+        trust: Path | None = None,
+    ) -> None:
+        if config.protocol != "opcua":
+            raise OpcUaConfigError(f"machine {config.machine}: protocol {config.protocol!r} is not opcua")
+        self.config = config
+        self.tags = machine_tags(config)
+        self._by_node = {tag.node_id: tag for tag in self.tags}
+        # Relative certificate paths are relative to the machine's config file (else the working directory).
+        self._base_dir = base_dir or (config.source.parent if config.source else Path.cwd())
+        self.backoff = backoff or Backoff()
+        self._request_timeout = request_timeout
+        self._watchdog_interval = watchdog_interval
+        self._session_timeout_ms = session_timeout_ms
+        self._password = password
+        self._trust = trust if trust is not None else self._default_trust()
+        self._rng = random.Random()
+        self._job: str | None = None
+        self._energy: Decimal | None = None
+        self._subscription_id: int | None = None  # of the previous connection, offered for transfer
+        self._reported_bad: set[str] = set()
+        self._stamps: dict[str, datetime] = {}  # source time of the latest value seen per tag
+        self._session: MachineSession | None = None
+        self.connects = 0  # successful connects (health, tests)
+        self.failures = 0  # connection attempts that failed before data flowed
+        self.last_failure = ""
+
+    def _default_trust(self) -> Path | None:
+        """``trusted-servers/`` next to the client certificate, when that folder exists."""
+        certificate = self._path(self.config.security.certificate)
+        if certificate is None:
+            return None
+        folder = certificate.parent / "trusted-servers"
+        return folder if folder.is_dir() else None
+
+    # ------------------------------------------------------------------------------------------------ run loop
+
+    async def run(self, session: MachineSession, stop: asyncio.Event) -> None:
+        """Collect until ``stop`` is set: connect, read, subscribe; on any loss back off and start over."""
+        self._session = session
+        attempt = 0
+        lost_at: float | None = None  # monotonic time the data stopped flowing, for the reconnect-gap record
+        while not stop.is_set():
+            link = _Link()
+            try:
+                await self._connected(session, stop, lost_at, link)
+            except _RETRYABLE as exc:
+                link.reason = link.reason or f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if not link.up and not stop.is_set():
+                self.failures += 1
+                self.last_failure = link.reason
+            if link.up:
+                attempt, lost_at = 0, None
+                session.on_disconnected("collector stopped" if stop.is_set() else link.reason)
+            if stop.is_set():
+                break
+            if lost_at is None:
+                lost_at = time.monotonic()
+            delay = self.backoff.delay(attempt, self._rng)
+            attempt += 1
+            log.warning(
+                "machine %s: OPC UA %s (%s); retrying in %.1fs",
+                self.config.machine,
+                "connection lost" if link.up else "connect failed",
+                link.reason,
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    async def _connected(
+        self, session: MachineSession, stop: asyncio.Event, lost_at: float | None, link: _Link
+    ) -> None:
+        """One connection's life: returns on stop; raises (with ``link.reason`` set) on any loss."""
+        client = await self._make_client()
+        lost = asyncio.Event()
+
+        async def on_lost(exc: Exception) -> None:
+            link.reason = link.reason or f"{type(exc).__name__}: {exc}".rstrip(": ")
+            lost.set()
+
+        client.connection_lost_callback = on_lost
+        try:
+            await asyncio.wait_for(client.connect(), self._request_timeout * 2)
+            self.connects += 1
+            read_limit = await self._limit(client, MAX_NODES_PER_READ)
+            monitor_limit = await self._limit(client, MAX_MONITORED_ITEMS_PER_CALL)
+            link.up = True
+            session.on_connected()
+            if lost_at is not None and self.connects > 1:  # a reconnect, not the first connect
+                gap = time.monotonic() - lost_at
+                session.record(
+                    "reconnect-gap",
+                    f"OPC UA {self.config.endpoint} unreachable for {gap:.1f}s; counters re-read on reconnect",
+                )
+            await self._deliver_full(session, client, read_limit, "connect")
+            await self._transfer_previous(session, client)
+            subscription = await self._subscribe(client, monitor_limit)
+            await self._pump(session, client, subscription, read_limit, stop, lost)
+        except _ConnectionLost as exc:
+            link.reason = link.reason or str(exc)
+            raise
+        finally:
+            await self._close(client)
+
+    async def _make_client(self) -> Client:
+        config = self.config
+        client = Client(config.endpoint, timeout=self._request_timeout, watchdog_intervall=self._watchdog_interval)
+        client.session_timeout = self._session_timeout_ms
+        client.name = client.description = f"mes-bridge collector {config.machine}"
+        security = config.security
+        if security is not None and security.policy not in (None, "None"):
+            if security.policy != "Basic256Sha256":
+                raise OpcUaConfigError(
+                    f"machine {config.machine}: security policy {security.policy!r} is not supported"
+                )
+            certificate = self._path(security.certificate)
+            private_key = self._path(security.private_key)
+            if certificate is None or private_key is None:
+                raise OpcUaConfigError(
+                    f"machine {config.machine}: security policy Basic256Sha256 needs certificate and private_key"
+                )
+            client.application_uri = application_uri_of(certificate)
+            mode = ua.MessageSecurityMode.Sign if security.mode == "Sign" else ua.MessageSecurityMode.SignAndEncrypt
+            server_certificate = self._path(security.server_certificate)
+            await client.set_security(
+                security_policies.SecurityPolicyBasic256Sha256,
+                certificate=str(certificate),
+                private_key=str(private_key),
+                server_certificate=str(server_certificate) if server_certificate else None,
+                mode=mode,
+            )
+        if self._trust is not None:
+            client.certificate_validator = TrustList(self._trust)
+        if security is not None and security.username:
+            client.set_user(security.username)
+            password = self._password
+            if password is None and security.password_env:
+                password = os.environ.get(security.password_env)
+                if password is None:
+                    raise OpcUaConfigError(
+                        f"machine {config.machine}: environment variable "
+                        f"{security.password_env} (the OPC UA password) is not set"
+                    )
+            client.set_password(password or "")
+        return client
+
+    def _path(self, value: Path | str | None) -> Path | None:
+        if value is None:
+            return None
+        path = Path(value)
+        return path if path.is_absolute() else self._base_dir / path
+
+    async def _close(self, client: Client) -> None:
+        # A dead peer can leave CloseSession hanging: bounded, and failures only logged.
+        try:
+            await asyncio.wait_for(client.disconnect(), self._request_timeout)
+        except Exception as exc:  # any teardown failure: the socket is dropped below regardless
+            log.debug("machine %s: disconnect: %r", self.config.machine, exc)
+        with contextlib.suppress(Exception):
+            client.disconnect_socket()
+
+    async def _limit(self, client: Client, node: int) -> int:
+        try:
+            value = await client.get_node(ua.NodeId(ua.Int32(node))).read_value()
+        except (ua.UaError, TimeoutError) as exc:
+            log.info(
+                "machine %s: server operation limit %s unreadable (%r); chunks of %d",
+                self.config.machine,
+                node,
+                exc,
+                SAFE_CHUNK,
+            )
+            return SAFE_CHUNK
+        return int(value) if isinstance(value, int) and value > 0 else SAFE_CHUNK
+
+    # ----------------------------------------------------------------------------------------------- reading
+
+    async def read_all(self, client: Client, read_limit: int) -> dict[str, int | Decimal | str | None]:
+        """Every tag's current value, read in as few requests as the server's limit allows."""
+        values: dict[str, int | Decimal | str | None] = {}
+        for chunk in _chunks(self.tags, read_limit):
+            params = ua.ReadParameters()
+            params.TimestampsToReturn = ua.TimestampsToReturn.Both
+            for tag in chunk:
+                item = ua.ReadValueId()
+                item.NodeId = tag.node_id
+                item.AttributeId = ua.AttributeIds.Value
+                params.NodesToRead.append(item)
+            results = await client.uaclient.read(params)
+            for tag, result in zip(chunk, results, strict=True):
+                values[tag.name] = await self._value(tag, result)
+        return values
+
+    async def _value(self, tag: Tag, data_value: ua.DataValue, *, notification: bool = False) -> Any:
+        """The usable value of a read or notification, or None (bad status, wrong type, or older than one seen)."""
+        status, variant = data_value.StatusCode, data_value.Value
+        stamp = data_value.SourceTimestamp or data_value.ServerTimestamp
+        if notification and stamp is not None and tag.name in self._stamps and stamp < self._stamps[tag.name]:
+            # A notification sent before the last full read but delivered after it: its value is older than what
+            # the session already holds, and a counter that seems to drop would be taken for a controller reset.
+            return _STALE
+        if stamp is not None:
+            self._stamps[tag.name] = stamp
+        if status is not None and not status.is_good():
+            await self._report_bad(tag, f"status {status.name}")
+            return None
+        try:
+            value = tag_value(tag.name, variant.Value if variant is not None else None)
+        except (ValueError, ArithmeticError) as exc:
+            await self._report_bad(tag, str(exc))
+            return None
+        self._reported_bad.discard(tag.name)
+        return value
+
+    async def _report_bad(self, tag: Tag, problem: str) -> None:
+        if tag.name in self._reported_bad:
+            return
+        self._reported_bad.add(tag.name)
+        if self._session is not None:
+            self._session.record("node-unusable", f"{tag.name} node {tag.node_id.to_string()}: {problem}")
+        else:
+            log.warning("machine %s: %s node %s unusable: %s", self.config.machine, tag.name, tag.node_id, problem)
+
+    async def _deliver_full(self, session: MachineSession, client: Client, read_limit: int, reason: str) -> None:
+        values = await asyncio.wait_for(self.read_all(client, read_limit), self._request_timeout * 2)
+        if "job" in values:
+            self._job = values["job"]  # type: ignore[assignment]
+        if values.get("energy") is not None:
+            self._energy = values["energy"]  # type: ignore[assignment]
+        await session.on_snapshot(Snapshot(self.config.machine, values, datetime.now(UTC), reason))
+
+    # ------------------------------------------------------------------------------------------ subscriptions
+
+    async def _transfer_previous(self, session: MachineSession, client: Client) -> None:
+        """Offer the previous connection's subscription to the new session, then drop it.
+
+        The fresh read has already covered the gap, so the old subscription's queued notifications are not needed;
+        taking it over frees it on the server at once instead of at the old session's timeout. When the server no
+        longer has it (it restarted) the failed transfer is recorded: its notifications are gone, the counts are not.
+        """
+        old, self._subscription_id = self._subscription_id, None
+        if old is None:
+            return
+        params = ua.TransferSubscriptionsParameters()
+        params.SubscriptionIds = [old]
+        params.SendInitialValues = False
+        try:
+            results = await client.uaclient.transfer_subscriptions(params)
+            status = (
+                results[0].StatusCode if results else ua.StatusCode(ua.UInt32(ua.StatusCodes.BadSubscriptionIdInvalid))
+            )
+        except ua.UaStatusCodeError as exc:
+            status = ua.StatusCode(ua.UInt32(exc.code))
+        log.debug("machine %s: transfer of subscription %s: %s", self.config.machine, old, status.name)
+        if status.is_good():
+            with contextlib.suppress(ua.UaError, TimeoutError):
+                await client.delete_subscriptions([old])
+            return
+        session.record(
+            "subscription-transfer-failed",
+            f"subscription {old} could not be transferred ({status.name}); counters were re-read instead",
+        )
+
+    async def _subscribe(self, client: Client, monitor_limit: int) -> Subscription:
+        interval = float(self.config.publishing_interval_ms)  # float-ok: milliseconds
+        # Bounded queue; overflowing it drops the connection (so: a full re-read), never a job change.
+        subscription = await client.create_subscription(
+            interval, None, queue_maxsize=10_000, overflow=OverflowPolicy.DISCONNECT
+        )
+        self._subscription_id = subscription.subscription_id
+        for chunk in _chunks(self.tags, monitor_limit):
+            nodes = [client.get_node(tag.node_id) for tag in chunk]
+            # queuesize 1: only the latest value matters, the counter carries the count.
+            results = await subscription.subscribe_data_change(
+                nodes, queuesize=1, sampling_interval=ua.Double(interval / 2)
+            )
+            for tag, result in zip(chunk, results, strict=True):
+                if isinstance(result, ua.StatusCode):
+                    await self._report_bad(tag, f"cannot be monitored ({result.name})")
+        return subscription
+
+    async def _pump(
+        self,
+        session: MachineSession,
+        client: Client,
+        subscription: Subscription,
+        read_limit: int,
+        stop: asyncio.Event,
+        lost: asyncio.Event,
+    ) -> None:
+        """Turn notification bursts into snapshots until stop (return) or loss (raise)."""
+        stop_wait = asyncio.ensure_future(stop.wait())
+        lost_wait = asyncio.ensure_future(lost.wait())
+        try:
+            while True:
+                next_event = asyncio.ensure_future(subscription.next_event())
+                done, _ = await asyncio.wait({next_event, stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if next_event not in done:
+                    next_event.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                        await next_event
+                if stop_wait in done:
+                    return
+                if lost_wait in done:
+                    raise _ConnectionLost("connection lost")
+                try:
+                    events = [next_event.result(), *_drain(subscription)]
+                except StopAsyncIteration:
+                    raise _ConnectionLost("subscription closed") from None
+                await self._handle(session, client, events, read_limit)
+        finally:
+            for waiter in (stop_wait, lost_wait):
+                waiter.cancel()
+
+    async def _handle(self, session: MachineSession, client: Client, events: list[Any], read_limit: int) -> None:
+        """One burst of notifications: latest value per tag; a job change re-reads everything at once."""
+        changed: dict[str, Any] = {}
+        for event in events:
+            if isinstance(event, StatusChangeEvent):
+                status = event.notification.Status
+                if not status.is_good():
+                    raise _ConnectionLost(f"subscription status {status.name}")
+                continue
+            if not isinstance(event, DataChangeEvent):
+                continue
+            tag = self._by_node.get(event.node.nodeid)
+            if tag is None:
+                continue
+            data_value = event.data.monitored_item.Value
+            value = await self._value(tag, data_value, notification=True)
+            if value is _STALE:
+                continue
+            if value is not None or (tag.name == "job" and data_value.StatusCode.is_good()):
+                changed[tag.name] = value
+        if "job" in changed and changed["job"] != self._job:
+            await self._deliver_full(session, client, read_limit, "job-change")
+            return
+        changed.pop("job", None)  # unchanged; the session keeps the job it knows
+        if "energy" in changed:
+            self._energy = changed["energy"]
+        if not any(name in self.config.counters for name in changed):
+            return  # the meter alone moved: its delta goes with the next parts
+        if self._energy is not None:
+            changed["energy"] = self._energy
+        await session.on_snapshot(Snapshot(self.config.machine, changed, datetime.now(UTC), "change"))
+
+
+def _drain(subscription: Subscription) -> list[Any]:
+    """Notifications already queued behind the first one (asyncua 2.1 iterator queue; the pin is ~=2.1.0)."""
+    queue = subscription._event_queue
+    out: list[Any] = []
+    while queue is not None and not queue.empty():
+        item = queue.get_nowait()
+        if item is None:  # the iterator's end marker: the subscription was closed
+            raise StopAsyncIteration
+        out.append(item)
+    return out
+
+
+_STALE = object()
+
+
+@dataclass(slots=True)
+class _Link:
+    up: bool = False
+    reason: str = ""
+
+
+class _ConnectionLost(Exception):
+    """The connection or session died under a running subscription."""
+
+
+_RETRYABLE = (OSError, TimeoutError, ConnectionError, ua.UaError, _ConnectionLost, DomainError)

@@ -1,0 +1,188 @@
+"""Runs a collector: one supervised client task per machine, one forward loop, until told to stop.
+
+Also the process entry point (``python -m mes_bridge.collectors.runner``), used by ``mes-bridge collect``
+and by the kill -9 tests.
+
+Invariants:
+- A client that crashes is logged, recorded and restarted after a backoff; it never takes the other
+  machines or the forwarder down with it.
+- On stop, clients end first (no new readings), then the forwarder makes one last drain attempt; whatever
+  is left stays in the spool for the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from mes_bridge.collectors.core import MachineSession
+from mes_bridge.forwarder import Forwarder, backoff_delay, forward_loop
+from mes_bridge.metrics import CollectorMetrics
+from mes_bridge.plc_config import MachineConfig, load_configs
+from mes_bridge.spool import DEFAULT_CAPACITY, Spool
+
+log = logging.getLogger("mes_bridge.collectors.runner")
+
+
+class ProtocolClient(Protocol):
+    async def run(self, session: MachineSession, stop: asyncio.Event) -> None: ...
+
+
+def client_for(config: MachineConfig, **options: Any) -> ProtocolClient:
+    """The protocol client for a machine; each protocol's library is imported only when used."""
+    if config.protocol == "modbus":
+        from mes_bridge.collectors.modbus import ModbusClient
+
+        return ModbusClient(config, **options)
+    from mes_bridge.collectors.opcua import OpcUaClient
+
+    return OpcUaClient(config, **options)
+
+
+class Collector:
+    """Sessions and clients for ``configs`` sharing one spool, one forwarder and one metrics registry."""
+
+    def __init__(self, configs: Sequence[MachineConfig], spool: Spool, forwarder: Forwarder,
+                 metrics: CollectorMetrics | None = None, *, batch_size: int = 500,
+                 client_options: dict[str, dict[str, Any]] | None = None) -> None:
+        self.spool = spool
+        self.forwarder = forwarder
+        self.metrics = metrics or CollectorMetrics(spool)
+        self.batch_size = batch_size
+        self.sessions = {c.machine: MachineSession(c, spool, self.metrics) for c in configs}
+        self.client_options = client_options or {}
+        for name in self.sessions:
+            self.metrics.add_machine(name)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        clients_stop = asyncio.Event()
+        clients = [asyncio.create_task(self._supervise(s, clients_stop), name=f"collector {s.machine}")
+                   for s in self.sessions.values()]
+        forward_stop = asyncio.Event()
+        forwarding = asyncio.create_task(
+            forward_loop(self.spool, self.forwarder, forward_stop, batch_size=self.batch_size,
+                         observer=self.metrics), name="forwarder")
+        try:
+            await stop.wait()
+        finally:
+            clients_stop.set()
+            await asyncio.gather(*clients, return_exceptions=True)
+            forward_stop.set()
+            await asyncio.gather(forwarding, return_exceptions=True)
+
+    async def _supervise(self, session: MachineSession, stop: asyncio.Event) -> None:
+        attempt = 0
+        while not stop.is_set():
+            try:
+                client = client_for(session.config, **self.client_options.get(session.config.protocol, {}))
+                await client.run(session, stop)
+                return
+            except Exception as exc:  # a crashed client must not take the other machines down
+                attempt += 1
+                session.record("client-crashed", f"{type(exc).__name__}: {exc}")
+                log.exception("%s: client crashed", session.machine)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=backoff_delay(attempt, 0.5, 30.0))
+
+
+def build_forwarder(args: argparse.Namespace) -> Forwarder:
+    from mes_bridge.forwarder import HttpForwarder, InProcessForwarder, RecordingSink
+
+    if args.sink:
+        return RecordingSink(args.sink)
+    if args.url:
+        return HttpForwarder(args.url, args.token or "")
+    from mes_common.db import make_engine
+    from mes_common.settings import Settings
+
+    return InProcessForwarder(make_engine(args.database or Settings().resolved_database_url()))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mes_bridge.collectors.runner", description=__doc__)
+    p.add_argument("--config", required=True, type=Path, help="folder of plc_configs/*.yaml")
+    p.add_argument("--spool", type=Path, help="spool file (default: <data dir>/spool.db)")
+    p.add_argument("--capacity", type=int, default=DEFAULT_CAPACITY, help="spool capacity in events")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--sink", type=Path, help="test sink: a SQLite file recording events (no service)")
+    target.add_argument("--url", help="central service base URL (HTTP forwarding)")
+    target.add_argument("--database", help="database URL (in-process forwarding; default from settings)")
+    p.add_argument("--token", help="API token for --url")
+    p.add_argument("--machine", action="append", default=[], help="only these machines (repeatable)")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (0.0.0.0 in containers)")
+    p.add_argument("--poll-ms", type=int, help="override every Modbus machine's poll interval (tests)")
+    return p
+
+
+async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarder: Forwarder,
+                        stop: asyncio.Event, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
+    metrics = CollectorMetrics(spool)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
+    await Collector(configs, spool, forwarder, metrics).run(stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # asyncua logs a traceback at ERROR for every lost server; the collector records the gap itself.
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
+    from mes_common.errors import DomainError
+
+    try:
+        configs = load_configs(args.config)
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    if args.machine:
+        unknown = sorted(set(args.machine) - {c.machine for c in configs})
+        if unknown:
+            print(f"error: machine {unknown[0]!r} is not described in {args.config}", file=sys.stderr)
+            return 2
+        configs = [c for c in configs if c.machine in args.machine]
+    if args.poll_ms:
+        configs = [c.model_copy(update={"poll_interval_ms": args.poll_ms}) for c in configs]
+    if args.spool is None:
+        from mes_common.settings import Settings
+
+        data_dir = Settings().data_dir
+        args.spool = data_dir / "spool.db"
+    try:
+        spool = Spool(args.spool, capacity=args.capacity)
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    forwarder = build_forwarder(args)
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("collecting from %s into spool %s", ", ".join(c.machine for c in configs), args.spool)
+        try:
+            await run_collector(configs, spool, forwarder, stop, args.metrics_port, args.metrics_host)
+        finally:
+            closing = getattr(forwarder, "aclose", None)
+            if closing is not None:
+                await closing()
+
+    try:
+        asyncio.run(_run())
+    finally:
+        spool.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Work centers and versioned routings (operation sequences or DAGs)."""

@@ -1,0 +1,89 @@
+"""The collector process killed with SIGKILL mid-run and restarted: nothing lost, nothing counted twice.
+
+The collector runs as a subprocess (``python -m mes_bridge.collectors.runner``) forwarding into a SQLite
+recording sink that survives the kill; the simulated machine keeps producing meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from mes_bridge.forwarder import RecordingSink
+from mes_bridge.plc_config import load_configs
+from mes_bridge.simulators.modbus_sim import ModbusSimulator
+
+from .conftest import free_port, modbus_yaml, parts, wait_until
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _start(machine_dir: Path, spool: Path, sink: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "mes_bridge.collectors.runner", "--config", str(machine_dir), "--spool",
+             str(spool), "--sink", str(sink), *extra],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+def _has_state(spool: Path) -> bool:
+    if not spool.exists():
+        return False
+    try:
+        with sqlite3.connect(spool) as db:
+            return db.execute("SELECT COUNT(*) FROM machine_state").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+def _scrape(port: int) -> str:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+    except httpx.HTTPError:
+        return ""
+
+
+async def test_collector_killed_with_sigkill_and_restarted(machine_dir: Path, tmp_path: Path) -> None:
+    port = free_port()
+    (machine_dir / "m.yaml").write_text(modbus_yaml("PRESS-K", port, scrap_ratio="0.2", rate=1200, poll_ms=30))
+    sim = ModbusSimulator(load_configs(machine_dir))
+    spool, sink_path, log = tmp_path / "spool.db", tmp_path / "sink.db", tmp_path / "collector.log"
+    await sim.start(produce=False)
+    proc = _start(machine_dir, spool, sink_path, log)
+    sink = None
+    try:
+        await wait_until(lambda: _has_state(spool), timeout_s=20, what="the collector's baseline reading")
+        sim.start_production()
+        await asyncio.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        assert await asyncio.to_thread(proc.wait, 10) == -signal.SIGKILL
+        await asyncio.sleep(0.5)  # the machine keeps producing while no collector runs
+        metrics_port = free_port()
+        proc = _start(machine_dir, spool, sink_path, log, "--metrics-port", str(metrics_port))
+        await wait_until(lambda: 'mes_collector_connected{machine="PRESS-K"} 1.0' in _scrape(metrics_port),
+                         timeout_s=20, what="the restarted collector's metrics")
+        await asyncio.sleep(0.5)
+        await sim.stop_production()
+        truth = sim.machine("PRESS-K").produced_total()
+        sink = RecordingSink(sink_path)
+        await wait_until(lambda: parts(sink.events()) == truth, timeout_s=20,
+                         what=f"{truth} parts in the sink")
+        events = sink.events()
+        assert truth >= 30
+        assert sum(e.scrap for e in events) == sim.machine("PRESS-K").produced["scrap"]
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            await asyncio.to_thread(proc.wait, 10)
+        await sim.stop()
+        if sink is not None:
+            sink.close()
+    assert proc.returncode == 0, log.read_text()

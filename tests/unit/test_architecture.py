@@ -1,0 +1,60 @@
+"""Import arrows point one way (STYLE.md): api, mes_bridge -> wip_costing -> bom, routing, ledger -> mes_common.
+
+Checked statically over every module, so a forbidden import fails here even if nothing executes it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("mes_common", "ledger", "routing", "bom", "wip_costing", "mes_bridge", "api")
+# package -> project packages it may import
+ALLOWED: dict[str, set[str]] = {
+    "mes_common": set(),
+    "ledger": {"mes_common"},
+    "routing": {"mes_common", "ledger"},
+    "bom": {"mes_common", "ledger", "routing"},
+    "wip_costing": {"mes_common", "ledger", "routing", "bom"},
+    "mes_bridge": {"mes_common", "ledger", "routing", "bom", "wip_costing", "api", "migrations"},
+    "api": {"mes_common", "ledger", "routing", "bom", "wip_costing", "mes_bridge"},
+}
+# Pure cores: no database, web, protocol or dataframe libraries.
+PURE_MODULES = ("ledger/model.py", "wip_costing/events.py", "bom/model.py", "routing/model.py")
+HEAVY = {"sqlalchemy", "fastapi", "asyncua", "pymodbus", "pandas"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py")) if (ROOT / package).is_dir() else []
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_imports_point_one_way(package: str) -> None:
+    offenders = []
+    for path in _modules(package):
+        forbidden = (_imports(path) & set(PACKAGES)) - ALLOWED[package] - {package}
+        if forbidden:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(forbidden)}")
+    assert offenders == []
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_cores_import_no_infrastructure(module: str) -> None:
+    path = ROOT / module
+    if not path.exists():
+        pytest.skip(f"{module} not written yet")
+    assert _imports(path) & HEAVY == set()

@@ -1,0 +1,1 @@
+"""Work orders, the one ``apply(events)`` path, per-operation WIP pools, cost rules, journal and valuation."""

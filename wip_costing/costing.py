@@ -1,0 +1,279 @@
+"""The cost rules of one completion (SPEC section 4), applied in memory; pure, no database.
+
+A completion at operation k processes good + scrap + rework units:
+1. the batch takes rework-flagged units first, then first-pass units, each at its pool's share;
+2. the completion's own costs are added to the batch, each rounded to cents: material for FIRST-PASS units
+   only (rework-flagged units never consume components again), plus each component's fixed quantity at the
+   order's first completion there; setup minutes (labor + machine rate) at the order's first completion
+   there; labor = paid minutes x labor rate, paid minutes = actual minutes when reported, else standard
+   minutes (setup charged + run x units), the setup part of labor taking its share of the paid minutes;
+   machine = standard minutes x machine rate; energy = kWh x tariff, or std kWh/unit x units without a meter;
+3. the batch value leaves in a fixed order, each output at ``take_share`` of what is left, so the last output
+   takes exactly what remains: scrap (to SCRAP-LOSS), rework (to the ``rework_to`` operation's rework pool),
+   good rework-flagged units (rework pool of the next operation), good first-pass units (first-pass pool of
+   the next operation). From the last operation good units are received into stock at their value.
+   Rework-flagged units of a batch are counted among its good units first: they have been repaired.
+
+Invariants: every entry balances; value in = value out of the batch; a failing completion leaves the order
+state and the stock exactly as they were (``apply_completion`` works on a copy and rolls the stock back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Context, Decimal
+from typing import Protocol
+
+from mes_common.money import CENTS, ZERO
+from wip_costing.events import OperationEvent
+from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, wip_lines
+from wip_costing.model import (
+    MoreThanWaiting,
+    NoReworkOperation,
+    OpSpec,
+    OrderClosed,
+    OrderSnapshot,
+    OrderState,
+    OrderStatus,
+    WipError,
+)
+from wip_costing.pools import Element, Pool, Values, add_values, total
+
+MINUTES_PER_HOUR = Decimal(60)
+QTY_PLACES = Decimal("0.000001")
+
+
+def _qty(value: Decimal) -> Decimal:
+    """A component quantity as the ledger stores it: six places (half up), no trailing zeros."""
+    exponent = value.as_tuple().exponent
+    rounded = value.quantize(QTY_PLACES, rounding=ROUND_HALF_UP) if isinstance(exponent, int) and exponent < -6 \
+        else value
+    return rounded.normalize() if rounded else ZERO
+
+
+class StockPort(Protocol):
+    """The stock ledger as costing sees it, in memory: issues at moving average, receipts at a value."""
+
+    def mark(self) -> object: ...
+
+    def restore(self, mark: object) -> None: ...
+
+    def issue(
+        self, item: str, location: str, qty: Decimal, *, event: OperationEvent, order: str
+    ) -> tuple[Decimal, int]:
+        """Issue ``qty`` and return (value taken, move index); raises a DomainError when stock is short."""
+        ...
+
+    def receive(
+        self, item: str, location: str, qty: Decimal, value: Decimal, *, event: OperationEvent | None, order: str
+    ) -> int:
+        """Receive ``qty`` worth ``value``; returns the move index."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    setup_labor: Decimal
+    setup_machine: Decimal
+    labor: Decimal
+    machine: Decimal
+    energy: Decimal
+
+
+_CTX = Context(prec=38, rounding=ROUND_HALF_UP)
+_ONE = Decimal(1)
+
+
+def _amount(qty: Decimal, rate: Decimal, per: Decimal = _ONE) -> Decimal:
+    """``qty`` x ``rate`` / ``per`` rounded half up to cents (same rule as ``to_cents``, without a context switch:
+    this runs several times per event)."""
+    product = _CTX.multiply(qty, rate)
+    if per is not _ONE:
+        product = _CTX.divide(product, per)
+    return product.quantize(CENTS, context=_CTX) + ZERO
+
+
+def conversion_costs(spec: OpSpec, event: OperationEvent, units: Decimal, setup_min: Decimal) -> Conversion:
+    """Setup, labor, machine and energy of a completion processing ``units`` (each rounded to cents)."""
+    run_min = spec.run_min_per_unit * units
+    std_min = setup_min + run_min
+    paid_min = event.actual_minutes if event.actual_minutes is not None else std_min
+    labor_total = _amount(paid_min, spec.labor_rate, MINUTES_PER_HOUR)
+    setup_labor = ZERO
+    if setup_min and std_min:
+        setup_labor = _amount(_CTX.divide(_CTX.multiply(setup_min, paid_min), std_min), spec.labor_rate,
+                              MINUTES_PER_HOUR)
+    kwh = event.kwh if event.kwh is not None else spec.std_kwh_per_unit * units
+    return Conversion(
+        setup_labor=setup_labor,
+        setup_machine=_amount(setup_min, spec.machine_rate, MINUTES_PER_HOUR),
+        labor=labor_total - setup_labor,
+        machine=_amount(run_min, spec.machine_rate, MINUTES_PER_HOUR),
+        energy=_amount(kwh, spec.energy_tariff),
+    )
+
+
+def complete(
+    snapshot: OrderSnapshot, state: OrderState, event: OperationEvent, operation: int, stock: StockPort
+) -> list[JournalEntry]:
+    """Apply one completion to ``state`` and ``stock`` in place; returns its journal entries.
+
+    On error the state may be half-changed: call ``apply_completion``, which works on a copy.
+    """
+    order = snapshot.order_id
+    if state.status == OrderStatus.CLOSED:
+        raise OrderClosed(f"work order {order} is closed; event {event.event_id} cannot be applied")
+    spec = snapshot.op(operation)
+    if event.work_center is not None and event.work_center != spec.work_center:
+        raise WipError(
+            f"work order {order} operation {operation} runs at {spec.work_center}, "
+            f"but event {event.event_id} comes from {event.work_center}"
+        )
+    st = state.ops[operation]
+    units = event.processed
+    if units > st.waiting:
+        raise MoreThanWaiting(order, operation, units, st.waiting)
+    if event.rework > 0 and spec.rework_to is None:
+        raise NoReworkOperation(
+            f"work order {order} operation {operation}: routing {snapshot.item} rev {snapshot.routing_revision} "
+            f"has no rework operation for it, so {event.rework} units cannot be sent to rework"
+        )
+    when = event.source_time
+    prov = event.provenance
+    wc = spec.work_center
+    entries: list[JournalEntry] = []
+
+    rework_taken = min(units, st.rework.qty)
+    first_pass_taken = units - rework_taken
+    batch: Values = {}
+    add_values(batch, st.rework.take(rework_taken))
+    add_values(batch, st.first_pass.take(first_pass_taken))
+
+    first_time = not st.setup_charged
+    material = JournalEntry(EntryKind.MATERIAL, when, event.event_id, order)
+    for need in spec.materials:
+        qty = _qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
+        if qty <= 0:
+            continue
+        value, move = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
+        if value:
+            material.lines.append(
+                JournalLine(Account.WIP, debit=value, work_order=order, operation=operation, work_center=wc,
+                            element=Element.MATERIAL, provenance=prov, item=need.component)
+            )
+        material.lines.append(
+            JournalLine(Account.RM_INV, credit=value, work_order=order, provenance=prov, item=need.component,
+                        move_index=move)
+        )
+        add_values(batch, {(Element.MATERIAL, prov): value})
+    if material.lines:
+        entries.append(material)
+
+    conv = conversion_costs(spec, event, units, spec.setup_min if first_time else ZERO)
+    st.setup_charged = True
+    added: Values = {
+        (Element.SETUP, prov): conv.setup_labor + conv.setup_machine,
+        (Element.LABOR, prov): conv.labor,
+        (Element.MACHINE, prov): conv.machine,
+        (Element.ENERGY, prov): conv.energy,
+    }
+    conversion = JournalEntry(EntryKind.CONVERSION, when, event.event_id, order)
+    conversion.lines.extend(wip_lines(added, debit=True, order=order, operation=operation, work_center=wc))
+    for account, amount in (
+        (Account.ABSORBED_LABOR, conv.setup_labor + conv.labor),
+        (Account.ABSORBED_MACHINE, conv.setup_machine + conv.machine),
+        (Account.ABSORBED_ENERGY, conv.energy),
+    ):
+        if amount:
+            conversion.lines.append(JournalLine(account, credit=amount, work_order=order, operation=operation,
+                                                work_center=wc, provenance=prov))
+    if conversion.lines:
+        entries.append(conversion)
+    add_values(batch, added)
+
+    out = Pool(units, batch)
+
+    def leave(qty: Decimal) -> Values:
+        return out.take(qty) if qty else {}
+
+    def mirror(kind: EntryKind, values: Values, counter: Callable[[Values], list[JournalLine]]) -> None:
+        if total(values):
+            lines = counter(values) + wip_lines(values, debit=False, order=order, operation=operation, work_center=wc)
+            entries.append(JournalEntry(kind, when, event.event_id, order, lines))
+
+    scrap_values = leave(event.scrap)
+    mirror(EntryKind.SCRAP, scrap_values, lambda v: [
+        JournalLine(Account.SCRAP_LOSS, debit=a, work_order=order, operation=operation, work_center=wc,
+                    element=e, provenance=p) for (e, p), a in v.items() if a
+    ])
+
+    if event.rework:
+        assert spec.rework_to is not None
+        target_spec = snapshot.op(spec.rework_to)
+        rework_values = leave(event.rework)
+        target = state.ops[spec.rework_to]
+        target.rework.put(event.rework, rework_values)
+        target.received += event.rework
+        mirror(EntryKind.REWORK, rework_values, lambda v: wip_lines(
+            v, debit=True, order=order, operation=target_spec.number, work_center=target_spec.work_center))
+
+    good_rework = min(event.good, rework_taken)
+    good_first = event.good - good_rework
+    if spec.next_op is not None:
+        next_spec = snapshot.op(spec.next_op)
+        nxt = state.ops[spec.next_op]
+        moved: Values = {}
+        for qty, pool in ((good_rework, nxt.rework), (good_first, nxt.first_pass)):
+            part = leave(qty)
+            if qty:
+                pool.put(qty, part)
+            add_values(moved, part)
+        nxt.received += event.good
+        mirror(EntryKind.TRANSFER, moved, lambda v: wip_lines(
+            v, debit=True, order=order, operation=next_spec.number, work_center=next_spec.work_center))
+    elif event.good:
+        received = leave(event.good)
+        value = total(received)
+        move = stock.receive(snapshot.item, snapshot.receiving_location, event.good, value, event=event, order=order)
+        lines = [JournalLine(Account.FG_INV, debit=value, work_order=order, provenance=prov, item=snapshot.item,
+                             move_index=move)]
+        lines += wip_lines(received, debit=False, order=order, operation=operation, work_center=wc)
+        entries.append(JournalEntry(EntryKind.RECEIPT, when, event.event_id, order, lines))
+        state.produced += event.good
+    if out.qty or out.value:
+        raise AssertionError(f"batch of {order} op {operation} left {out.qty} units worth {out.value}")
+
+    st.completed_good += event.good
+    st.scrapped += event.scrap
+    st.reworked += event.rework
+    state.status = OrderStatus.COMPLETED if state.waiting == 0 else OrderStatus.IN_PROGRESS
+    return entries
+
+
+def apply_completion(
+    snapshot: OrderSnapshot, state: OrderState, event: OperationEvent, operation: int, stock: StockPort
+) -> tuple[OrderState, list[JournalEntry]]:
+    """All or nothing: the new order state and the entries, or the error with ``state`` and ``stock`` untouched."""
+    # Copy only the operations a completion can touch (its own, the next, the rework target): cheap undo.
+    spec = snapshot.op(operation)
+    ops = dict(state.ops)
+    for number in (operation, spec.next_op, spec.rework_to):
+        if number is not None and number in ops:
+            ops[number] = ops[number].copy()
+    work = OrderState(state.order_id, state.status, ops, state.produced, state.loaded_status, state.loaded_produced)
+    mark = stock.mark()
+    try:
+        entries = complete(snapshot, work, event, operation, stock)
+    except BaseException:
+        stock.restore(mark)
+        raise
+    return work, entries
+
+
+def resolve_operation(snapshot: OrderSnapshot, event: OperationEvent) -> int:
+    if event.operation is not None:
+        return snapshot.op(event.operation).number
+    if event.work_center is None:
+        raise WipError(f"event {event.event_id}: neither operation nor work center given for {snapshot.order_id}")
+    return snapshot.op_at(event.work_center).number

@@ -1,0 +1,204 @@
+"""``OperationEvent``: what collectors, scan terminals and manual entry all produce, and its outcomes.
+
+Invariants:
+- An event is immutable and fully validated: quantities are non-negative ``Decimal``, at least one of
+  good / scrap / rework is positive, the source time is timezone-aware.
+- ``fingerprint()`` is the canonical content: the same id with the same fingerprint is a duplicate,
+  the same id with another fingerprint is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from mes_common.errors import DomainError
+from mes_common.money import BadNumber, dec, fmt_qty
+from mes_common.provenance import Provenance
+
+FIELDS = (
+    "event_id", "work_order", "serial", "operation", "good", "scrap", "rework", "kwh",
+    "actual_minutes", "operator", "machine", "work_center", "provenance", "source_time",
+)
+
+
+class EventFormatError(DomainError):
+    """An event that cannot be read: names the event (if it has an id) and the field."""
+
+    code = "bad_event"
+
+    def __init__(self, event_id: str | None, field: str, problem: str) -> None:
+        where = f"event {event_id!r}" if event_id else "event without an id"
+        super().__init__(f"{where}: field {field!r}: {problem}")
+        self.event_id = event_id
+        self.field = field
+
+
+class Status(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    event_id: str | None
+    status: Status
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event_id": self.event_id, "status": self.status.value, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class OperationEvent:
+    event_id: str
+    source_time: datetime
+    provenance: Provenance
+    work_order: str | None = None
+    serial: str | None = None
+    operation: int | None = None
+    good: Decimal = Decimal(0)
+    scrap: Decimal = Decimal(0)
+    rework: Decimal = Decimal(0)
+    kwh: Decimal | None = None
+    actual_minutes: Decimal | None = None
+    operator: str | None = None
+    machine: str | None = None
+    work_center: str | None = None
+
+    @property
+    def processed(self) -> Decimal:
+        """Units processed by this completion: good + scrap + rework."""
+        return self.good + self.scrap + self.rework
+
+    def to_json(self) -> dict[str, Any]:
+        """The SPEC.md "Interfaces" JSON shape; numbers as decimal strings."""
+        return {
+            "event_id": self.event_id,
+            "work_order": self.work_order,
+            "serial": self.serial,
+            "operation": self.operation,
+            "good": fmt_qty(self.good),
+            "scrap": fmt_qty(self.scrap),
+            "rework": fmt_qty(self.rework),
+            "kwh": None if self.kwh is None else fmt_qty(self.kwh),
+            "actual_minutes": None if self.actual_minutes is None else fmt_qty(self.actual_minutes),
+            "operator": self.operator,
+            "machine": self.machine,
+            "work_center": self.work_center,
+            "provenance": self.provenance.value,
+            "source_time": self.source_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+    def canonical_json(self) -> str:
+        """The event's content as compact JSON with sorted keys: what the fingerprint hashes, and what is stored."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _text(raw: Mapping[str, Any], field: str, event_id: str | None, *, required: bool = False) -> str | None:
+    value = raw.get(field)
+    if value is None or value == "":
+        if required:
+            raise EventFormatError(event_id, field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise EventFormatError(event_id, field, f"must be a string, got {value!r}")
+    if value != value.strip() or any(not ch.isprintable() for ch in value):
+        raise EventFormatError(event_id, field, f"{value!r} has surrounding spaces or invisible characters")
+    return value
+
+
+def _quantity(raw: Mapping[str, Any], field: str, event_id: str | None) -> Decimal | None:
+    value = raw.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, float):
+        # JSON numbers parsed as float: their shortest repr is the number that was written.
+        value = repr(value)
+    try:
+        number = dec(value, field=field)
+    except BadNumber as exc:
+        raise EventFormatError(event_id, field, str(exc)) from None
+    if number < 0:
+        raise EventFormatError(event_id, field, f"must not be negative, got {fmt_qty(number)}")
+    return number
+
+
+def _time(raw: Mapping[str, Any], event_id: str | None) -> datetime:
+    value = raw.get("source_time")
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise EventFormatError(event_id, "source_time", f"{value!r} is not an ISO 8601 timestamp") from None
+    else:
+        raise EventFormatError(event_id, "source_time", "is required (ISO 8601 with a timezone)")
+    if moment.tzinfo is None:
+        raise EventFormatError(event_id, "source_time", f"{value!r} has no timezone")
+    return moment.astimezone(UTC)
+
+
+def parse_event(raw: Mapping[str, Any]) -> OperationEvent:
+    """Validate one event in the SPEC.md JSON shape; raises ``EventFormatError`` naming the field."""
+    if not isinstance(raw, Mapping):
+        raise EventFormatError(None, "(event)", f"must be a JSON object, got {type(raw).__name__} {str(raw)[:160]!r}")
+    event_id = _text(raw, "event_id", None, required=True)
+    assert event_id is not None
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        raise EventFormatError(event_id, unknown[0], "is not a field of an operation event")
+    provenance_text = _text(raw, "provenance", event_id, required=True)
+    assert provenance_text is not None
+    try:
+        provenance = Provenance(provenance_text)
+    except ValueError:
+        choices = ", ".join(p.value for p in Provenance)
+        raise EventFormatError(event_id, "provenance", f"{provenance_text!r} is not one of {choices}") from None
+    operation_raw = raw.get("operation")
+    operation: int | None
+    if operation_raw is None or operation_raw == "":
+        operation = None
+    elif isinstance(operation_raw, int) and not isinstance(operation_raw, bool):
+        operation = operation_raw
+    elif isinstance(operation_raw, str) and operation_raw.isdigit():
+        operation = int(operation_raw)
+    else:
+        raise EventFormatError(event_id, "operation", f"{operation_raw!r} is not an operation number")
+    good = _quantity(raw, "good", event_id) or Decimal(0)
+    scrap = _quantity(raw, "scrap", event_id) or Decimal(0)
+    rework = _quantity(raw, "rework", event_id) or Decimal(0)
+    if good + scrap + rework <= 0:
+        raise EventFormatError(event_id, "good", "good + scrap + rework must be positive")
+    work_order = _text(raw, "work_order", event_id)
+    serial = _text(raw, "serial", event_id)
+    if work_order is None and serial is None:
+        raise EventFormatError(event_id, "work_order", "is required (or a serial number resolving to one)")
+    return OperationEvent(
+        event_id=event_id,
+        source_time=_time(raw, event_id),
+        provenance=provenance,
+        work_order=work_order,
+        serial=serial,
+        operation=operation,
+        good=good,
+        scrap=scrap,
+        rework=rework,
+        kwh=_quantity(raw, "kwh", event_id),
+        actual_minutes=_quantity(raw, "actual_minutes", event_id),
+        operator=_text(raw, "operator", event_id),
+        machine=_text(raw, "machine", event_id),
+        work_center=_text(raw, "work_center", event_id),
+    )

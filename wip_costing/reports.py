@@ -1,0 +1,194 @@
+"""Questions asked of the cost journal: WIP value as of T, scrap loss, account balances, the journal export.
+
+Invariant: every figure is a sum of journal lines dated (by event source time) up to T; nothing is read from
+the pools, so "as of month end" and "now" are answered the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, type_coerce
+from sqlalchemy.engine import Connection
+
+from mes_common.db import Money
+from mes_common.errors import DomainError
+from mes_common.money import ZERO, fmt, fmt_qty, to_cents
+from wip_costing.journal import Account
+from wip_costing.tables import event_problems, journal_lines, wo_operations, work_orders
+
+BY = {
+    "order": ("work_order",),
+    "operation": ("work_order", "operation"),
+    "work-center": ("work_center",),
+    "element": ("element",),
+    "provenance": ("provenance",),
+}
+
+
+@dataclass(frozen=True)
+class WipRow:
+    key: dict[str, Any]
+    value: Decimal
+    share: Decimal
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.key, "value": fmt(self.value), "share": fmt(self.share)}
+
+
+@dataclass(frozen=True)
+class WipReport:
+    as_of: datetime | None
+    by: str
+    total: Decimal
+    rows: list[WipRow]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "by": self.by,
+            "total": fmt(to_cents(self.total)),
+            "rows": [r.to_json() for r in self.rows],
+        }
+
+
+def _balance(account: Account, as_of: datetime | None, *group: str) -> Any:
+    c = journal_lines.c
+    amount = type_coerce(func.coalesce(func.sum(c.debit), 0) - func.coalesce(func.sum(c.credit), 0), Money())
+    columns = [c[name] for name in group]
+    query = select(*columns, amount.label("value")).where(c.account == account.value)
+    if as_of is not None:
+        query = query.where(c.effective_at <= as_of)
+    if columns:
+        query = query.group_by(*columns).order_by(*columns)
+    return query
+
+
+def account_balance(conn: Connection, account: Account, as_of: datetime | None = None) -> Decimal:
+    row = conn.execute(_balance(account, as_of)).first()
+    return _scaled(conn, None if row is None else row.value)
+
+
+def _scaled(conn: Connection, value: Any) -> Decimal:
+    # Sums are typed Money (type_coerce), so SQLite's scaled integers come back as Decimal already.
+    if value is None:
+        return ZERO
+    return Decimal(value)
+
+
+def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order") -> WipReport:
+    """WIP value as of ``as_of`` (None: everything posted), grouped ``by`` order, operation, work-center,
+    element or provenance; rows with a zero balance are left out; each row's share of the total."""
+    if by not in BY:
+        raise DomainError(f"cannot group WIP by {by!r}: choose one of {', '.join(BY)}")
+    group = BY[by]
+    rows = []
+    for r in conn.execute(_balance(Account.WIP, as_of, *group)):
+        value = _scaled(conn, r.value)
+        if value:
+            rows.append((dict(zip(group, r[: len(group)], strict=True)), value))
+    total = sum((v for _, v in rows), ZERO)
+    out = [WipRow(k, v, (v / total).quantize(Decimal("0.0001")) if total else ZERO) for k, v in rows]
+    return WipReport(as_of, by, total, out)
+
+
+def scrap_loss(conn: Connection, as_of: datetime | None = None) -> Decimal:
+    return account_balance(conn, Account.SCRAP_LOSS, as_of)
+
+
+def balances(conn: Connection, as_of: datetime | None = None) -> dict[str, Decimal]:
+    """Every account's balance (debit positive) as of ``as_of``."""
+    return {r.account: _scaled(conn, r.value) for r in conn.execute(_balance_all(as_of))}
+
+
+def _balance_all(as_of: datetime | None) -> Any:
+    c = journal_lines.c
+    query = select(c.account, type_coerce(func.sum(c.debit) - func.sum(c.credit), Money()).label("value")
+                   ).group_by(c.account)
+    if as_of is not None:
+        query = query.where(c.effective_at <= as_of)
+    return query
+
+
+def unbalanced_entries(conn: Connection) -> list[tuple[str, Decimal, Decimal]]:
+    """Entries whose debits differ from their credits (should be none)."""
+    c = journal_lines.c
+    query = (select(c.entry, type_coerce(func.sum(c.debit), Money()).label("d"),
+                    type_coerce(func.sum(c.credit), Money()).label("c"))
+             .group_by(c.entry).having(func.sum(c.debit) != func.sum(c.credit)))
+    return [(r.entry, _scaled(conn, r.d), _scaled(conn, r.c)) for r in conn.execute(query)]
+
+
+EXPORT_COLUMNS = ("id", "entry", "kind", "event_id", "effective_at", "recorded_at", "account", "debit", "credit",
+                  "work_order", "operation", "work_center", "element", "provenance", "item", "stock_move_id")
+
+
+def journal_lines_between(conn: Connection, start: datetime | None, end: datetime | None) -> Iterator[dict[str, Any]]:
+    c = journal_lines.c
+    query = select(journal_lines).order_by(c.effective_at, c.id)
+    if start is not None:
+        query = query.where(c.effective_at >= start)
+    if end is not None:
+        query = query.where(c.effective_at <= end)
+    for r in conn.execute(query):
+        yield dict(r._mapping)
+
+
+def export_journal(conn: Connection, start: datetime | None, end: datetime | None, path: Path) -> int:
+    """Write the journal lines with ``start <= effective_at <= end`` to ``path`` as CSV; returns the count."""
+    count = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_COLUMNS)
+        for line in journal_lines_between(conn, start, end):
+            writer.writerow(["" if line[k] is None else _cell(line[k]) for k in EXPORT_COLUMNS])
+            count += 1
+    return count
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return fmt(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
+    """A work order with per-operation quantities and pool values (``wo show``)."""
+    row = conn.execute(select(work_orders).where(work_orders.c.id == order_id)).first()
+    if row is None:
+        return None
+    c = wo_operations.c
+    ops = conn.execute(select(wo_operations).where(c.work_order == order_id).order_by(c.operation)).all()
+    return {
+        "id": row.id, "item": row.item, "qty": fmt_qty(row.qty), "status": row.status,
+        "bom_revision": row.bom_revision, "routing_revision": row.routing_revision,
+        "released_on": row.released_on.isoformat(), "receiving_location": row.receiving_location,
+        "produced": fmt_qty(row.produced),
+        "operations": [
+            {
+                "operation": o.operation, "work_center": o.work_center, "received": fmt_qty(o.received),
+                "completed_good": fmt_qty(o.completed_good), "scrapped": fmt_qty(o.scrapped),
+                "reworked": fmt_qty(o.reworked), "written_off": fmt_qty(o.written_off),
+                "waiting": fmt_qty(o.fp_qty + o.rw_qty),
+                "first_pass": {"qty": fmt_qty(o.fp_qty), "value": fmt(o.fp_value)},
+                "rework": {"qty": fmt_qty(o.rw_qty), "value": fmt(o.rw_value)},
+            }
+            for o in ops
+        ],
+    }
+
+
+def list_problems(conn: Connection, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    c = event_problems.c
+    query = select(event_problems).order_by(c.id).limit(limit)
+    if status is not None:
+        query = query.where(c.status == status)
+    return [dict(r._mapping) for r in conn.execute(query)]

@@ -1,0 +1,306 @@
+"""Persistence of work orders, operation states, events and journal lines (SQLAlchemy Core, set-based).
+
+Works inside the caller's connection and transaction. Invariants:
+- Operation rows of the orders a transaction touches are locked in one sorted order (FOR UPDATE on
+  PostgreSQL; SQLite serialises writers with BEGIN IMMEDIATE), so concurrent completions never deadlock
+  and never complete more than is waiting.
+- Everything is written with a handful of executemany statements per batch, never row by row.
+- Journal lines are only ever inserted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection
+
+from mes_common.db import is_postgres
+from wip_costing.journal import JournalEntry
+from wip_costing.model import OpState, OrderSnapshot, OrderState, OrderStatus
+from wip_costing.pools import Pool
+from wip_costing.tables import event_problems, journal_lines, operation_events, wo_operations, wo_serials, work_orders
+
+_SNAPSHOTS: dict[tuple[str, str, str], OrderSnapshot] = {}
+
+
+def _snapshot(conn: Connection, row: Any) -> OrderSnapshot:
+    # The snapshot never changes once released; parse it once per process (keyed by database and release time).
+    key = (conn.engine.url.render_as_string(), row.id, row.released_at.isoformat())
+    found = _SNAPSHOTS.get(key)
+    if found is None:
+        found = OrderSnapshot.from_json(json.loads(row.snapshot))
+        if len(_SNAPSHOTS) > 50_000:
+            _SNAPSHOTS.clear()
+        _SNAPSHOTS[key] = found
+    return found
+
+
+def serial_orders(conn: Connection, serials: Iterable[str]) -> dict[str, str]:
+    wanted = sorted(set(serials))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(wo_serials.c.serial, wo_serials.c.work_order).where(wo_serials.c.serial.in_(wanted)))
+    return {r.serial: r.work_order for r in rows}
+
+
+def lock_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, tuple[OrderSnapshot, OrderState]]:
+    """Lock the operation rows of ``order_ids`` (sorted) and load each order's snapshot and state."""
+    wanted = sorted(set(order_ids))
+    if not wanted:
+        return {}
+    c = wo_operations.c
+    query = select(wo_operations).where(c.work_order.in_(wanted)).order_by(c.work_order, c.operation)
+    if is_postgres(conn):
+        query = query.with_for_update()
+    ops: dict[str, dict[int, OpState]] = {}
+    for r in conn.execute(query):
+        ops.setdefault(r.work_order, {})[r.operation] = OpState(
+            r.operation, r.work_center, r.received, r.completed_good, r.scrapped, r.reworked, r.written_off,
+            r.setup_charged, Pool(r.fp_qty, Pool.values_from_json(json.loads(r.fp_values))),
+            Pool(r.rw_qty, Pool.values_from_json(json.loads(r.rw_values))),
+        )
+    out: dict[str, tuple[OrderSnapshot, OrderState]] = {}
+    for r in conn.execute(select(work_orders).where(work_orders.c.id.in_(wanted))):
+        snap = _snapshot(conn, r)
+        status = OrderStatus(r.status)
+        out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced, status, r.produced))
+    return out
+
+
+def recorded_events(conn: Connection, event_ids: Iterable[str]) -> dict[str, str]:
+    """Fingerprints of the events among ``event_ids`` already applied."""
+    wanted = sorted(set(event_ids))
+    found: dict[str, str] = {}
+    if is_postgres(conn) and wanted:
+        # One array parameter: the plan does not depend on how many ids the batch has.
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        rows = raw.execute("SELECT event_id, fingerprint FROM operation_events WHERE event_id = ANY(%s)", [wanted])
+        return {event_id: fingerprint for event_id, fingerprint in rows}
+    c = operation_events.c
+    for start in range(0, len(wanted), 2000):
+        chunk = wanted[start:start + 2000]
+        for r in conn.execute(select(c.event_id, c.fingerprint).where(c.event_id.in_(chunk))):
+            found[r.event_id] = r.fingerprint
+    return found
+
+
+def _op_row(order: str, s: OpState) -> dict[str, Any]:
+    return {
+        "b_work_order": order, "b_operation": s.operation, "work_center": s.work_center,
+        "received": s.received, "completed_good": s.completed_good, "scrapped": s.scrapped,
+        "reworked": s.reworked, "written_off": s.written_off, "setup_charged": s.setup_charged,
+        "fp_qty": s.first_pass.qty, "fp_value": s.first_pass.value, "fp_values": json.dumps(s.first_pass.to_json()),
+        "rw_qty": s.rework.qty, "rw_value": s.rework.value, "rw_values": json.dumps(s.rework.to_json()),
+    }
+
+
+def insert_order(conn: Connection, snapshot: OrderSnapshot, state: OrderState, *, released_on: Any,
+                 released_at: datetime, due_date: Any = None, serials: Sequence[str] = ()) -> None:
+    conn.execute(insert(work_orders).values(
+        id=snapshot.order_id, item=snapshot.item, qty=snapshot.qty, due_date=due_date,
+        receiving_location=snapshot.receiving_location, status=state.status.value,
+        bom_revision=snapshot.bom_revision, routing_revision=snapshot.routing_revision, released_on=released_on,
+        released_at=released_at, closed_at=None, produced=state.produced,
+        snapshot=json.dumps(snapshot.to_json()),
+    ))
+    rows = []
+    for s in state.ops.values():
+        row = _op_row(snapshot.order_id, s)
+        row["work_order"] = row.pop("b_work_order")
+        row["operation"] = row.pop("b_operation")
+        rows.append(row)
+    conn.execute(insert(wo_operations), rows)
+    if serials:
+        conn.execute(insert(wo_serials), [{"serial": s, "work_order": snapshot.order_id} for s in serials])
+
+
+def save_states(conn: Connection, states: Sequence[OrderState], closed_at: datetime | None = None) -> None:
+    """Write the quantities and pools of ``states`` (already locked by ``lock_orders``)."""
+    if not states:
+        return
+    if is_postgres(conn):
+        _update_ops_pg(conn, states)
+    else:
+        _update_ops(conn, states)
+    wo_stmt = update(work_orders).where(work_orders.c.id == bindparam("b_id")).values(
+        status=bindparam("status"), produced=bindparam("produced"),
+    )
+    changed = [st for st in states if (st.status, st.produced) != (st.loaded_status, st.loaded_produced)]
+    if changed:
+        conn.execute(wo_stmt, [{"b_id": st.order_id, "status": st.status.value, "produced": st.produced}
+                               for st in changed])
+    if closed_at is not None:
+        conn.execute(update(work_orders).where(work_orders.c.id.in_([s.order_id for s in states]))
+                     .values(closed_at=closed_at))
+
+
+_OP_COLUMNS = ("received", "completed_good", "scrapped", "reworked", "written_off", "setup_charged", "fp_qty",
+               "fp_value", "fp_values", "rw_qty", "rw_value", "rw_values")
+
+
+def _update_ops_pg(conn: Connection, states: Sequence[OrderState]) -> None:
+    """One UPDATE ... FROM (VALUES ...) for every operation row of ``states``: one round trip per batch."""
+    params: list[Any] = []
+    for st in states:
+        for s in st.ops.values():
+            params += [st.order_id, s.operation, s.received, s.completed_good, s.scrapped, s.reworked,
+                       s.written_off, s.setup_charged, s.first_pass.qty, s.first_pass.value,
+                       json.dumps(s.first_pass.to_json()), s.rework.qty, s.rework.value, json.dumps(s.rework.to_json())]
+    width = 2 + len(_OP_COLUMNS)
+    row = "(%s::text, %s::int, " + ", ".join(["%s"] * (width - 2)) + ")"
+    sql = (
+        f"UPDATE wo_operations AS w SET {', '.join(f'{c} = v.{c}' for c in _OP_COLUMNS)} "
+        f"FROM (VALUES {', '.join([row] * (len(params) // width))}) "
+        f"AS v(work_order, operation, {', '.join(_OP_COLUMNS)}) "
+        "WHERE w.work_order = v.work_order AND w.operation = v.operation"
+    )
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur:
+        cur.execute(sql, params)
+
+
+def _update_ops(conn: Connection, states: Sequence[OrderState]) -> None:
+    c = wo_operations.c
+    op_stmt = (
+        update(wo_operations)
+        .where(c.work_order == bindparam("b_work_order"), c.operation == bindparam("b_operation"))
+        .values({name: bindparam(name) for name in (
+            "work_center", "received", "completed_good", "scrapped", "reworked", "written_off", "setup_charged",
+            "fp_qty", "fp_value", "fp_values", "rw_qty", "rw_value", "rw_values")})
+    )
+    conn.execute(op_stmt, [_op_row(st.order_id, s) for st in states for s in st.ops.values()])
+
+
+EVENT_COLUMNS = ("event_id", "fingerprint", "work_order", "operation", "provenance", "payload", "source_time",
+                 "recorded_at")
+
+
+def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Record applied events (tuples in ``EVENT_COLUMNS`` order); the primary key refuses a second apply."""
+    if rows:
+        _copy_or_insert(conn, operation_events, EVENT_COLUMNS, rows)
+
+
+def insert_problems(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(event_problems), rows)
+
+
+# Journal lines per COPY write: large enough to keep the per-write overhead small, small enough that the server
+# works on one chunk while the next is formatted.
+COPY_CHUNK = 400
+
+JOURNAL_COLUMNS = ("entry", "kind", "event_id", "account", "debit", "credit", "work_order", "operation",
+                   "work_center", "element", "provenance", "item", "stock_move_id", "effective_at", "recorded_at")
+
+
+def journal_tuples(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int], recorded_at: datetime
+                   ) -> list[tuple[Any, ...]]:
+    """Rows (in ``JOURNAL_COLUMNS`` order) for ``entries``, each with its entry key; move indexes become ids."""
+    rows = []
+    for key, entry in entries:
+        kind, event_id, order, when = entry.kind.value, entry.event_id, entry.work_order, entry.effective_at
+        for line in entry.lines:
+            rows.append((
+                key, kind, event_id, line.account.value, line.debit, line.credit, line.work_order or order,
+                line.operation, line.work_center, None if line.element is None else line.element.value,
+                None if line.provenance is None else line.provenance.value, line.item,
+                None if line.move_index is None else move_ids[line.move_index], when, recorded_at,
+            ))
+    return rows
+
+
+def insert_journal(conn: Connection, entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int],
+                   recorded_at: datetime) -> int:
+    """Append the lines of ``entries``: COPY on PostgreSQL (thousands of lines per batch), executemany on SQLite."""
+    if not is_postgres(conn):
+        rows = journal_tuples(entries, move_ids, recorded_at)
+        if rows:
+            _copy_or_insert(conn, journal_lines, JOURNAL_COLUMNS, rows)
+        return len(rows)
+    if not any(entry.lines for _, entry in entries):
+        return 0
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    count = 0
+    with raw.cursor() as cur, cur.copy(f"COPY {journal_lines.name} ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
+        # Each chunk is sent while the next is formatted: the server parses and indexes it meanwhile.
+        for chunk in _journal_copy_chunks(entries, move_ids, recorded_at):
+            copy.write("".join(chunk).encode())
+            count += len(chunk)
+    return count
+
+
+def _journal_copy_chunks(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int],
+                         recorded_at: datetime) -> Iterator[list[str]]:
+    """The lines of ``entries`` in COPY text format, ``COPY_CHUNK`` lines or so at a time (the hot path:
+    formatted per entry once, and per line only what varies)."""
+    memo: dict[Any, str] = {}
+
+    def t(value: Any) -> str:
+        found = memo.get(value)
+        if found is None:
+            found = memo[value] = _copy_text(value)
+        return found
+
+    na = "\\N"
+    recorded = recorded_at.isoformat()
+    out: list[str] = []
+    for key, entry in entries:
+        head = f"{t(key)}\t{entry.kind}\t{t(entry.event_id)}\t"
+        tail = f"\t{entry.effective_at.isoformat()}\t{recorded}\n"
+        order = entry.work_order
+        for line in entry.lines:
+            out.append(
+                f"{head}{line.account}\t{line.debit:f}\t{line.credit:f}\t{t(line.work_order or order)}\t"
+                f"{na if line.operation is None else line.operation}\t{t(line.work_center)}\t"
+                f"{na if line.element is None else line.element}\t"
+                f"{na if line.provenance is None else line.provenance}\t{t(line.item)}\t"
+                f"{na if line.move_index is None else move_ids[line.move_index]}{tail}"
+            )
+        if len(out) >= COPY_CHUNK:
+            yield out
+            out = []
+    if out:
+        yield out
+
+
+def _copy_text(value: Any) -> str:
+    """One field in COPY's text format (the caller's values are str, int, Decimal, datetime or None)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _copy(conn: Connection, table: Any, columns: Sequence[str], text: str) -> None:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        copy.write(text.encode())
+
+
+def _copy_or_insert(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    if is_postgres(conn):
+        # Formatting the text rows here is several times faster than write_row's per-value adaptation.
+        _copy(conn, table, columns, "".join("\t".join(map(_copy_text, row)) + "\n" for row in rows))
+    else:
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+def order_row(conn: Connection, order_id: str) -> Any:
+    return conn.execute(select(work_orders).where(work_orders.c.id == order_id)).first()

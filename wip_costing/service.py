@@ -1,0 +1,241 @@
+"""The one way in: ``apply_events`` (and release / close of work orders), each in one database transaction.
+
+``apply_events(engine, events)``: parse (malformed -> rejected, stored with the raw payload), lock the orders'
+operation rows in sorted order, look up event ids already applied (same fingerprint -> duplicate, other ->
+conflict, stored), lock the ledger balances the batch can touch (sorted), apply the batch in memory event by
+event (a failing event is rejected with its reason and leaves the in-memory state as it was), then write
+everything set-based: applied events, problems, stock moves, journal lines, operation states.
+
+Invariants: an event id is applied at most once (primary key; a transaction that loses a race is retried and
+then sees the duplicate); a completion never exceeds what is waiting (row locks); nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from ledger import repository as ledger_repo
+from ledger.model import Balance, BalanceKey, MoveConflict, MoveKind, MoveRequest, PostedMove, post
+from mes_common.db import utcnow
+from mes_common.errors import DomainError
+from wip_costing import repository as repo
+from wip_costing.costing import apply_completion, resolve_operation
+from wip_costing.events import EventFormatError, EventOutcome, OperationEvent, Status, parse_event
+from wip_costing.journal import JournalEntry
+from wip_costing.model import OrderClosed, OrderSnapshot, OrderState, OrderStatus, UnknownOrder
+from wip_costing.release import CloseResult, close_in, release_in
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+
+
+class _Retry(Exception):
+    """The transaction lost a race (unique key, serialization, deadlock): run it again."""
+
+
+@dataclass
+class LedgerStock:
+    """``StockPort`` over locked ledger balances: moving average in memory via ``ledger.model.post``."""
+
+    balances: dict[BalanceKey, Balance]
+    moves: list[PostedMove] = field(default_factory=list)
+
+    def mark(self) -> object:
+        return (len(self.moves), dict(self.balances))
+
+    def restore(self, mark: object) -> None:
+        assert isinstance(mark, tuple)
+        count: int = mark[0]
+        balances: dict[BalanceKey, Balance] = mark[1]
+        del self.moves[count:]
+        self.balances.clear()
+        self.balances.update(balances)
+
+    def _key(self, event_id: str, suffix: str) -> str:
+        key = f"{event_id}/{suffix}"
+        if len(key) <= 200:
+            return key
+        return f"{hashlib.sha256(event_id.encode()).hexdigest()}/{suffix}"[:200]
+
+    def issue(self, item: str, location: str, qty: Decimal, *, event: OperationEvent, order: str
+              ) -> tuple[Decimal, int]:
+        request = MoveRequest(
+            # The move's position makes the key unique even when one component is issued twice by one event
+            # (a per-unit and a fixed-quantity need of the same component at one operation).
+            idempotency_key=self._key(event.event_id, f"issue/{len(self.moves)}/{item}"), kind=MoveKind.ISSUE,
+            item=item, qty=qty, from_location=location, actor=event.operator or event.machine or "mes-bridge",
+            reason=f"work order {order} operation {event.operation}", provenance=event.provenance,
+            effective_at=event.source_time, reference=order,
+        )
+        move = post(self.balances, request)
+        self.moves.append(move)
+        return move.value, len(self.moves) - 1
+
+    def receive(self, item: str, location: str, qty: Decimal, value: Decimal, *, event: OperationEvent | None,
+                order: str) -> int:
+        assert event is not None
+        request = MoveRequest(
+            idempotency_key=self._key(event.event_id, f"receipt/{item}"), kind=MoveKind.RECEIPT, item=item, qty=qty,
+            to_location=location, value=value, actor=event.operator or event.machine or "mes-bridge",
+            reason=f"work order {order} completed", provenance=event.provenance, effective_at=event.source_time,
+            reference=order,
+        )
+        move = post(self.balances, request)
+        self.moves.append(move)
+        return len(self.moves) - 1
+
+
+# unique violation, serialization failure, deadlock detected
+RETRY_SQLSTATES = frozenset({"23505", "40001", "40P01"})
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Lost a race to another transaction (PostgreSQL only: SQLite writers are serialised by BEGIN IMMEDIATE)."""
+    if isinstance(exc, MoveConflict):
+        return True
+    # COPY runs on the raw psycopg connection, so its errors arrive unwrapped (with .sqlstate).
+    origin = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(origin, "sqlstate", None) in RETRY_SQLSTATES
+
+
+def run_in_transaction(engine: Engine, work: Any, *args: Any) -> Any:
+    """Run ``work(conn, *args)`` in one transaction, again when it lost a race to another transaction."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                return work(conn, *args)
+        except Exception as exc:
+            if attempt == MAX_ATTEMPTS or not _retryable(exc):
+                raise
+            log.info("transaction lost a race (%s), retrying (attempt %d)", type(exc).__name__, attempt)
+            time.sleep(0.005 * attempt)
+    raise AssertionError("unreachable")
+
+
+def apply_events(engine: Engine, events: Sequence[OperationEvent | Mapping[str, Any]]) -> list[EventOutcome]:
+    """Apply ``events`` in one transaction; one outcome per event, in order."""
+    outcomes: list[EventOutcome] = run_in_transaction(engine, apply_events_in, list(events))
+    return outcomes
+
+
+def _payload(raw: OperationEvent | Mapping[str, Any] | Any) -> str:
+    if isinstance(raw, OperationEvent):
+        return json.dumps(raw.to_json(), sort_keys=True)
+    try:
+        return json.dumps(raw, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return repr(raw)
+
+
+def _problem(event_id: str | None, status: Status, reason: str, raw: Any, fingerprint: str | None,
+             now: Any) -> dict[str, Any]:
+    return {"event_id": event_id, "status": status.value, "reason": reason, "fingerprint": fingerprint,
+            "payload": _payload(raw), "recorded_at": now}
+
+
+def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[str, Any]]) -> list[EventOutcome]:
+    """``apply_events`` inside the caller's transaction (the caller commits, or retries on a lost race)."""
+    now = utcnow()
+    outcomes: list[EventOutcome | None] = [None] * len(raw_events)
+    problems: list[dict[str, Any]] = []
+    parsed: list[tuple[int, OperationEvent]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            parsed.append((index, raw if isinstance(raw, OperationEvent) else parse_event(raw)))
+        except EventFormatError as exc:
+            event_id = exc.event_id
+            outcomes[index] = EventOutcome(event_id, Status.REJECTED, exc.message)
+            problems.append(_problem(event_id, Status.REJECTED, exc.message, raw, None, now))
+
+    by_serial = repo.serial_orders(conn, [e.serial for _, e in parsed if e.work_order is None and e.serial])
+    order_of: dict[int, str | None] = {
+        i: e.work_order if e.work_order is not None else by_serial.get(e.serial or "") for i, e in parsed
+    }
+    orders = repo.lock_orders(conn, [o for o in order_of.values() if o is not None])
+    recorded = repo.recorded_events(conn, [e.event_id for _, e in parsed])
+
+    keys: set[BalanceKey] = set()
+    for snap, _state in orders.values():
+        for op in snap.operations:
+            keys.update(BalanceKey(m.component, op.supply_location) for m in op.materials)
+            if op.next_op is None:
+                keys.add(BalanceKey(snap.item, snap.receiving_location))
+    stock = LedgerStock(ledger_repo.lock_balances(conn, keys) if keys else {})
+
+    states: dict[str, OrderState] = {o: state for o, (_s, state) in orders.items()}
+    dirty: set[str] = set()
+    applied: list[tuple[Any, ...]] = []
+    entries: list[tuple[str, JournalEntry]] = []
+    for index, event in parsed:
+        canonical = event.canonical_json()
+        fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+        seen = recorded.get(event.event_id)
+        if seen is not None:
+            if seen == fingerprint:
+                outcomes[index] = EventOutcome(event.event_id, Status.DUPLICATE)
+            else:
+                reason = f"event {event.event_id} was already applied with different content"
+                outcomes[index] = EventOutcome(event.event_id, Status.CONFLICT, reason)
+                problems.append(_problem(event.event_id, Status.CONFLICT, reason, event, fingerprint, now))
+            continue
+        order_id = order_of[index]
+        try:
+            if order_id is None or order_id not in orders:
+                what = f"work order {event.work_order}" if event.work_order else f"serial {event.serial}"
+                raise UnknownOrder(f"event {event.event_id}: unknown {what}")
+            snap = orders[order_id][0]
+            state = states[order_id]
+            if state.status is OrderStatus.CLOSED:
+                raise OrderClosed(f"work order {order_id} is closed; event {event.event_id} cannot be applied")
+            operation = resolve_operation(snap, event)
+            new_state, new_entries = apply_completion(snap, state, event, operation, stock)
+        except DomainError as exc:
+            outcomes[index] = EventOutcome(event.event_id, Status.REJECTED, exc.message)
+            problems.append(_problem(event.event_id, Status.REJECTED, exc.message, event, fingerprint, now))
+            continue
+        states[order_id] = new_state
+        dirty.add(order_id)
+        recorded[event.event_id] = fingerprint
+        entries.extend((f"{event.event_id}#{n}", entry) for n, entry in enumerate(new_entries, 1))
+        applied.append((event.event_id, fingerprint, order_id, operation, event.provenance.value,
+                        canonical, event.source_time, now))
+        outcomes[index] = EventOutcome(event.event_id, Status.APPLIED)
+
+    repo.insert_events(conn, applied)
+    move_ids = ledger_repo.write_moves(conn, stock.moves, stock.balances) if stock.moves else []
+    repo.insert_journal(conn, entries, move_ids, now)
+    repo.save_states(conn, [states[o] for o in sorted(dirty)])
+    repo.insert_problems(conn, problems)
+    assert all(o is not None for o in outcomes)
+    return outcomes  # type: ignore[return-value]
+
+
+def release_order(
+    engine_or_conn: Engine | Connection, order_id: str, item: str, qty: Decimal, *, on: date | None = None,
+    due_date: date | None = None, receiving_location: str | None = None, serials: Sequence[str] = (),
+) -> OrderSnapshot:
+    """Release a work order: freeze the BOM and routing versions effective on ``on`` (default today)."""
+    if isinstance(engine_or_conn, Connection):
+        return release_in(engine_or_conn, order_id, item, qty, on, due_date, receiving_location, serials)
+    snapshot: OrderSnapshot = run_in_transaction(
+        engine_or_conn, release_in, order_id, item, qty, on, due_date, receiving_location, serials)
+    return snapshot
+
+
+def close_order(engine_or_conn: Engine | Connection, order_id: str) -> CloseResult:
+    """Close ``order_id``: its residue goes to variance accounts (see ``wip_costing.variances``)."""
+    if isinstance(engine_or_conn, Connection):
+        return close_in(engine_or_conn, order_id)
+    result: CloseResult = run_in_transaction(engine_or_conn, close_in, order_id)
+    return result
