@@ -12,17 +12,13 @@ from sqlalchemy.engine import Engine
 
 from mes_common.db import metadata
 
-# Modules that define tables on ``mes_common.db.metadata``; a module that does not exist yet is skipped.
-TABLE_MODULES = ("ledger.tables", "routing.tables", "bom.tables", "wip_costing.tables", "api.tables")
+# Modules that define tables on ``mes_common.db.metadata``.
+TABLE_MODULES = ("ledger.tables", "routing.tables", "bom.tables", "wip_costing.tables")
 
 
 def target_metadata() -> MetaData:
     for name in TABLE_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+        importlib.import_module(name)
     return metadata
 
 

@@ -247,6 +247,7 @@ class OpcUaSimulator:
         server, self.server = self.server, None
         if server is not None:
             await server.stop()
+            await _close_detached_sessions(server)
 
     async def restart(self, downtime: float = 0.0) -> None:
         """Stop the server (sessions and subscriptions die with it), wait, start a fresh one; the machines run on.
@@ -444,3 +445,15 @@ async def run_opcua_simulators(configs: Iterable[MachineConfig], stop: asyncio.E
     finally:
         for simulator in simulators:
             await simulator.stop()
+
+
+async def _close_detached_sessions(server: Server) -> None:
+    """Close the sessions that outlived their connections: a stopped machine keeps nothing.
+
+    asyncua keeps an activated session with subscriptions alive after its TCP connection drops (so that a
+    client may transfer it, Part 4 §6.7), and ``Server.stop`` does not close such sessions: their timeout and
+    publishing tasks would run on in this process after the server is gone.
+    """
+    sessions = getattr(server.iserver, "_external_sessions", {})
+    for session in list(sessions.values()):
+        await session.close_session(True)
