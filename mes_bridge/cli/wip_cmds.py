@@ -169,7 +169,7 @@ def value(
         return
     for row in report.rows:
         key = "  ".join(f"{k}={v}" for k, v in row.key.items())
-        print(f"{key:<50} {fmt(row.value):>14} {fmt(row.share * 100):>8}%")
+        print(f"{key:<50} {fmt(row.value):>14} {fmt((row.share * 100).quantize(Decimal('0.01'))):>7}%")
     print(f"{'total':<50} {fmt(report.total):>14}")
 
 

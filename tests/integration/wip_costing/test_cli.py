@@ -42,6 +42,11 @@ def test_cli_worked_example(engine: Engine, db_url: str, example_plant: Path, tm
     code, out = run("wip", "value", "--by", "element", "--json")
     elements = {r["element"]: r["value"] for r in json.loads(out)["rows"]}
     assert sum(Decimal(v) for v in elements.values()) == Decimal("25.71")
+    code, out = run("wip", "value", "--by", "element")
+    assert code == 0, out
+    assert [line.split() for line in out.splitlines()] == [
+        ["element=energy", "0.51", "1.98%"], ["element=labor", "4.80", "18.67%"],
+        ["element=machine", "8.40", "32.67%"], ["element=material", "12.00", "46.67%"], ["total", "25.71"]]
 
     code, out = run("wo", "show", "WO-1", "--json")
     view = json.loads(out)
