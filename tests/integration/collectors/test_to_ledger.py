@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -27,7 +27,7 @@ from ledger import repository as ledger_repo
 from ledger.model import MoveKind, MoveRequest
 from mes_bridge.collectors.opcua import Backoff
 from mes_bridge.collectors.runner import Collector
-from mes_bridge.forwarder import InProcessForwarder
+from mes_bridge.forwarder import Forwarder, InProcessForwarder
 from mes_bridge.plc_config import MachineConfig, load_configs
 from mes_bridge.simulators.modbus_sim import ModbusSimulator
 from mes_bridge.simulators.opcua_sim import OpcUaSimulator
@@ -55,18 +55,21 @@ CLIENT_OPTIONS: dict[str, dict[str, Any]] = {
 class Machine:
     """The simulated laser behind one protocol: production, a server restart, and the exact parts made."""
 
-    def __init__(self, protocol: str, folder: Path) -> None:
+    def __init__(self, protocol: str, folder: Path, *, bits: int = 32, counter_start: int = 0,
+                 scrap_ratio: str = "0.1") -> None:
         self.protocol = protocol
         port = free_port()
         self.sim: ModbusSimulator | OpcUaSimulator
         if protocol == "modbus":
-            (folder / "laser.yaml").write_text(modbus_yaml(MACHINE, port, rate=600, scrap_ratio="0.1", operation=10,
-                                                           work_center="WC-LASER"))
+            (folder / "laser.yaml").write_text(modbus_yaml(MACHINE, port, bits=bits, rate=600, scrap_ratio=scrap_ratio,
+                                                           operation=10, work_center="WC-LASER"))
             self.config: MachineConfig = load_configs(folder)[0]
             self.sim = ModbusSimulator([self.config])
+            for counter in self.config.counters:
+                self.sim.set_counter(MACHINE, counter, counter_start)
         else:
-            self.config = machine_config(folder, MACHINE, port, parts_per_minute=600, scrap_ratio="0.1",
-                                         publishing_interval_ms=50)
+            self.config = machine_config(folder, MACHINE, port, bits=bits, counter_start=counter_start,
+                                         parts_per_minute=600, scrap_ratio=scrap_ratio, publishing_interval_ms=50)
             self.sim = OpcUaSimulator([self.config])
 
     async def restart_server(self) -> None:
@@ -79,6 +82,17 @@ class Machine:
         if isinstance(self.sim, ModbusSimulator):
             return dict(self.sim.machine(MACHINE).produced)
         return self.sim.produced(MACHINE)
+
+    def counters(self) -> dict[str, int]:
+        """The raw counter values the controller shows now (they wrap, and drop on a reset)."""
+        return dict(self.sim.machine(MACHINE).counters)
+
+    async def reset_counters(self) -> None:
+        """A controller reboot: every counter back to 0 (the parts made stay made)."""
+        if isinstance(self.sim, ModbusSimulator):
+            self.sim.reset_counters(MACHINE)
+        else:
+            await self.sim.reset_counters(MACHINE)
 
 
 def operation_10(engine: Engine) -> tuple[Decimal, Decimal]:
@@ -120,17 +134,22 @@ class Line:
 
 
 @asynccontextmanager
-async def line(protocol: str, engine: Engine, tmp_path: Path) -> AsyncIterator[Line]:
+async def line(protocol: str, engine: Engine, tmp_path: Path, *,
+               wrap: Callable[[Forwarder], Forwarder] | None = None, **machine_options: Any) -> AsyncIterator[Line]:
+    """The machine and its collector, forwarding through the proxy (and ``wrap``, if given) into ``engine``."""
     folder = tmp_path / "plc"
     folder.mkdir()
-    machine = Machine(protocol, folder)
+    machine = Machine(protocol, folder, **machine_options)
     target = engine.url
     proxy = TcpProxy(target.host or "127.0.0.1", target.port or 5432, free_port())
     await proxy.start()
     # The forwarder reaches the database only through the proxy.
     proxied = make_engine(target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
     spool = Spool(tmp_path / "spool.db")
-    collector = Collector([machine.config], spool, InProcessForwarder(proxied), client_options=CLIENT_OPTIONS)
+    forwarder: Forwarder = InProcessForwarder(proxied)
+    if wrap is not None:
+        forwarder = wrap(forwarder)
+    collector = Collector([machine.config], spool, forwarder, client_options=CLIENT_OPTIONS)
     await machine.sim.start(produce=False)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
