@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from ledger.model import MoveKind, MoveRequest
 from ledger.repository import post_moves
 from mes_bridge.collectors.runner import Collector
+from mes_bridge.collectors.scan_feed import DatabaseScanFeed
 from mes_bridge.demo import RELEASE_DATE, Echo, figures
 from mes_bridge.forwarder import InProcessForwarder
 from mes_bridge.plc_config import MachineConfig, load_configs
@@ -73,7 +74,7 @@ async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Pa
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     spool = Spool(data_dir / "demo-spool.db")
-    collector = Collector(configs, spool, InProcessForwarder(engine))
+    collector = Collector(configs, spool, InProcessForwarder(engine), scans=DatabaseScanFeed(engine))
     echo("  machines: " + ", ".join(f"{c.machine} ({c.protocol} {c.endpoint}, {c.work_center})" for c in configs))
     echo("  Ctrl-C stops everything; a second run resumes.")
     running = asyncio.create_task(collector.run(stop))

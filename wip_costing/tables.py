@@ -137,3 +137,17 @@ journal_lines = Table(
     Index("ix_journal_lines_account_effective_at", "account", "effective_at"),
     Index("ix_journal_lines_work_order", "work_order"),
 )
+
+# Work orders scanned at a machine's terminal: the collectors' source of the work order for machines without a
+# job tag. Append-only (triggers refuse UPDATE and DELETE); a machine's current order is its latest scan.
+machine_scans = Table(
+    "machine_scans",
+    metadata,
+    Column("id", LineId, primary_key=True, autoincrement=True),
+    Column("machine", String(CODE), nullable=False),
+    Column("work_order", String(CODE), ForeignKey("work_orders.id"), nullable=False),
+    Column("operator", String(CODE), nullable=True),
+    Column("terminal", String(CODE), nullable=True),
+    Column("scanned_at", UtcDateTime(), nullable=False),
+    Index("ix_machine_scans_machine_id", "machine", "id"),
+)

@@ -67,6 +67,22 @@ def release(
           f"{snap.routing_revision} ({ops}), receiving {snap.receiving_location}")
 
 
+@wo_app.command("scan")
+def scan(
+    wo_id: str,
+    machine: Annotated[str, typer.Option("--machine", help="the machine the order is now running on")],
+    operator: Annotated[str | None, typer.Option("--operator", help="who scanned")] = None,
+    terminal: Annotated[str | None, typer.Option("--terminal", help="the terminal scanned at")] = None,
+) -> None:
+    """Record a work order scanned at a machine's terminal: the machine's counts belong to it from now on."""
+    from wip_costing.scans import record_scan
+
+    with engine_from_settings() as engine, domain_errors(), engine.begin() as conn:
+        done = record_scan(conn, machine, wo_id, operator=operator, terminal=terminal)
+    print(f"{machine} now works on {done.work_order} (operation {done.operation} at {done.work_center}), "
+          f"scanned {done.scanned_at.isoformat()}")
+
+
 @wo_app.command("close")
 def close(wo_id: str) -> None:
     """Close a work order: any residue goes to variance accounts by cause."""

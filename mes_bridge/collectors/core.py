@@ -13,7 +13,9 @@ Invariants:
   (Parts made between the last reading and the reset are not in any counter value: they cannot be counted.)
 - The position only moves when the events covering it are stored (``StateStore.commit`` returns True);
   when the spool refuses (full), or no work order is known, the position stays and the counts wait.
-- Counts up to a job change belong to the job in effect at the previous reading.
+- Counts up to a job change belong to the job in effect at the previous reading. A work order scanned at the
+  machine's terminal takes effect after the first reading taken once the scan is known (clients read at once
+  when asked), so the counts made before the scan stay with the previous order.
 - The kWh meter delta since the last attribution goes to the parts events of the reading, split by quantity
   (the last event takes what remains, so nothing is lost or created).
 """
@@ -24,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,6 +38,8 @@ log = logging.getLogger("mes_bridge.collectors")
 
 Value = int | Decimal | str | None
 KWH_PLACES = Decimal("0.000001")
+# Collector records that are routine (logged at INFO); every other kind is a warning.
+QUIET_RECORDS = frozenset({"counter-baseline", "job-change", "work-order-scanned", "spool-resumed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +275,31 @@ class MachineSession:
         self._lock = asyncio.Lock()
         self._spool_full = False
         self._held = False
-        # Set by the service when an operator scans a work order at this machine's terminal.
+        # The last work order scanned at this machine's terminal (see ``scan``).
         self.scanned_work_order: str | None = None
+        self._pending_scan: tuple[str | None, datetime] | None = None
+        # Set to ask the protocol client for a full reading now (it clears it when it reads).
+        self.read_requested = asyncio.Event()
+
+    def scan(self, work_order: str | None, noticed_at: datetime | None = None) -> None:
+        """A work order was scanned at this machine's terminal.
+
+        The counts made up to now belong to the previous order, so the client is asked for a reading at once;
+        the new order applies from the first reading taken after this call (which still counts for the old one).
+        """
+        target = self._pending_scan[0] if self._pending_scan is not None else self.scanned_work_order
+        if work_order == target:
+            return
+        self._pending_scan = (work_order, noticed_at or datetime.now(UTC))
+        self.read_requested.set()
+
+    def _take_scan(self, snapshot: Snapshot) -> None:
+        if self._pending_scan is None or snapshot.read_at < self._pending_scan[1]:
+            return
+        previous, (self.scanned_work_order, _) = self.scanned_work_order, self._pending_scan
+        self._pending_scan = None
+        self.record("work-order-scanned", f"work order {previous!r} -> {self.scanned_work_order!r} "
+                                          f"(counts up to {snapshot.read_at.isoformat()} went to {previous!r})")
 
     async def on_snapshot(self, snapshot: Snapshot) -> None:
         async with self._lock:
@@ -289,6 +316,7 @@ class MachineSession:
             self._held = any(rec.kind == "no-work-order" for rec in result.records)
             if not result.changed:
                 self.state = current
+                self._take_scan(snapshot)
                 return
             stored = await asyncio.to_thread(self.store.commit, self.machine, result.events, result.state)
             if not stored:
@@ -303,6 +331,7 @@ class MachineSession:
                 self.record("spool-resumed", "spool has room again: counts resumed")
             # Only now, with the events durable, does the session's position move on.
             self.state = result.state
+            self._take_scan(snapshot)
             if result.events:
                 self.observer.events_spooled(self.machine, len(result.events))
 
@@ -320,7 +349,7 @@ class MachineSession:
 
     def record(self, kind: str, detail: str) -> None:
         """An explicit collector event: logged and counted (counter backwards, reconnect gap, ...)."""
-        quiet = kind in ("counter-baseline", "job-change", "spool-resumed") or detail == "collector stopped"
+        quiet = kind in QUIET_RECORDS or detail == "collector stopped"
         level = logging.INFO if quiet else logging.WARNING
         log.log(level, "%s: %s: %s", self.machine, kind, detail)
         self.observer.recorded(self.machine, kind, detail)

@@ -193,13 +193,16 @@ class ModbusClient:
         last_job: Value = None
         interval = self.config.poll_interval_ms / 1000
         while not stop.is_set():
+            session.read_requested.clear()
             values = await self.read_all(client, session)
             if reason != "connect" and values.get("job") != last_job and "job" in values:
                 reason = "job-change"
             last_job = values.get("job")
             await session.on_snapshot(Snapshot(self.config.machine, values, datetime.now(UTC), reason))
             reason = "poll"
-            await _sleep_or_stop(stop, interval)
+            await _sleep_or_stop(stop, interval, wake=session.read_requested)
+            if session.read_requested.is_set():
+                reason = "read-requested"
 
     async def read_all(self, client: AsyncModbusTcpClient, session: MachineSession | None = None) -> dict[str, Value]:
         """Every configured tag, read now; None for a register the device refuses."""
@@ -250,6 +253,17 @@ class ModbusClient:
         return await client.read_discrete_inputs(address, count=count, device_id=unit)
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:  # float-ok: seconds
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float,  # float-ok: seconds
+                         wake: asyncio.Event | None = None) -> None:
+    """Sleep ``seconds``, less if ``stop`` (or ``wake``) is set meanwhile."""
+    if wake is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        return
+    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

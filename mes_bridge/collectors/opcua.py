@@ -419,29 +419,40 @@ class OpcUaClient:
         stop: asyncio.Event,
         lost: asyncio.Event,
     ) -> None:
-        """Turn notification bursts into snapshots until stop (return) or loss (raise)."""
+        """Turn notification bursts into snapshots until stop (return) or loss (raise); a full reading whenever
+        the session asks for one (a work order scanned at the machine)."""
         stop_wait = asyncio.ensure_future(stop.wait())
         lost_wait = asyncio.ensure_future(lost.wait())
+        read_wait = asyncio.ensure_future(session.read_requested.wait())
+        next_event: asyncio.Future[Any] | None = None
         try:
             while True:
-                next_event = asyncio.ensure_future(subscription.next_event())
-                done, _ = await asyncio.wait({next_event, stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
-                if next_event not in done:
-                    next_event.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                        await next_event
+                if next_event is None:
+                    next_event = asyncio.ensure_future(subscription.next_event())
+                done, _ = await asyncio.wait({next_event, stop_wait, lost_wait, read_wait},
+                                             return_when=asyncio.FIRST_COMPLETED)
                 if stop_wait in done:
                     return
                 if lost_wait in done:
                     raise _ConnectionLost("connection lost")
-                try:
-                    events = [next_event.result(), *_drain(subscription)]
-                except StopAsyncIteration:
-                    raise _ConnectionLost("subscription closed") from None
-                await self._handle(session, client, events, read_limit)
+                if read_wait in done:
+                    session.read_requested.clear()
+                    read_wait = asyncio.ensure_future(session.read_requested.wait())
+                    await self._deliver_full(session, client, read_limit, "read-requested")
+                if next_event.done():
+                    try:
+                        events = [next_event.result(), *_drain(subscription)]
+                    except StopAsyncIteration:
+                        raise _ConnectionLost("subscription closed") from None
+                    next_event = None
+                    await self._handle(session, client, events, read_limit)
         finally:
-            for waiter in (stop_wait, lost_wait):
+            for waiter in (stop_wait, lost_wait, read_wait):
                 waiter.cancel()
+            if next_event is not None and not next_event.done():
+                next_event.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await next_event
 
     async def _handle(self, session: MachineSession, client: Client, events: list[Any], read_limit: int) -> None:
         """One burst of notifications: latest value per tag; a job change re-reads everything at once."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mes_bridge.collectors.core import MachineSession
+from mes_bridge.collectors.scan_feed import DatabaseScanFeed, ScanFeed, follow_scans, load_scans
 from mes_bridge.forwarder import Forwarder, backoff_delay, forward_loop
 from mes_bridge.metrics import CollectorMetrics
 from mes_bridge.plc_config import MachineConfig, load_configs
@@ -51,9 +52,12 @@ class Collector:
 
     def __init__(self, configs: Sequence[MachineConfig], spool: Spool, forwarder: Forwarder,
                  metrics: CollectorMetrics | None = None, *, batch_size: int = 500,
-                 client_options: dict[str, dict[str, Any]] | None = None) -> None:
+                 client_options: dict[str, dict[str, Any]] | None = None, scans: ScanFeed | None = None,
+                 scan_interval_s: float = 1.0) -> None:  # float-ok: seconds
         self.spool = spool
         self.forwarder = forwarder
+        self.scans = scans
+        self.scan_interval_s = scan_interval_s
         self.metrics = metrics or CollectorMetrics(spool)
         self.batch_size = batch_size
         self.sessions = {c.machine: MachineSession(c, spool, self.metrics) for c in configs}
@@ -63,8 +67,13 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         clients_stop = asyncio.Event()
+        if self.scans is not None:
+            await load_scans(self.scans, self.sessions)
         clients = [asyncio.create_task(self._supervise(s, clients_stop), name=f"collector {s.machine}")
                    for s in self.sessions.values()]
+        if self.scans is not None:
+            clients.append(asyncio.create_task(
+                follow_scans(self.scans, self.sessions, clients_stop, self.scan_interval_s), name="scans"))
         forward_stop = asyncio.Event()
         forwarding = asyncio.create_task(
             forward_loop(self.spool, self.forwarder, forward_stop, batch_size=self.batch_size,
@@ -129,7 +138,15 @@ async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarde
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-    await Collector(configs, spool, forwarder, metrics).run(stop)
+    await Collector(configs, spool, forwarder, metrics, scans=scan_feed_for(forwarder)).run(stop)
+
+
+def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:
+    """In-process collectors read the scanned work orders from the service's database; others have none yet
+    (over HTTP they will come from the API)."""
+    from mes_bridge.forwarder import InProcessForwarder
+
+    return DatabaseScanFeed(forwarder.engine) if isinstance(forwarder, InProcessForwarder) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
