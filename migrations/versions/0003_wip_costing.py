@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from mes_common.db import Money, Qty, UtcDateTime
+from migrations.append_only import create_triggers, drop_triggers
 
 revision = "0003"
 down_revision = "0002"
@@ -23,33 +24,6 @@ EVENT_ID = 200
 
 def _line_id() -> sa.types.TypeEngine:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-
-PG_TRIGGERS = [
-    """
-    CREATE FUNCTION journal_lines_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        RAISE EXCEPTION 'journal_lines is append-only: % refused (post a correcting entry instead)', TG_OP
-            USING ERRCODE = 'restrict_violation';
-    END
-    $$
-    """,
-    """
-    CREATE TRIGGER journal_lines_append_only BEFORE UPDATE OR DELETE ON journal_lines
-    FOR EACH STATEMENT EXECUTE FUNCTION journal_lines_append_only()
-    """,
-]
-
-SQLITE_TRIGGERS = [
-    """
-    CREATE TRIGGER journal_lines_no_update BEFORE UPDATE ON journal_lines
-    BEGIN SELECT RAISE(ABORT, 'journal_lines is append-only - UPDATE refused (post a correcting entry instead)'); END
-    """,
-    """
-    CREATE TRIGGER journal_lines_no_delete BEFORE DELETE ON journal_lines
-    BEGIN SELECT RAISE(ABORT, 'journal_lines is append-only - DELETE refused (post a correcting entry instead)'); END
-    """,
-]
 
 
 def upgrade() -> None:
@@ -153,19 +127,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_journal_lines_account_effective_at", "journal_lines", ["account", "effective_at"])
     op.create_index("ix_journal_lines_work_order", "journal_lines", ["work_order"])
-    dialect = op.get_bind().dialect.name
-    for statement in PG_TRIGGERS if dialect == "postgresql" else SQLITE_TRIGGERS if dialect == "sqlite" else []:
-        op.execute(statement)
+    create_triggers("journal_lines", "post a correcting entry instead")
 
 
 def downgrade() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS journal_lines_append_only ON journal_lines")
-        op.execute("DROP FUNCTION IF EXISTS journal_lines_append_only()")
-    elif dialect == "sqlite":
-        for name in ("journal_lines_no_update", "journal_lines_no_delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    drop_triggers("journal_lines")
     for index, table in (
         ("ix_journal_lines_work_order", "journal_lines"),
         ("ix_journal_lines_account_effective_at", "journal_lines"),
