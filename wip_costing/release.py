@@ -81,11 +81,13 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
                          std_cost.get(n.component, ZERO))
             for n in lines
         )
-        successors = routing.successors(op.number)
+        # Units flow through every operation in the routing's topological order (ties by number): the branches
+        # of a DAG are visited one after the other, so each collects its conversion cost, and the join sees
+        # the units once every branch before it in that order has passed them on.
+        next_op = order[position + 1].number if position + 1 < len(order) else None
         specs.append(OpSpec(
             op.number, op.work_center, op.setup_min, op.run_min_per_unit, op.std_kwh_per_unit, wc.labor_rate,
-            wc.machine_rate, wc.energy_tariff, supply, op.rework_to, min(successors) if successors else None,
-            materials,
+            wc.machine_rate, wc.energy_tariff, supply, op.rework_to, next_op, materials,
         ))
     return OrderSnapshot(order_id, item, qty, receiving_location, bom.revision if bom else None, routing.revision,
                          tuple(specs))

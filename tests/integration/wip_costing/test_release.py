@@ -65,3 +65,36 @@ def test_release_refusals_name_the_problem(engine: Engine, example_plant: Path) 
         release_order(engine, "WO-3", "NOPE", Decimal(10), on=date(2026, 11, 22))
     with pytest.raises(DomainError, match="quantity must be positive"):
         release_order(engine, "WO-4", "FG-BRACKET", Decimal(0), on=date(2026, 11, 22))
+
+
+def test_units_flow_through_every_branch_of_a_dag_routing(engine: Engine, example_plant: Path,
+                                                           tmp_path: Path) -> None:
+    load_plant(engine, example_plant)
+    # Rev B: after cutting (10), bending (20) and deburring (25) are parallel branches joining at assembly (30).
+    ops = tmp_path / "ops.csv"
+    ops.write_text(HEADER.replace("quality_standard\n", "quality_standard,after\n")
+                   + "FG-BRACKET,B,2026-11-23,,10,WC-LASER,0,2,0.5,100,,,\n"
+                   + "FG-BRACKET,B,2026-11-23,,20,WC-PRESS,0,1,0.3,100,,,10\n"
+                   + "FG-BRACKET,B,2026-11-23,,25,WC-ASSY,0,1,0,100,,,10\n"
+                   + "FG-BRACKET,B,2026-11-23,,30,WC-ASSY,0,3,0.1,100,,,20;25\n")
+    with engine.begin() as conn:
+        routing_repo.obsolete_routing(conn, "FG-BRACKET", "A")
+        import_operations(conn, ops)
+    snap = release_order(engine, "WO-D", "FG-BRACKET", Decimal(2), on=date(2026, 11, 23))
+    assert [(o.number, o.next_op) for o in snap.operations] == [(10, 20), (20, 25), (25, 30), (30, None)]
+
+    def event(op: int, n: int = 1) -> dict[str, object]:
+        return {"event_id": f"d{op}-{n}", "work_order": "WO-D", "operation": op, "good": 2,
+                "provenance": "sensor", "source_time": "2026-11-23T08:00:00Z"}
+
+    outcomes = apply_events(engine, [event(10), event(25), event(20), event(25, 2), event(30)])
+    assert [o.status.value for o in outcomes] == ["applied", "rejected", "applied", "applied", "applied"]
+    assert "waiting" in (outcomes[1].reason or "")  # deburring before bending: not yet there in the flow
+    with engine.connect() as conn:
+        view = reports.order_view(conn, "WO-D")
+        assert view is not None
+        assert [(o["operation"], o["completed_good"]) for o in view["operations"]] == [
+            (10, "2"), (20, "2"), (25, "2"), (30, "2")]
+        assert reports.wip_value(conn).total == Decimal("0.00")
+        # per unit: material 4.40 + laser 3.10 + press 1.36 + deburring 0.60 + assembly 1.82 = 11.28
+        assert reports.balances(conn)["FG-INV"] == Decimal("22.56")
