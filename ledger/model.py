@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -361,6 +361,59 @@ def post(
         reverses=request.reverses,
         serials=request.serials,
     )
+
+
+# mes_common.money's context (38 digits, half up), used through its methods: no context switch per call.
+_CTX = Context(prec=38, rounding=ROUND_HALF_UP)
+
+
+def _take_share(pool_value: Decimal, pool_qty: Decimal, qty: Decimal) -> Decimal:
+    """``take_share`` (same operations in the same context, same result) without its two context switches."""
+    if qty > pool_qty:
+        raise ValueError(f"cannot take {qty} units from a pool of {pool_qty}")
+    if qty == pool_qty:
+        return pool_value
+    ctx = _CTX
+    return ctx.add(ctx.divide(ctx.multiply(pool_value, qty), pool_qty).quantize(CENTS, ROUND_HALF_UP, ctx), ZERO)
+
+
+def post_trusted(
+    balances: MutableMapping[BalanceKey, Balance], *, idempotency_key: str, kind: MoveKind, item: str, qty: Decimal,
+    location: str, value: Decimal | None, actor: str, reason: str, provenance: Provenance, effective_at: datetime,
+    reference: str | None, recorded_at: datetime,
+) -> PostedMove:
+    """``post`` of an ISSUE (from ``location``, ``value`` None) or a RECEIPT (into ``location`` at ``value``) of
+    an unlotted item without serials, for a caller that builds only valid requests (a hot path: it skips building
+    and re-validating a ``MoveRequest``). Same arithmetic and refusals as ``post``; returns what ``post`` returns.
+
+    The caller guarantees what ``MoveRequest`` checks: a key of 1 to 200 characters, ``qty`` a positive
+    ``Decimal`` of at most six places, ``value`` (receipts) a non-negative amount in cents, ``effective_at`` aware.
+    """
+    key = BalanceKey(item, location)
+    found = balances.get(key)
+    balance = found if found is not None else Balance(key)
+    if kind is MoveKind.ISSUE:
+        if value is not None:
+            raise InvalidMove(f"move {idempotency_key!r}: the value of an outgoing move is derived from the balance")
+        if balance.qty < qty:
+            raise InsufficientStock(item, location, "", qty, balance.qty)
+        moved = _take_share(balance.value, balance.qty, qty)
+        balances[key] = Balance(key, balance.qty - qty, balance.value - moved)
+        from_location, to_location = location, None
+    elif kind is MoveKind.RECEIPT and value is not None:
+        moved = value
+        balances[key] = Balance(key, balance.qty + qty, balance.value + moved)
+        from_location, to_location = None, location
+    else:
+        raise InvalidMove(f"move {idempotency_key!r}: only issues and receipts at a given value are posted this way")
+    move = object.__new__(PostedMove)  # the dataclass __init__ of a frozen class costs one setattr per field
+    move.__dict__.update(
+        idempotency_key=idempotency_key, kind=kind, item=item, qty=qty, from_location=from_location,
+        to_location=to_location, lot="", value=moved, requested_value=value, actor=actor, reason=reason,
+        provenance=provenance, effective_at=effective_at, recorded_at=recorded_at, reference=reference, reverses=None,
+        serials=(), id=None,
+    )
+    return move
 
 
 def reversal_of(move: PostedMove, *, actor: str, reason: str, effective_at: datetime | None = None) -> MoveRequest:

@@ -99,11 +99,37 @@ class OperationEvent:
         }
 
     def canonical_json(self) -> str:
-        """The event's content as compact JSON with sorted keys: what the fingerprint hashes, and what is stored."""
-        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        """The event's content as compact JSON with sorted keys: what the fingerprint hashes, and what is stored.
+
+        Exactly ``json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))``, written out by hand (this
+        runs once per event on the hot path): keys in sorted order, strings through ``_json_text``.
+        """
+        if type(self.operation) is not int and self.operation is not None:
+            return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        j = _json_text
+        kwh, minutes = self.kwh, self.actual_minutes
+        return (
+            f'{{"actual_minutes":{"null" if minutes is None else j(fmt_qty(minutes))},'
+            f'"event_id":{j(self.event_id)},"good":{j(fmt_qty(self.good))},'
+            f'"kwh":{"null" if kwh is None else j(fmt_qty(kwh))},"machine":{j(self.machine)},'
+            f'"operation":{"null" if self.operation is None else self.operation},"operator":{j(self.operator)},'
+            f'"provenance":{j(self.provenance.value)},"rework":{j(fmt_qty(self.rework))},'
+            f'"scrap":{j(fmt_qty(self.scrap))},"serial":{j(self.serial)},'
+            f'"source_time":{j(self.source_time.astimezone(UTC).isoformat().replace("+00:00", "Z"))},'
+            f'"work_center":{j(self.work_center)},"work_order":{j(self.work_order)}}}'
+        )
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _json_text(value: object) -> str:
+    """``json.dumps(value)`` for a string or None; printable ASCII without quote or backslash goes as it is."""
+    if value is None:
+        return "null"
+    if type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return json.dumps(value)
 
 
 def _text(raw: Mapping[str, Any], field: str, event_id: str | None, *, required: bool = False) -> str | None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
 from enum import StrEnum
 
-from mes_common.money import CENTS, ZERO, take_share
+from mes_common.money import CENTS, ZERO
 from mes_common.provenance import Provenance
 
 
@@ -32,6 +32,21 @@ Bucket = tuple[Element, Provenance]
 # A fixed bucket order makes every split deterministic (same input, same cents, on every machine).
 BUCKETS: tuple[Bucket, ...] = tuple((e, p) for e in Element for p in Provenance)
 Values = dict[Bucket, Decimal]
+
+
+# mes_common.money's context (38 digits, half up), used through its methods: no context switch per call.
+_CTX = Context(prec=38, rounding=ROUND_HALF_UP)
+
+
+def take_share(pool_value: Decimal, pool_qty: Decimal, qty: Decimal) -> Decimal:
+    """``mes_common.money.take_share`` (same operations in the same context, same result) without its two
+    ``localcontext`` switches: this runs for every pool a completion takes from."""
+    if qty > pool_qty:
+        raise ValueError(f"cannot take {qty} units from a pool of {pool_qty}")
+    if qty == pool_qty:
+        return pool_value
+    ctx = _CTX
+    return ctx.add(ctx.divide(ctx.multiply(pool_value, qty), pool_qty).quantize(CENTS, ROUND_HALF_UP, ctx), ZERO)
 
 
 def total(values: Mapping[Bucket, Decimal]) -> Decimal:
@@ -108,6 +123,12 @@ class Pool:
         """Remove ``qty`` units and return the value (per bucket) they take with them."""
         if qty == 0:
             return {}
+        if qty == self.qty:
+            # Emptying the pool takes every bucket whole (what the general path below computes, directly).
+            parts = {b: v for b, v in self.values.items() if v}
+            self.values.clear()
+            self.qty -= qty
+            return parts
         amount = take_share(self.value, self.qty, qty)
         parts = split_amount(self.values, amount)
         subtract_values(self.values, parts)

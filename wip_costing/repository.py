@@ -11,7 +11,7 @@ Works inside the caller's connection and transaction. Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from mes_common.db import is_postgres
+from mes_common.money import ZERO
 from wip_costing.journal import JournalEntry
 from wip_costing.model import OpState, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Pool
@@ -227,49 +228,114 @@ def insert_journal(conn: Connection, entries: Sequence[tuple[str, JournalEntry]]
         return len(rows)
     if not any(entry.lines for _, entry in entries):
         return 0
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    count = 0
-    with raw.cursor() as cur, cur.copy(f"COPY {journal_lines.name} ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN") as copy:
-        # Each chunk is sent while the next is formatted: the server parses and indexes it meanwhile.
-        for chunk in _journal_copy_chunks(entries, move_ids, recorded_at):
-            copy.write("".join(chunk).encode())
-            count += len(chunk)
-    return count
+    with JournalStream(conn, move_ids, recorded_at) as stream:
+        for key, entry in entries:
+            stream.add_entry(key, entry)
+            stream.flush_if_full()
+    return stream.count
 
 
-def _journal_copy_chunks(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int],
-                         recorded_at: datetime) -> Iterator[list[str]]:
-    """The lines of ``entries`` in COPY text format, ``COPY_CHUNK`` lines or so at a time (the hot path:
-    formatted per entry once, and per line only what varies)."""
-    memo: dict[Any, str] = {}
+class JournalText:
+    """Journal lines in COPY text format (``JOURNAL_COLUMNS``), accumulated in ``lines``.
 
-    def t(value: Any) -> str:
+    ``move_ids[i]`` is the id of move index ``i``. The hot path of a batch: per entry its own fields are formatted
+    once; per line its amounts, and the rest (order, operation, work center, element, provenance, item) is looked
+    up, as a batch repeats few combinations of them.
+    """
+
+    def __init__(self, move_ids: Sequence[int], recorded_at: datetime) -> None:
+        self.lines: list[str] = []
+        self._move_ids = move_ids
+        self._recorded = recorded_at.isoformat()
+        self._memo: dict[Any, str] = {}
+        self._fields: dict[tuple[Any, ...], str] = {}
+
+    def _t(self, value: Any) -> str:
+        memo = self._memo
         found = memo.get(value)
         if found is None:
             found = memo[value] = _copy_text(value)
         return found
 
-    na = "\\N"
-    recorded = recorded_at.isoformat()
-    out: list[str] = []
-    for key, entry in entries:
-        head = f"{t(key)}\t{entry.kind}\t{t(entry.event_id)}\t"
-        tail = f"\t{entry.effective_at.isoformat()}\t{recorded}\n"
+    def add_entry(self, key: str, entry: JournalEntry) -> None:
+        self._add(self._t(key), entry)
+
+    def add_event(self, event_id: str, entries: Sequence[JournalEntry]) -> None:
+        """The lines of one applied event's entries, keyed ``<event id>#1``, ``#2``, ... (as ``apply_events``)."""
+        prefix = _copy_text(event_id)
+        for n, entry in enumerate(entries, 1):
+            self._add(f"{prefix}#{n}", entry)
+
+    def _add(self, key_text: str, entry: JournalEntry) -> None:
+        move_ids, out, fields, amount, na = self._move_ids, self.lines, self._fields, _amount_text, "\\N"
+        head = f"{key_text}\t{entry.kind}\t{self._t(entry.event_id)}\t"
+        tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\n"
         order = entry.work_order
         for line in entry.lines:
-            out.append(
-                f"{head}{line.account}\t{line.debit:f}\t{line.credit:f}\t{t(line.work_order or order)}\t"
-                f"{na if line.operation is None else line.operation}\t{t(line.work_center)}\t"
-                f"{na if line.element is None else line.element}\t"
-                f"{na if line.provenance is None else line.provenance}\t{t(line.item)}\t"
-                f"{na if line.move_index is None else move_ids[line.move_index]}{tail}"
-            )
-        if len(out) >= COPY_CHUNK:
-            yield out
-            out = []
-    if out:
-        yield out
+            key = line[3:9] if line[3] is not None else (order, *line[4:9])
+            middle = fields.get(key)
+            if middle is None:
+                middle = fields[key] = self._middle(key)
+            index = line[9]
+            out.append(f"{head}{line[0]}\t{amount(line[1])}\t{amount(line[2])}{middle}"
+                       f"{na if index is None else move_ids[index]}{tail}")
+
+    def _middle(self, key: tuple[Any, ...]) -> str:
+        order, operation, work_center, element, provenance, item = key
+        na, t = "\\N", self._t
+        return (f"\t{t(order)}\t{na if operation is None else operation}\t{t(work_center)}\t"
+                f"{na if element is None else element}\t{na if provenance is None else provenance}\t{t(item)}\t")
+
+
+class JournalStream(JournalText):
+    """PostgreSQL: one COPY into ``journal_lines`` kept open while lines are added (sent ``COPY_CHUNK`` lines or
+    so at a time), so the server parses and indexes them while the caller computes more.
+
+    While it is open no other statement may run on the connection. Leaving the block with an exception aborts
+    the COPY (and with it the transaction); ``count`` is the number of lines sent.
+    """
+
+    def __init__(self, conn: Connection, move_ids: Sequence[int], recorded_at: datetime) -> None:
+        super().__init__(move_ids, recorded_at)
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        self._raw = raw
+        self._cursor: Any = None
+        self._copy_context: Any = None
+        self._copy: Any = None
+        self.count = 0
+
+    def __enter__(self) -> JournalStream:
+        self._cursor = self._raw.cursor()
+        self._copy_context = self._cursor.copy(
+            f"COPY {journal_lines.name} ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN")
+        self._copy = self._copy_context.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc is None and self.lines:
+                self._flush()
+            self._copy_context.__exit__(exc_type, exc, tb)
+        finally:
+            self._cursor.close()
+
+    def flush_if_full(self) -> None:
+        if len(self.lines) >= COPY_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._copy.write("".join(self.lines).encode())
+        self.count += len(self.lines)
+        self.lines = []
+
+
+def _amount_text(amount: Decimal) -> str:
+    """``format(amount, "f")``, faster: ``str`` gives the same text unless it picks exponent notation."""
+    if amount is ZERO:
+        return "0"
+    text = str(amount)
+    return text if "E" not in text else format(amount, "f")
 
 
 def _copy_text(value: Any) -> str:

@@ -1,0 +1,126 @@
+"""PostgreSQL batches of ``STREAM_FROM`` events or more stream their journal lines while they are computed (move ids
+reserved up front): they must write exactly what the one-step path writes, rejections included, and nothing at all
+when the batch fails."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from tests.conftest import _truncate_all
+from wip_costing import costing, service
+from wip_costing.events import Status
+from wip_costing.service import apply_events, release_order
+
+from .plant import load_plant
+
+pytestmark = pytest.mark.postgres
+
+
+def ev(event_id: str, op: int | None, good: Any = 0, scrap: Any = 0, rework: Any = 0, order: str = "WO-1",
+       **extra: Any) -> dict[str, Any]:
+    return {"event_id": event_id, "work_order": order, "operation": op, "good": good, "scrap": scrap,
+            "rework": rework, "provenance": "sensor", "source_time": "2026-11-22T08:00:00Z", **extra}
+
+
+def batch() -> list[dict[str, Any]]:
+    events = [
+        ev("a1", 10, good="2.0000001", kwh="1.5"),
+        ev("a2", 20, good="2.0000001"),
+        # issues its bolts, then its receipt is refused (7 places): the issue must be undone, its move id reused
+        ev("a3", 30, good="1.0000001"),
+        ev("a4", 30, good=1, operator="ann"),
+        ev("b1", 10, good=150, order="WO-2"),  # more steel than on hand: rejected at its first issue
+        ev("b2", 10, good=5, scrap=1, order="WO-2", actual_minutes="7.5"),
+        ev("b3", 20, good=4, order="WO-2"),
+        ev("b4", 30, good=2, rework=1, scrap=1, order="WO-2"),
+        ev("b5", 20, good=1, order="WO-2", work_center="WC-PRESS"),
+        ev("a4", 30, good=1, operator="ann"),  # duplicate within the batch
+        ev("a1", 10, good=3),  # same id, other content: conflict
+        ev("x1", 10, good=1, order="WO-404"),  # unknown order
+        ev("x2", 15, good=1),  # unknown operation
+        {"event_id": "x3", "work_order": "WO-1", "provenance": "psychic", "source_time": "2026-11-22T08:00:00Z"},
+    ]
+    events += [ev(f"c{n}", (10, 20, 30)[n % 3], good=1, order="WO-3", scrap=n % 2) for n in range(12)]
+    events += [ev(f"d{n}", 10, good=1, order="WO-1", serial=None) for n in range(3)]
+    return events
+
+
+QUERIES = {
+    "journal": "SELECT j.entry, j.kind, j.event_id, j.account, j.debit, j.credit, j.work_order, j.operation, "
+               "j.work_center, j.element, j.provenance, j.item, m.idempotency_key, j.effective_at, "
+               "(j.stock_move_id IS NULL) = (m.id IS NULL) FROM journal_lines j "
+               "LEFT JOIN stock_moves m ON m.id = j.stock_move_id ORDER BY j.id",
+    "moves": "SELECT idempotency_key, kind, item, qty, from_location, to_location, lot, value, requested_value, actor, "
+             "reason, provenance, effective_at, reference FROM stock_moves WHERE reference LIKE 'WO-%' ORDER BY id",
+    "balances": "SELECT item, location, lot, qty, value FROM stock_balances ORDER BY item, location, lot",
+    "operations": "SELECT * FROM wo_operations ORDER BY work_order, operation",
+    "orders": "SELECT id, status, produced FROM work_orders ORDER BY id",
+    "events": "SELECT event_id, fingerprint, work_order, operation, provenance, payload, source_time "
+              "FROM operation_events ORDER BY event_id",
+    "problems": "SELECT event_id, status, reason, fingerprint, payload FROM event_problems ORDER BY id",
+}
+
+
+def run(engine: Engine, example_plant: Path) -> tuple[list[Any], dict[str, list[Any]]]:
+    _truncate_all(engine)
+    load_plant(engine, example_plant)
+    for order, qty in (("WO-1", 10), ("WO-2", 200), ("WO-3", 12)):
+        release_order(engine, order, "FG-BRACKET", Decimal(qty), on=date(2026, 11, 22))
+    apply_events(engine, [ev("warm", 10, good=1, order="WO-3")])
+    outcomes = apply_events(engine, batch())
+    with engine.connect() as conn:
+        state = {name: [tuple(r) for r in conn.execute(text(sql))] for name, sql in QUERIES.items()}
+    return outcomes, state
+
+
+def test_a_streamed_batch_writes_what_the_one_step_path_writes(pg_engine: Engine, example_plant: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    assert len(batch()) >= service.STREAM_FROM
+    streamed, streamed_state = run(pg_engine, example_plant)
+    monkeypatch.setattr(service, "STREAM_FROM", 10**9)
+    one_step, one_step_state = run(pg_engine, example_plant)
+
+    assert streamed == one_step
+    statuses = {o.event_id: o.status for o in streamed}
+    assert statuses["a3"] is Status.REJECTED and statuses["b1"] is Status.REJECTED
+    assert [o.status for o in streamed if o.event_id == "a4"] == [Status.APPLIED, Status.DUPLICATE]
+    assert sum(o.status is Status.APPLIED for o in streamed) >= 15
+    for name in QUERIES:
+        assert streamed_state[name] == one_step_state[name], name
+    journal = streamed_state["journal"]
+    assert all(row[-1] for row in journal)  # every named move exists
+    assert {row[3] for row in journal if row[12] is not None} == {"RM-INV", "FG-INV"}
+    assert not any(row[2] in ("a3", "b1") for row in journal)  # rejected: no lines
+
+
+def test_a_streamed_batch_that_fails_writes_nothing(pg_engine: Engine, example_plant: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _truncate_all(pg_engine)
+    load_plant(pg_engine, example_plant)
+    release_order(pg_engine, "WO-3", "FG-BRACKET", Decimal(100), on=date(2026, 11, 22))
+    events = [ev(f"e{n}", (10, 20, 30)[n % 3], good=1, order="WO-3") for n in range(3 * service.STREAM_FROM)]
+    real = costing.apply_completion
+    calls = []
+
+    def failing(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2 * service.STREAM_FROM:
+            raise RuntimeError("boom")
+        return real(*args)
+
+    monkeypatch.setattr(service, "apply_completion", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        apply_events(pg_engine, events)
+    with pg_engine.connect() as conn:
+        for table in ("journal_lines", "operation_events", "event_problems"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+        assert conn.execute(text("SELECT count(*) FROM stock_moves WHERE reference = 'WO-3'")).scalar() == 0
+    monkeypatch.setattr(service, "apply_completion", real)
+    assert {o.status for o in apply_events(pg_engine, events)} == {Status.APPLIED}
