@@ -32,6 +32,7 @@ from ledger.master import (
     get_locations,
 )
 from ledger.model import (
+    QTY_PLACES,
     AlreadyReversed,
     Balance,
     BalanceKey,
@@ -48,7 +49,7 @@ from ledger.queries import OnHandRow, average_costs, check, onhand, onhand_by_it
 from ledger.serials import lock_serials, serial_history, serials_in_stock, write_serials
 from ledger.tables import stock_balances, stock_lots, stock_moves
 from mes_common.db import Money, Qty, is_postgres, utcnow
-from mes_common.money import ZERO, fmt_qty
+from mes_common.money import CENTS, ZERO, fmt_qty
 from mes_common.provenance import Provenance
 
 __all__ = [
@@ -162,7 +163,9 @@ def write_moves(conn: Connection, moves: Sequence[PostedMove], balances: Mapping
     inserted = _insert_moves(conn, [_move_row(m) for m in moves], given)
     if len(inserted) != len(moves):
         _raise_lost_race(conn, [m for m in moves if m.idempotency_key not in inserted])
-    if balances:
+    if balances and is_postgres(conn) and conn.dialect.driver == "psycopg":
+        _pg_update_balances(conn, balances)
+    elif balances:
         b = stock_balances.c
         conn.execute(
             update(stock_balances)
@@ -188,6 +191,39 @@ def write_moves(conn: Connection, moves: Sequence[PostedMove], balances: Mapping
     return [inserted[m.idempotency_key] for m in moves]
 
 
+_PG_UPDATE_BALANCES = (
+    "UPDATE stock_balances AS b SET qty = v.qty, value = v.value "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::numeric[], %s::numeric[]) "
+    "AS v(item, location, lot, qty, value) "
+    "WHERE (b.item, b.location, b.lot) = (v.item, v.location, v.lot)"
+)
+_QTY_QUANTUM = Decimal(1).scaleb(-QTY_PLACES)
+
+
+def _pg_update_balances(conn: Connection, balances: Mapping[BalanceKey, Balance]) -> None:
+    """All balances in one statement whose text does not depend on their number (arrays); the values are checked
+    as the ``Qty``/``Money`` column types check them on the other paths."""
+    rows = sorted(balances.items())
+    qty = [_exact(bal.qty, _QTY_QUANTUM, QTY_PLACES) for _, bal in rows]
+    value = [_exact(bal.value, CENTS, 2) for _, bal in rows]
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    with dbapi_conn.cursor() as cur:
+        cur.execute(_PG_UPDATE_BALANCES, [[k.item for k, _ in rows], [k.location for k, _ in rows],
+                                          [k.lot for k, _ in rows], qty, value])
+
+
+def _exact(value: Any, quantum: Decimal, places: int) -> Decimal:
+    if not isinstance(value, Decimal):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = Decimal(value)
+        else:
+            raise TypeError(f"exact decimal column given {type(value).__name__} {value!r}")
+    quantized = value.quantize(quantum)
+    if quantized != value:
+        raise ValueError(f"{value} has more than {places} decimal places")
+    return quantized
+
+
 _MOVE_COLUMNS = [c.name for c in stock_moves.columns if c.name != "id"]
 _PG_INSERT_MOVE = (
     f"INSERT INTO stock_moves ({', '.join(_MOVE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_MOVE_COLUMNS))}) "
@@ -201,6 +237,8 @@ _PG_INSERT_MOVE_WITH_ID = (
 COPY_FROM = 4
 _PG_COPY_MOVES = f"COPY stock_moves (id, {', '.join(_MOVE_COLUMNS)}) FROM STDIN"
 _PG_NEXT_IDS = "SELECT nextval('stock_moves_id_seq') FROM generate_series(1, %s)"
+# Reserves %s move ids (PostgreSQL), for callers that send it in a pipeline of their own (``reserve_move_ids``).
+NEXT_MOVE_IDS = _PG_NEXT_IDS
 _KEY_IN_DETAIL = re.compile(r"\(idempotency_key\)=\((.*)\) already exists")
 
 

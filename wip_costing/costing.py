@@ -151,22 +151,21 @@ def complete(
     add_values(batch, st.first_pass.take(first_pass_taken))
 
     first_time = not st.setup_charged
+    line = tuple.__new__
+    material_bucket = (Element.MATERIAL, prov)
     material = JournalEntry(EntryKind.MATERIAL, when, event.event_id, order)
     for need in spec.materials:
         qty = _qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
         if qty <= 0:
             continue
         value, move = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
+        # Lines built positionally (JournalLine field order): this is the hot path.
         if value:
-            material.lines.append(
-                JournalLine(Account.WIP, debit=value, work_order=order, operation=operation, work_center=wc,
-                            element=Element.MATERIAL, provenance=prov, item=need.component)
-            )
-        material.lines.append(
-            JournalLine(Account.RM_INV, credit=value, work_order=order, provenance=prov, item=need.component,
-                        move_index=move)
-        )
-        add_values(batch, {(Element.MATERIAL, prov): value})
+            material.lines.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, Element.MATERIAL,
+                                                     prov, need.component, None)))
+            batch[material_bucket] = batch.get(material_bucket, ZERO) + value
+        material.lines.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, None, prov,
+                                                 need.component, move)))
     if material.lines:
         entries.append(material)
 
@@ -186,8 +185,8 @@ def complete(
         (Account.ABSORBED_ENERGY, conv.energy),
     ):
         if amount:
-            conversion.lines.append(JournalLine(account, credit=amount, work_order=order, operation=operation,
-                                                work_center=wc, provenance=prov))
+            conversion.lines.append(line(JournalLine, (account, ZERO, amount, order, operation, wc, None, prov, None,
+                                                       None)))
     if conversion.lines:
         entries.append(conversion)
     add_values(batch, added)
@@ -204,8 +203,8 @@ def complete(
 
     scrap_values = leave(event.scrap)
     mirror(EntryKind.SCRAP, scrap_values, lambda v: [
-        JournalLine(Account.SCRAP_LOSS, debit=a, work_order=order, operation=operation, work_center=wc,
-                    element=e, provenance=p) for (e, p), a in v.items() if a
+        line(JournalLine, (Account.SCRAP_LOSS, a, ZERO, order, operation, wc, e, p, None, None))
+        for (e, p), a in v.items() if a
     ])
 
     if event.rework:
@@ -236,8 +235,7 @@ def complete(
         received = leave(event.good)
         value = total(received)
         move = stock.receive(snapshot.item, snapshot.receiving_location, event.good, value, event=event, order=order)
-        lines = [JournalLine(Account.FG_INV, debit=value, work_order=order, provenance=prov, item=snapshot.item,
-                             move_index=move)]
+        lines = [line(JournalLine, (Account.FG_INV, value, ZERO, order, None, None, None, prov, snapshot.item, move))]
         lines += wip_lines(received, debit=False, order=order, operation=operation, work_center=wc)
         entries.append(JournalEntry(EntryKind.RECEIPT, when, event.event_id, order, lines))
         state.produced += event.good

@@ -27,6 +27,8 @@ FIELDS = (
     "actual_minutes", "operator", "machine", "work_center", "provenance", "source_time",
 )
 
+_FIELD_SET = frozenset(FIELDS)
+
 
 class EventFormatError(DomainError):
     """An event that cannot be read: names the event (if it has an id) and the field."""
@@ -140,7 +142,7 @@ def _text(raw: Mapping[str, Any], field: str, event_id: str | None, *, required:
         return None
     if not isinstance(value, str):
         raise EventFormatError(event_id, field, f"must be a string, got {value!r}")
-    if value != value.strip() or any(not ch.isprintable() for ch in value):
+    if value != value.strip() or not value.isprintable():
         raise EventFormatError(event_id, field, f"{value!r} has surrounding spaces or invisible characters")
     return value
 
@@ -183,8 +185,9 @@ def parse_event(raw: Mapping[str, Any]) -> OperationEvent:
         raise EventFormatError(None, "(event)", f"must be a JSON object, got {type(raw).__name__} {str(raw)[:160]!r}")
     event_id = _text(raw, "event_id", None, required=True)
     assert event_id is not None
-    unknown = sorted(set(raw) - set(FIELDS))
-    if unknown:
+    extra = set(raw) - _FIELD_SET
+    if extra:
+        unknown = sorted(extra)
         raise EventFormatError(event_id, unknown[0], "is not a field of an operation event")
     provenance_text = _text(raw, "provenance", event_id, required=True)
     assert provenance_text is not None

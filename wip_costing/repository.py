@@ -11,14 +11,16 @@ Works inside the caller's connection and transaction. Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
+from ledger import repository as ledger_repo
 from mes_common.db import is_postgres
 from mes_common.money import ZERO
 from wip_costing.journal import JournalEntry
@@ -26,12 +28,13 @@ from wip_costing.model import OpState, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Pool
 from wip_costing.tables import event_problems, journal_lines, operation_events, wo_operations, wo_serials, work_orders
 
-_SNAPSHOTS: dict[tuple[str, str, str], OrderSnapshot] = {}
+T = TypeVar("T")
+_SNAPSHOTS: dict[tuple[Any, str, str], OrderSnapshot] = {}
 
 
 def _snapshot(conn: Connection, row: Any) -> OrderSnapshot:
     # The snapshot never changes once released; parse it once per process (keyed by database and release time).
-    key = (conn.engine.url.render_as_string(), row.id, row.released_at.isoformat())
+    key = (conn.engine.url, row.id, row.released_at.isoformat())
     found = _SNAPSHOTS.get(key)
     if found is None:
         found = OrderSnapshot.from_json(json.loads(row.snapshot))
@@ -54,23 +57,51 @@ def lock_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, tuple[O
     wanted = sorted(set(order_ids))
     if not wanted:
         return {}
-    c = wo_operations.c
-    query = select(wo_operations).where(c.work_order.in_(wanted)).order_by(c.work_order, c.operation)
-    if is_postgres(conn):
-        query = query.with_for_update()
+    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+        op_rows, order_rows = _pg_lock_orders(conn, wanted)
+    else:
+        c = wo_operations.c
+        query = select(wo_operations).where(c.work_order.in_(wanted)).order_by(c.work_order, c.operation)
+        if is_postgres(conn):
+            query = query.with_for_update()
+        op_rows = list(conn.execute(query))
+        order_rows = list(conn.execute(select(work_orders).where(work_orders.c.id.in_(wanted))))
     ops: dict[str, dict[int, OpState]] = {}
-    for r in conn.execute(query):
+    for r in op_rows:
         ops.setdefault(r.work_order, {})[r.operation] = OpState(
             r.operation, r.work_center, r.received, r.completed_good, r.scrapped, r.reworked, r.written_off,
             r.setup_charged, Pool(r.fp_qty, Pool.values_from_json(json.loads(r.fp_values))),
             Pool(r.rw_qty, Pool.values_from_json(json.loads(r.rw_values))),
         )
     out: dict[str, tuple[OrderSnapshot, OrderState]] = {}
-    for r in conn.execute(select(work_orders).where(work_orders.c.id.in_(wanted))):
+    for r in order_rows:
         snap = _snapshot(conn, r)
         status = OrderStatus(r.status)
         out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced, status, r.produced))
     return out
+
+
+_PG_LOCK_OPS = (
+    f"SELECT {', '.join(c.name for c in wo_operations.columns)} FROM wo_operations WHERE work_order = ANY(%s) "
+    "ORDER BY work_order, operation FOR UPDATE"
+)
+_PG_ORDERS = (
+    "SELECT id, status, produced, released_at, snapshot FROM work_orders WHERE id = ANY(%s)"
+)
+
+
+def _pg_lock_orders(conn: Connection, wanted: list[str]) -> tuple[list[Any], list[Any]]:
+    """Both queries in one round trip (a psycopg pipeline; the server still runs them in order: locks first).
+    One array parameter: the statements' text does not depend on how many orders the batch has."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.pipeline():
+        lock = raw.cursor(row_factory=namedtuple_row)
+        lock.execute(_PG_LOCK_OPS, [wanted])
+        load = raw.cursor(row_factory=namedtuple_row)
+        load.execute(_PG_ORDERS, [wanted])
+    with lock, load:
+        return lock.fetchall(), load.fetchall()
 
 
 def recorded_events(conn: Connection, event_ids: Iterable[str]) -> dict[str, str]:
@@ -81,7 +112,7 @@ def recorded_events(conn: Connection, event_ids: Iterable[str]) -> dict[str, str
         # One array parameter: the plan does not depend on how many ids the batch has.
         raw = conn.connection.driver_connection
         assert raw is not None
-        rows = raw.execute("SELECT event_id, fingerprint FROM operation_events WHERE event_id = ANY(%s)", [wanted])
+        rows = raw.execute(_PG_RECORDED, [wanted])
         return {event_id: fingerprint for event_id, fingerprint in rows}
     c = operation_events.c
     for start in range(0, len(wanted), 2000):
@@ -89,6 +120,27 @@ def recorded_events(conn: Connection, event_ids: Iterable[str]) -> dict[str, str
         for r in conn.execute(select(c.event_id, c.fingerprint).where(c.event_id.in_(chunk))):
             found[r.event_id] = r.fingerprint
     return found
+
+
+_PG_RECORDED = "SELECT event_id, fingerprint FROM operation_events WHERE event_id = ANY(%s)"
+
+
+def recorded_events_with(conn: Connection, event_ids: Iterable[str], move_count: int, then: Callable[[], T]
+                         ) -> tuple[dict[str, str], list[int], T]:
+    """PostgreSQL (psycopg): ``recorded_events``, ``move_count`` stock-move ids reserved from the ledger's
+    sequence (see ``ledger.repository.write_moves(ids=...)``) and ``then()`` (the balance locks, whose own
+    pipeline nests in this one), in one round trip; the server runs them in this order."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.pipeline():
+        recorded = raw.cursor()
+        recorded.execute(_PG_RECORDED, [sorted(set(event_ids))])
+        ids = raw.cursor()
+        if move_count > 0:
+            ids.execute(ledger_repo.NEXT_MOVE_IDS, [move_count])
+        result = then()
+    with recorded, ids:
+        return dict(recorded.fetchall()), [i for (i,) in ids.fetchall()] if move_count > 0 else [], result
 
 
 def _op_row(order: str, s: OpState) -> dict[str, Any]:
@@ -125,17 +177,17 @@ def save_states(conn: Connection, states: Sequence[OrderState], closed_at: datet
     """Write the quantities and pools of ``states`` (already locked by ``lock_orders``)."""
     if not states:
         return
-    if is_postgres(conn):
-        _update_ops_pg(conn, states)
+    changed = [st for st in states if (st.status, st.produced) != (st.loaded_status, st.loaded_produced)]
+    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+        _save_states_pg(conn, states, changed)
     else:
         _update_ops(conn, states)
-    wo_stmt = update(work_orders).where(work_orders.c.id == bindparam("b_id")).values(
-        status=bindparam("status"), produced=bindparam("produced"),
-    )
-    changed = [st for st in states if (st.status, st.produced) != (st.loaded_status, st.loaded_produced)]
-    if changed:
-        conn.execute(wo_stmt, [{"b_id": st.order_id, "status": st.status.value, "produced": st.produced}
-                               for st in changed])
+        wo_stmt = update(work_orders).where(work_orders.c.id == bindparam("b_id")).values(
+            status=bindparam("status"), produced=bindparam("produced"),
+        )
+        if changed:
+            conn.execute(wo_stmt, [{"b_id": st.order_id, "status": st.status.value, "produced": st.produced}
+                                   for st in changed])
     if closed_at is not None:
         conn.execute(update(work_orders).where(work_orders.c.id.in_([s.order_id for s in states]))
                      .values(closed_at=closed_at))
@@ -143,28 +195,44 @@ def save_states(conn: Connection, states: Sequence[OrderState], closed_at: datet
 
 _OP_COLUMNS = ("received", "completed_good", "scrapped", "reworked", "written_off", "setup_charged", "fp_qty",
                "fp_value", "fp_values", "rw_qty", "rw_value", "rw_values")
+_OP_TYPES = ("numeric", "numeric", "numeric", "numeric", "numeric", "boolean", "numeric", "numeric", "text",
+             "numeric", "numeric", "text")
+# One statement text whatever the number of rows (arrays, not a VALUES list): psycopg converts it once and the
+# server can keep it prepared.
+_PG_UPDATE_OPS = (
+    f"UPDATE wo_operations AS w SET {', '.join(f'{c} = v.{c}' for c in _OP_COLUMNS)} "
+    f"FROM unnest(%s::text[], %s::int[], {', '.join(f'%s::{t}[]' for t in _OP_TYPES)}) "
+    f"AS v(work_order, operation, {', '.join(_OP_COLUMNS)}) "
+    "WHERE w.work_order = v.work_order AND w.operation = v.operation"
+)
+_PG_UPDATE_ORDERS = (
+    "UPDATE work_orders AS w SET status = v.status, produced = v.produced "
+    "FROM unnest(%s::text[], %s::text[], %s::numeric[]) AS v(id, status, produced) WHERE w.id = v.id"
+)
+_QTY_QUANTUM = Decimal("0.000001")
 
 
-def _update_ops_pg(conn: Connection, states: Sequence[OrderState]) -> None:
-    """One UPDATE ... FROM (VALUES ...) for every operation row of ``states``: one round trip per batch."""
-    params: list[Any] = []
+def _save_states_pg(conn: Connection, states: Sequence[OrderState], changed: Sequence[OrderState]) -> None:
+    """Every operation row of ``states`` in one UPDATE, the changed order headers in another, both in one
+    round trip (a psycopg pipeline)."""
+    columns: list[list[Any]] = [[] for _ in range(2 + len(_OP_COLUMNS))]
     for st in states:
         for s in st.ops.values():
-            params += [st.order_id, s.operation, s.received, s.completed_good, s.scrapped, s.reworked,
-                       s.written_off, s.setup_charged, s.first_pass.qty, s.first_pass.value,
-                       json.dumps(s.first_pass.to_json()), s.rework.qty, s.rework.value, json.dumps(s.rework.to_json())]
-    width = 2 + len(_OP_COLUMNS)
-    row = "(%s::text, %s::int, " + ", ".join(["%s"] * (width - 2)) + ")"
-    sql = (
-        f"UPDATE wo_operations AS w SET {', '.join(f'{c} = v.{c}' for c in _OP_COLUMNS)} "
-        f"FROM (VALUES {', '.join([row] * (len(params) // width))}) "
-        f"AS v(work_order, operation, {', '.join(_OP_COLUMNS)}) "
-        "WHERE w.work_order = v.work_order AND w.operation = v.operation"
-    )
+            for column, value in zip(columns, (
+                    st.order_id, s.operation, s.received, s.completed_good, s.scrapped, s.reworked, s.written_off,
+                    s.setup_charged, s.first_pass.qty, s.first_pass.value, json.dumps(s.first_pass.to_json()),
+                    s.rework.qty, s.rework.value, json.dumps(s.rework.to_json())), strict=True):
+                column.append(value)
+    for st in changed:  # what the Qty column type checks on the other paths
+        if not isinstance(st.produced, Decimal) or st.produced.quantize(_QTY_QUANTUM) != st.produced:
+            raise ValueError(f"{st.produced} has more than 6 decimal places")
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur:
-        cur.execute(sql, params)
+    with raw.pipeline(), raw.cursor() as cur:
+        cur.execute(_PG_UPDATE_OPS, columns)
+        if changed:
+            cur.execute(_PG_UPDATE_ORDERS, [[st.order_id for st in changed], [st.status.value for st in changed],
+                                            [st.produced for st in changed]])
 
 
 def _update_ops(conn: Connection, states: Sequence[OrderState]) -> None:
@@ -194,9 +262,9 @@ def insert_problems(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(event_problems), rows)
 
 
-# Journal lines per COPY write: large enough to keep the per-write overhead small, small enough that the server
-# works on one chunk while the next is formatted.
-COPY_CHUNK = 400
+# Journal lines per COPY write (~15 kB): large enough to keep the per-write overhead small, small enough that the
+# server works on one chunk while the next is computed, and has little left to do when the batch ends.
+COPY_CHUNK = 100
 
 JOURNAL_COLUMNS = ("entry", "kind", "event_id", "account", "debit", "credit", "work_order", "operation",
                    "work_center", "element", "provenance", "item", "stock_move_id", "effective_at", "recorded_at")
@@ -276,8 +344,13 @@ class JournalText:
             middle = fields.get(key)
             if middle is None:
                 middle = fields[key] = self._middle(key)
-            index = line[9]
-            out.append(f"{head}{line[0]}\t{amount(line[1])}\t{amount(line[2])}{middle}"
+            debit, credit, index = line[1], line[2], line[9]
+            # format(amount, "f") is slow: str() gives the same text for cents, "0" for ZERO (checked for "E").
+            debit_text = "0" if debit is ZERO else str(debit)
+            credit_text = "0" if credit is ZERO else str(credit)
+            if "E" in debit_text or "E" in credit_text:
+                debit_text, credit_text = amount(debit), amount(credit)
+            out.append(f"{head}{line[0]}\t{debit_text}\t{credit_text}{middle}"
                        f"{na if index is None else move_ids[index]}{tail}")
 
     def _middle(self, key: tuple[Any, ...]) -> str:
@@ -325,7 +398,9 @@ class JournalStream(JournalText):
             self._flush()
 
     def _flush(self) -> None:
-        self._copy.write("".join(self.lines).encode())
+        # Straight to the connection (psycopg's own COPY buffer would hold up to 32 kB): the server gets to work
+        # on each chunk at once.
+        self._copy.writer.write("".join(self.lines).encode())
         self.count += len(self.lines)
         self.lines = []
 

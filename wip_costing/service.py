@@ -204,7 +204,6 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
         i: e.work_order if e.work_order is not None else by_serial.get(e.serial or "") for i, e in parsed
     }
     orders = repo.lock_orders(conn, [o for o in order_of.values() if o is not None])
-    recorded = repo.recorded_events(conn, [e.event_id for _, e in parsed])
 
     keys: set[BalanceKey] = set()
     for snap, _state in orders.values():
@@ -212,19 +211,31 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
             keys.update(BalanceKey(m.component, op.supply_location) for m in op.materials)
             if op.next_op is None:
                 keys.add(BalanceKey(snap.item, snap.receiving_location))
-    stock = LedgerStock(ledger_repo.lock_balances(conn, keys) if keys else {})
+
+    def lock_balances() -> dict[BalanceKey, Balance]:
+        return ledger_repo.lock_balances(conn, keys) if keys else {}
+
+    event_ids = [e.event_id for _, e in parsed]
+    move_ids: list[int] = []
+    stream: repo.JournalStream | None = None
+    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+        # Batches of STREAM_FROM events or more stream their journal lines to the server while they are computed
+        # (it parses and indexes them on the other core meanwhile). The lines name their stock moves, so the
+        # moves' ids are reserved first: with the applied-event look-up and the balance locks, one round trip.
+        streaming = len(parsed) >= STREAM_FROM
+        bound = _moves_bound(parsed, order_of, orders) if streaming else 0
+        recorded, move_ids, balances = repo.recorded_events_with(conn, event_ids, bound, lock_balances)
+        if streaming:
+            stream = repo.JournalStream(conn, move_ids, now)
+    else:
+        recorded = repo.recorded_events(conn, event_ids)
+        balances = lock_balances()
+    stock = LedgerStock(balances)
 
     states: dict[str, OrderState] = {o: state for o, (_s, state) in orders.items()}
     dirty: set[str] = set()
     applied: list[tuple[Any, ...]] = []
     entries: list[tuple[str, JournalEntry]] = []
-    stream: repo.JournalStream | None = None
-    move_ids: list[int] = []
-    if is_postgres(conn) and conn.dialect.driver == "psycopg" and len(parsed) >= STREAM_FROM:
-        # Journal lines name their stock moves: reserve the moves' ids first, then stream the lines to the server
-        # while the batch is computed (it parses and indexes them on the other core meanwhile).
-        move_ids = ledger_repo.reserve_move_ids(conn, _moves_bound(parsed, order_of, orders))
-        stream = repo.JournalStream(conn, move_ids, now)
     with stream if stream is not None else contextlib.nullcontext():
         for index, event in parsed:
             canonical = event.canonical_json()
