@@ -11,6 +11,7 @@ Works inside the caller's connection and transaction. Invariants:
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -29,18 +30,28 @@ from wip_costing.pools import Pool
 from wip_costing.tables import event_problems, journal_lines, operation_events, wo_operations, wo_serials, work_orders
 
 T = TypeVar("T")
-_SNAPSHOTS: dict[tuple[Any, str, str], OrderSnapshot] = {}
+_SNAPSHOTS: dict[tuple[str, str, str], OrderSnapshot] = {}
+# The database each engine points at, rendered once per engine (it keys the snapshot cache).
+_DATABASES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-def _snapshot(conn: Connection, row: Any) -> OrderSnapshot:
+def _snapshot(conn: Connection, row: Any, database: str) -> OrderSnapshot:
     # The snapshot never changes once released; parse it once per process (keyed by database and release time).
-    key = (conn.engine.url, row.id, row.released_at.isoformat())
+    key = (database, row.id, row.released_at.isoformat())
     found = _SNAPSHOTS.get(key)
     if found is None:
         found = OrderSnapshot.from_json(json.loads(row.snapshot))
         if len(_SNAPSHOTS) > 50_000:
             _SNAPSHOTS.clear()
         _SNAPSHOTS[key] = found
+    return found
+
+
+def _database(conn: Connection) -> str:
+    engine = conn.engine
+    found = _DATABASES.get(engine)
+    if found is None:
+        found = _DATABASES[engine] = engine.url.render_as_string()
     return found
 
 
@@ -74,8 +85,9 @@ def lock_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, tuple[O
             Pool(r.rw_qty, Pool.values_from_json(json.loads(r.rw_values))),
         )
     out: dict[str, tuple[OrderSnapshot, OrderState]] = {}
+    database = _database(conn)
     for r in order_rows:
-        snap = _snapshot(conn, r)
+        snap = _snapshot(conn, r, database)
         status = OrderStatus(r.status)
         out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced, status, r.produced))
     return out
@@ -253,8 +265,22 @@ EVENT_COLUMNS = ("event_id", "fingerprint", "work_order", "operation", "provenan
 
 def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Record applied events (tuples in ``EVENT_COLUMNS`` order); the primary key refuses a second apply."""
-    if rows:
+    if not rows:
+        return
+    if not is_postgres(conn):
         _copy_or_insert(conn, operation_events, EVENT_COLUMNS, rows)
+        return
+    # COPY text, each field as _copy_text formats it, for the types these rows hold (one line per event).
+    text = _copy_text
+    lines = []
+    last: Any = None
+    recorded = ""
+    for event_id, fingerprint, order, operation, provenance, payload, source_time, recorded_at in rows:
+        if recorded_at is not last:  # the batch's one recording time, formatted once
+            last, recorded = recorded_at, text(recorded_at)
+        lines.append(f"{text(event_id)}\t{text(fingerprint)}\t{text(order)}\t{text(operation)}\t"
+                     f"{text(provenance)}\t{text(payload)}\t{text(source_time)}\t{recorded}\n")
+    _copy(conn, operation_events, EVENT_COLUMNS, "".join(lines))
 
 
 def insert_problems(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -317,6 +343,8 @@ class JournalText:
         self._recorded = recorded_at.isoformat()
         self._memo: dict[Any, str] = {}
         self._fields: dict[tuple[Any, ...], str] = {}
+        self._when: datetime | None = None
+        self._tail = ""
 
     def _t(self, value: Any) -> str:
         memo = self._memo
@@ -337,7 +365,10 @@ class JournalText:
     def _add(self, key_text: str, entry: JournalEntry) -> None:
         move_ids, out, fields, amount, na = self._move_ids, self.lines, self._fields, _amount_text, "\\N"
         head = f"{key_text}\t{entry.kind}\t{self._t(entry.event_id)}\t"
-        tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\n"
+        if entry.effective_at is not self._when:  # an event's entries share their time: format it once
+            self._when = entry.effective_at
+            self._tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\n"
+        tail = self._tail
         order = entry.work_order
         for line in entry.lines:
             key = line[3:9] if line[3] is not None else (order, *line[4:9])
