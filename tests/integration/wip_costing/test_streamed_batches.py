@@ -124,3 +124,64 @@ def test_a_streamed_batch_that_fails_writes_nothing(pg_engine: Engine, example_p
         assert conn.execute(text("SELECT count(*) FROM stock_moves WHERE reference = 'WO-3'")).scalar() == 0
     monkeypatch.setattr(service, "apply_completion", real)
     assert {o.status for o in apply_events(pg_engine, events)} == {Status.APPLIED}
+
+
+def test_the_same_streamed_batch_from_two_threads_is_applied_once(pg_engine: Engine, example_plant: Path) -> None:
+    import threading
+
+    _truncate_all(pg_engine)
+    load_plant(pg_engine, example_plant)
+    release_order(pg_engine, "WO-1", "FG-BRACKET", Decimal(40), on=date(2026, 11, 22))
+    events = [ev(f"t{n}", (10, 20, 30)[n % 3], good=1) for n in range(3 * service.STREAM_FROM)]
+    results: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def run() -> None:
+        barrier.wait()
+        results.append(apply_events(pg_engine, events))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 2
+    statuses = [{o.status for o in outcomes} for outcomes in results]
+    assert {Status.APPLIED} in statuses and {Status.DUPLICATE} in statuses
+    with pg_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM operation_events")).scalar() == len(events)
+        # op 10 issues steel, op 30 issues bolts and receives the bracket: 20 + 2 x 20 moves, once
+        assert conn.execute(text("SELECT count(*) FROM stock_moves WHERE reference = 'WO-1'")).scalar() == 60
+        assert conn.execute(text("SELECT sum(debit) - sum(credit) FROM journal_lines")).scalar() == 0
+
+
+def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(pg_engine: Engine,
+                                                                                example_plant: Path) -> None:
+    import threading
+
+    from wip_costing.service import apply_events_in
+
+    _truncate_all(pg_engine)
+    load_plant(pg_engine, example_plant)
+    for order in ("WO-0", "WO-1"):
+        release_order(pg_engine, order, "FG-BRACKET", Decimal(40), on=date(2026, 11, 22))
+    first = [ev("X", 10, good=1, order="WO-0")] + [ev(f"a{n}", 10, good=1, order="WO-0") for n in range(25)]
+    second = [ev(f"b{n}", 10, good=1, order="WO-1") for n in range(25)] + [ev("X", 10, good=1, order="WO-1")]
+    result: list[Any] = []
+    with pg_engine.connect() as conn:
+        conn.begin()
+        assert {o.status for o in apply_events_in(conn, first)} == {Status.APPLIED}
+        racer = threading.Thread(target=lambda: result.extend(apply_events(pg_engine, second)))
+        racer.start()
+        racer.join(timeout=1.0)
+        assert racer.is_alive()  # blocked on the uncommitted key
+        conn.commit()
+    racer.join(timeout=30)
+    assert [o.status for o in result] == [Status.APPLIED] * 25 + [Status.CONFLICT]
+    with pg_engine.connect() as conn:
+        rows = conn.execute(text("SELECT work_order, count(*) FROM operation_events GROUP BY 1 ORDER BY 1")).all()
+        assert [tuple(r) for r in rows] == [("WO-0", 26), ("WO-1", 25)]
+        assert conn.execute(text("SELECT count(*) FROM journal_lines WHERE event_id = 'X'")).scalar() > 0
+        assert conn.execute(text("SELECT count(DISTINCT work_order) FROM journal_lines WHERE event_id = 'X'")
+                            ).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM stock_moves WHERE reference = 'WO-1'")).scalar() == 25
