@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -363,20 +363,6 @@ def post(
     )
 
 
-# mes_common.money's context (38 digits, half up), used through its methods: no context switch per call.
-_CTX = Context(prec=38, rounding=ROUND_HALF_UP)
-
-
-def _take_share(pool_value: Decimal, pool_qty: Decimal, qty: Decimal) -> Decimal:
-    """``take_share`` (same operations in the same context, same result) without its two context switches."""
-    if qty > pool_qty:
-        raise ValueError(f"cannot take {qty} units from a pool of {pool_qty}")
-    if qty == pool_qty:
-        return pool_value
-    ctx = _CTX
-    return ctx.add(ctx.divide(ctx.multiply(pool_value, qty), pool_qty).quantize(CENTS, ROUND_HALF_UP, ctx), ZERO)
-
-
 def post_trusted(
     balances: MutableMapping[BalanceKey, Balance], *, idempotency_key: str, kind: MoveKind, item: str, qty: Decimal,
     location: str, value: Decimal | None, actor: str, reason: str, provenance: Provenance, effective_at: datetime,
@@ -397,7 +383,7 @@ def post_trusted(
             raise InvalidMove(f"move {idempotency_key!r}: the value of an outgoing move is derived from the balance")
         if balance.qty < qty:
             raise InsufficientStock(item, location, "", qty, balance.qty)
-        moved = _take_share(balance.value, balance.qty, qty)
+        moved = take_share(balance.value, balance.qty, qty)
         balances[key] = Balance(key, balance.qty - qty, balance.value - moved)
         from_location, to_location = location, None
     elif kind is MoveKind.RECEIPT and value is not None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from enum import StrEnum
 
-from mes_common.money import CENTS, ZERO
+from mes_common.money import CENTS, ZERO, take_share
 from mes_common.provenance import Provenance
 
 
@@ -32,21 +32,6 @@ Bucket = tuple[Element, Provenance]
 # A fixed bucket order makes every split deterministic (same input, same cents, on every machine).
 BUCKETS: tuple[Bucket, ...] = tuple((e, p) for e in Element for p in Provenance)
 Values = dict[Bucket, Decimal]
-
-
-# mes_common.money's context (38 digits, half up), used through its methods: no context switch per call.
-_CTX = Context(prec=38, rounding=ROUND_HALF_UP)
-
-
-def take_share(pool_value: Decimal, pool_qty: Decimal, qty: Decimal) -> Decimal:
-    """``mes_common.money.take_share`` (same operations in the same context, same result) without its two
-    ``localcontext`` switches: this runs for every pool a completion takes from."""
-    if qty > pool_qty:
-        raise ValueError(f"cannot take {qty} units from a pool of {pool_qty}")
-    if qty == pool_qty:
-        return pool_value
-    ctx = _CTX
-    return ctx.add(ctx.divide(ctx.multiply(pool_value, qty), pool_qty).quantize(CENTS, ROUND_HALF_UP, ctx), ZERO)
 
 
 def total(values: Mapping[Bucket, Decimal]) -> Decimal:

@@ -87,43 +87,37 @@ class LedgerStock:
               ) -> tuple[Decimal, int]:
         # The move's position makes the key unique even when one component is issued twice by one event
         # (a per-unit and a fixed-quantity need of the same component at one operation).
-        key = self._key(event.event_id, f"issue/{len(self.moves)}/{item}")
-        actor = event.operator or event.machine or "mes-bridge"
-        reason = f"work order {order} operation {event.operation}"
-        if _trusted(qty, None, event):
-            move = post_trusted(
-                self.balances, idempotency_key=key, kind=MoveKind.ISSUE, item=item, qty=qty, location=location,
-                value=None, actor=actor, reason=reason, provenance=event.provenance, effective_at=event.source_time,
-                reference=order, recorded_at=datetime.now(UTC),
-            )
-        else:  # let the request's validation say what is wrong
-            move = post(self.balances, MoveRequest(
-                idempotency_key=key, kind=MoveKind.ISSUE, item=item, qty=qty, from_location=location, actor=actor,
-                reason=reason, provenance=event.provenance, effective_at=event.source_time, reference=order,
-            ))
-        self.moves.append(move)
+        move = self._post(MoveKind.ISSUE, f"issue/{len(self.moves)}/{item}", item, location, qty, None, event,
+                          order, f"work order {order} operation {event.operation}")
         return move.value, len(self.moves) - 1
 
     def receive(self, item: str, location: str, qty: Decimal, value: Decimal, *, event: OperationEvent | None,
                 order: str) -> int:
         assert event is not None
-        key = self._key(event.event_id, f"receipt/{item}")
+        self._post(MoveKind.RECEIPT, f"receipt/{item}", item, location, qty, value, event, order,
+                   f"work order {order} completed")
+        return len(self.moves) - 1
+
+    def _post(self, kind: MoveKind, suffix: str, item: str, location: str, qty: Decimal, value: Decimal | None,
+              event: OperationEvent, order: str, reason: str) -> PostedMove:
+        """An ISSUE from ``location`` (``value`` None: at moving average) or a RECEIPT into it at ``value``."""
+        key = self._key(event.event_id, suffix)
         actor = event.operator or event.machine or "mes-bridge"
-        reason = f"work order {order} completed"
         if _trusted(qty, value, event):
             move = post_trusted(
-                self.balances, idempotency_key=key, kind=MoveKind.RECEIPT, item=item, qty=qty, location=location,
-                value=value, actor=actor, reason=reason, provenance=event.provenance, effective_at=event.source_time,
+                self.balances, idempotency_key=key, kind=kind, item=item, qty=qty, location=location, value=value,
+                actor=actor, reason=reason, provenance=event.provenance, effective_at=event.source_time,
                 reference=order, recorded_at=datetime.now(UTC),
             )
-        else:
+        else:  # let the request's validation say what is wrong
+            issue = kind is MoveKind.ISSUE
             move = post(self.balances, MoveRequest(
-                idempotency_key=key, kind=MoveKind.RECEIPT, item=item, qty=qty, to_location=location, value=value,
-                actor=actor, reason=reason, provenance=event.provenance, effective_at=event.source_time,
-                reference=order,
+                idempotency_key=key, kind=kind, item=item, qty=qty, from_location=location if issue else None,
+                to_location=None if issue else location, value=value, actor=actor, reason=reason,
+                provenance=event.provenance, effective_at=event.source_time, reference=order,
             ))
         self.moves.append(move)
-        return len(self.moves) - 1
+        return move
 
 
 def _trusted(qty: Decimal, value: Decimal | None, event: OperationEvent) -> bool:
