@@ -39,7 +39,7 @@ from bom.explosion import explode, explode_cached
 from bom.rollup import standard_cost
 from bom.whereused import where_used
 from ledger.model import MoveKind, MoveRequest
-from ledger.repository import post_moves
+from ledger.service import post_moves
 from mes_bridge import schema
 from mes_common.db import make_engine
 from routing import repository as routing_repo

@@ -1,4 +1,4 @@
-"""Stock moves per second through ``ledger.repository.post_moves``, beside plain-driver inserts in the same run.
+"""Stock moves per second through ``ledger.service.post_moves``, beside plain-driver inserts in the same run.
 
 Each ledger move is an issue of one unit (locks, idempotency lookup, moving average, move insert, balance
 update), over ``ITEMS`` items so a batch touches many balances. Measured one move per transaction and batched
@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ledger import repository as repo  # noqa: E402
-from ledger.model import Item, ItemKind, Location, LocationKind, MoveKind, MoveRequest, post  # noqa: E402
+from ledger import service as ledger_service  # noqa: E402
+from ledger.model import Item, ItemKind, Location, LocationKind, MoveKind, MoveRequest  # noqa: E402
+from ledger.posting import post  # noqa: E402
 from mes_bridge import schema  # noqa: E402
 from mes_common.db import make_engine  # noqa: E402
 
@@ -42,9 +44,10 @@ def seed(engine: Engine) -> None:
     with engine.begin() as conn:
         repo.add_items(conn, [Item(f"IT-{i:03d}", f"item {i}", "pcs", ItemKind.RAW) for i in range(ITEMS)])
         repo.add_locations(conn, [Location("STORES", "Stores", LocationKind.STORES)])
-        repo.post_moves(conn, [MoveRequest(idempotency_key=f"seed-{i}", kind=MoveKind.RECEIPT, item=f"IT-{i:03d}",
-                                           qty=Decimal(1_000_000), to_location="STORES", value=Decimal("3000000.00"))
-                               for i in range(ITEMS)])  # fmt: skip
+        ledger_service.post_moves(conn, [MoveRequest(idempotency_key=f"seed-{i}", kind=MoveKind.RECEIPT,
+                                                     item=f"IT-{i:03d}", qty=Decimal(1_000_000), to_location="STORES",
+                                                     value=Decimal("3000000.00"))
+                                         for i in range(ITEMS)])  # fmt: skip
 
 
 def issues(prefix: str, count: int) -> list[MoveRequest]:
@@ -74,7 +77,7 @@ def ledger_rate(engine: Engine, batch: int, count: int, hot_path: bool = False) 
                 balances = repo.lock_balances(conn, [k for r in chunk for k in r.balance_keys()])
                 repo.write_moves(conn, [post(balances, r) for r in chunk], balances)
             else:
-                repo.post_moves(conn, chunk)
+                ledger_service.post_moves(conn, chunk)
     return count / (time.perf_counter() - start)
 
 

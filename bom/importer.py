@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from bom import repository
 from bom.model import BomLine, BomVersion, CycleError, VersionState
-from mes_common.csv_validation import Boolean, Code, Column, Date, Integer, Number
+from mes_common.csv_cells import Boolean, Code, Column, Date, Integer, Number
 from mes_common.errors import DomainError
 from routing.importer import parse_table
 

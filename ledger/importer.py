@@ -21,9 +21,12 @@ from typing import TypeVar
 
 from sqlalchemy.engine import Connection
 
+from ledger import queries as ledger_queries
 from ledger import repository as repo
+from ledger import service as ledger_service
 from ledger.model import Item, ItemKind, Location, LocationKind, MoveKind, MoveRequest
-from mes_common.csv_validation import Choice, Code, CsvRow, CsvTable, Number, Text, parse_csv
+from mes_common.csv_cells import Choice, Code, Number, Text
+from mes_common.csv_validation import CsvRow, CsvTable, parse_csv
 from mes_common.money import ZERO, mul_cents
 from mes_common.provenance import Provenance
 
@@ -121,8 +124,8 @@ def import_balances(
         if _known(table, row, known_items, known_locations):
             requests.append(_opening_receipt(row, label, digest, actor, effective_at))
     table.raise_if_issues()
-    before = repo.find_moves(conn, [r.idempotency_key for r in requests])
-    repo.post_moves(conn, requests)
+    before = ledger_queries.find_moves(conn, [r.idempotency_key for r in requests])
+    ledger_service.post_moves(conn, requests)
     return ImportResult("balances", label, len(requests) - len(before), len(before))
 
 

@@ -1,30 +1,28 @@
-"""The stock ledger's pure core: items, locations, move requests, balances and the moving-average ``post``.
+"""The stock ledger's pure core, its types: items, locations, balances, move requests, recorded moves, errors.
 
-Invariants (``post`` keeps them on any balance map; ``ledger.repository.check`` verifies them in the database):
-- A move carries a positive quantity from one balance (``from_location``) to another (``to_location``); either
-  side may be outside the ledger (a receipt has no source, an issue no destination), never both.
-- Valuation is per balance (item x location x lot), moving average: an outgoing move takes
-  ``take_share(balance.value, balance.qty, qty)``, so the last unit takes exactly what remains and a balance at
-  zero quantity is worth exactly zero. An incoming move adds its value: a receipt's given total (in cents; the
-  unit cost is derived, never multiplied back), or ``qty`` x the destination's current average.
-- Stock never goes negative: a move that would is refused with ``InsufficientStock`` and the map is unchanged.
-- Moves are never changed; a correction is a ``REVERSAL`` moving the same quantity back at the same value
-  (taking out never more than the balance holds, and exactly what remains when it empties the balance).
-- A serial-numbered unit is in one place at a time (``move_serials``): it leaves only from where it is, and is
-  received only when not in stock.
+The rules that apply a move to balances (moving average, serial tracking) are in ``ledger.posting``.
+
+Invariants (``MoveRequest`` refuses, with ``InvalidMove``, any request that breaks them; ``ledger.queries.check``
+verifies the database):
+- A move carries a positive quantity (a ``Decimal`` of at most ``QTY_PLACES`` places) from one balance
+  (``from_location``) to another (``to_location``); either side may be outside the ledger (a receipt has no
+  source, an issue no destination), never both. Which sides a move needs depends on its ``MoveKind``.
+- A value, when given, is in cents and only on an incoming move (or a ``REVERSAL``): an outgoing move's value
+  is derived from the balance.
+- Moves are never changed; a correction is a ``REVERSAL``, which names the move it undoes.
+- A serial-tracked move lists one distinct serial number per unit moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
 from mes_common.errors import DomainError
-from mes_common.money import CENTS, ZERO, fmt, fmt_qty, mul_cents, take_share, unit_cost
+from mes_common.money import CENTS, ZERO, fmt, fmt_qty, unit_cost
 from mes_common.provenance import Provenance
 
 QTY_PLACES = 6
@@ -300,133 +298,6 @@ def _show(value: object) -> str:
     return "none" if value is None else str(value)
 
 
-def _balance(balances: MutableMapping[BalanceKey, Balance], key: BalanceKey) -> Balance:
-    found = balances.get(key)
-    return found if found is not None else Balance(key)
-
-
-def post(
-    balances: MutableMapping[BalanceKey, Balance],
-    request: MoveRequest,
-    *,
-    recorded_at: datetime | None = None,
-) -> PostedMove:
-    """Apply ``request`` to ``balances`` (moving average per balance) and return the move to record.
-
-    Raises ``InsufficientStock`` (naming the quantity available) and leaves ``balances`` unchanged when the
-    source balance holds less than ``request.qty``.
-    """
-    recorded = recorded_at or datetime.now(UTC)
-    qty = request.qty
-    updates: dict[BalanceKey, Balance] = {}
-    value: Decimal
-    source_key = request.from_key
-    if source_key is not None:
-        source = _balance(balances, source_key)
-        if source.qty < qty:
-            raise InsufficientStock(request.item, source_key.location, request.lot, qty, source.qty)
-        if request.value is not None and qty < source.qty:
-            # A reversal takes back the original value, but never more than the balance holds.
-            value = min(request.value, source.value)
-        else:
-            value = take_share(source.value, source.qty, qty)
-        updates[source_key] = Balance(source_key, source.qty - qty, source.value - value)
-    elif request.value is not None:
-        value = request.value
-    else:
-        target_key = request.to_key
-        assert target_key is not None  # guaranteed by MoveRequest validation
-        value = mul_cents(qty, _balance(balances, target_key).average)
-    target_key = request.to_key
-    if target_key is not None:
-        target = _balance(balances, target_key)
-        updates[target_key] = Balance(target_key, target.qty + qty, target.value + value)
-    balances.update(updates)
-    return PostedMove(
-        idempotency_key=request.idempotency_key,
-        kind=request.kind,
-        item=request.item,
-        qty=qty,
-        from_location=request.from_location,
-        to_location=request.to_location,
-        lot=request.lot,
-        value=value,
-        requested_value=request.value,
-        actor=request.actor,
-        reason=request.reason,
-        provenance=request.provenance,
-        effective_at=request.effective_at or recorded,
-        recorded_at=recorded,
-        reference=request.reference,
-        reverses=request.reverses,
-        serials=request.serials,
-    )
-
-
-def post_trusted(
-    balances: MutableMapping[BalanceKey, Balance], *, idempotency_key: str, kind: MoveKind, item: str, qty: Decimal,
-    location: str, value: Decimal | None, actor: str, reason: str, provenance: Provenance, effective_at: datetime,
-    reference: str | None, recorded_at: datetime,
-) -> PostedMove:
-    """``post`` of an ISSUE (from ``location``, ``value`` None) or a RECEIPT (into ``location`` at ``value``) of
-    an unlotted item without serials, for a caller that builds only valid requests (a hot path: it skips building
-    and re-validating a ``MoveRequest``). Same arithmetic and refusals as ``post``; returns what ``post`` returns.
-
-    The caller guarantees what ``MoveRequest`` checks: a key of 1 to 200 characters, ``qty`` a positive
-    ``Decimal`` of at most six places, ``value`` (receipts) a non-negative amount in cents, ``effective_at`` aware.
-    """
-    key = BalanceKey(item, location)
-    found = balances.get(key)
-    balance = found if found is not None else Balance(key)
-    if kind is MoveKind.ISSUE:
-        if value is not None:
-            raise InvalidMove(f"move {idempotency_key!r}: the value of an outgoing move is derived from the balance")
-        if balance.qty < qty:
-            raise InsufficientStock(item, location, "", qty, balance.qty)
-        moved = take_share(balance.value, balance.qty, qty)
-        balances[key] = Balance(key, balance.qty - qty, balance.value - moved)
-        from_location, to_location = location, None
-    elif kind is MoveKind.RECEIPT and value is not None:
-        moved = value
-        balances[key] = Balance(key, balance.qty + qty, balance.value + moved)
-        from_location, to_location = None, location
-    else:
-        raise InvalidMove(f"move {idempotency_key!r}: only issues and receipts at a given value are posted this way")
-    move = object.__new__(PostedMove)  # the dataclass __init__ of a frozen class costs one setattr per field
-    move.__dict__.update(
-        idempotency_key=idempotency_key, kind=kind, item=item, qty=qty, from_location=from_location,
-        to_location=to_location, lot="", value=moved, requested_value=value, actor=actor, reason=reason,
-        provenance=provenance, effective_at=effective_at, recorded_at=recorded_at, reference=reference, reverses=None,
-        serials=(), id=None,
-    )
-    return move
-
-
-def reversal_of(move: PostedMove, *, actor: str, reason: str, effective_at: datetime | None = None) -> MoveRequest:
-    """The request that undoes ``move``: the same quantity back, at the value it moved."""
-    if move.id is None:
-        raise InvalidMove("only a recorded move (with an id) can be reversed")
-    if move.kind is MoveKind.REVERSAL:
-        raise InvalidMove(f"move {move.id} is itself a reversal; post the original move again instead")
-    return MoveRequest(
-        idempotency_key=f"reversal:{move.id}",
-        kind=MoveKind.REVERSAL,
-        item=move.item,
-        qty=move.qty,
-        from_location=move.to_location,
-        to_location=move.from_location,
-        lot=move.lot,
-        value=move.value,
-        actor=actor,
-        reason=reason,
-        provenance=Provenance.MANUAL,
-        effective_at=effective_at,
-        reference=move.reference,
-        reverses=move.id,
-        serials=move.serials,
-    )
-
-
 @dataclass(frozen=True)
 class SerialState:
     """Where one serial-numbered unit is: its lot, and its location (None once it left the ledger)."""
@@ -445,23 +316,3 @@ class SerialUnavailable(DomainError):
         else:
             where = f"at {state.location}" + (f" lot {state.lot}" if state.lot else "")
         super().__init__(f"serial {serial} of {item} is {where}, expected {expected}")
-
-
-def move_serials(states: MutableMapping[tuple[str, str], SerialState], request: MoveRequest) -> None:
-    """Track ``request.serials`` in ``states`` (keyed by item, serial); refuses before changing anything.
-
-    An outgoing move takes units that are at its source location and lot; a move with only a destination
-    brings units that are not in stock anywhere (new, or having left the ledger before).
-    """
-    if not request.serials:
-        return
-    for serial in request.serials:
-        state = states.get((request.item, serial))
-        if request.from_location is not None:
-            if state is None or state.location != request.from_location or state.lot != request.lot:
-                lot = f" lot {request.lot}" if request.lot else ""
-                raise SerialUnavailable(request.item, serial, f"at {request.from_location}{lot}", state)
-        elif state is not None and state.location is not None:
-            raise SerialUnavailable(request.item, serial, "not in stock (it is being received)", state)
-    for serial in request.serials:
-        states[(request.item, serial)] = SerialState(request.lot, request.to_location)

@@ -1,4 +1,8 @@
-"""Read side of the ledger: on-hand stock (now or as of any past moment), average costs, invariant checks.
+"""Read side of the ledger: recorded moves, on-hand stock (now or as of any past moment), average costs,
+invariant checks.
+
+Recorded moves read back as ``ledger.posting.post`` returned them, with their id (serial numbers are stored one
+per line), so an idempotent retry is compared with the move as recorded (``PostedMove.differences``).
 
 On-hand "as of T" is derived from the moves whose ``effective_at`` (when it happened) is at or before T, so a
 late-arriving event dated in the past changes the past view too. Current on-hand reads the balances table,
@@ -14,12 +18,13 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, literal, select, union_all
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
-from ledger.model import BalanceKey, LocationKind
+from ledger.model import BalanceKey, LocationKind, MoveKind, PostedMove, UnknownMove
 from ledger.serials import check_serials
 from ledger.tables import locations, stock_balances, stock_moves
 from mes_common.money import ZERO, fmt, fmt_qty, unit_cost
+from mes_common.provenance import Provenance
 
 
 @dataclass(frozen=True)
@@ -181,3 +186,59 @@ def check(conn: Connection) -> list[str]:
     )
     problems += [f"move {r.id} does not mirror move {r.reverses} it reverses" for r in bad_reversals]
     return problems + check_serials(conn)
+
+
+# ---------------------------------------------------------------------------------------------- moves
+
+
+def _posted(row: Row[Any]) -> PostedMove:
+    return PostedMove(
+        id=row.id,
+        idempotency_key=row.idempotency_key,
+        kind=MoveKind(row.kind),
+        item=row.item,
+        qty=row.qty,
+        from_location=row.from_location,
+        to_location=row.to_location,
+        lot=row.lot,
+        value=row.value,
+        requested_value=row.requested_value,
+        actor=row.actor,
+        reason=row.reason,
+        provenance=Provenance(row.provenance),
+        effective_at=row.effective_at,
+        recorded_at=row.recorded_at,
+        reference=row.reference,
+        reverses=row.reverses,
+        serials=tuple(row.serials.split("\n")) if row.serials else (),
+    )
+
+
+def find_moves(conn: Connection, idempotency_keys: Iterable[str]) -> dict[str, PostedMove]:
+    """Recorded moves by idempotency key (only those that exist)."""
+    wanted = sorted(set(idempotency_keys))
+    if not wanted:
+        return {}
+    rows = conn.execute(select(stock_moves).where(stock_moves.c.idempotency_key.in_(wanted)))
+    return {r.idempotency_key: _posted(r) for r in rows}
+
+
+def get_move(conn: Connection, move_id: int) -> PostedMove:
+    row = conn.execute(select(stock_moves).where(stock_moves.c.id == move_id)).first()
+    if row is None:
+        raise UnknownMove(move_id)
+    return _posted(row)
+
+
+def list_moves(
+    conn: Connection, *, item: str | None = None, reference: str | None = None, limit: int | None = None
+) -> list[PostedMove]:
+    """Recorded moves in the order they were written (the latest ``limit`` of them), optionally filtered."""
+    query = select(stock_moves).order_by(stock_moves.c.id.desc())
+    if item is not None:
+        query = query.where(stock_moves.c.item == item)
+    if reference is not None:
+        query = query.where(stock_moves.c.reference == reference)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_posted(r) for r in conn.execute(query)][::-1]

@@ -1,32 +1,34 @@
-"""Persistence of the stock ledger (SQLAlchemy Core). Every function works inside the caller's transaction.
+"""Persistence of the stock ledger's write path (SQLAlchemy Core, psycopg): balance locks, move inserts (COPY),
+balance updates, reserved move ids. Every function works inside the caller's transaction.
+
+Posting a batch of requests (``post_moves``, ``reverse_move``) is ``ledger.service``; reading moves back is
+``ledger.queries``.
 
 Invariants:
 - Balance rows are locked in sorted ``BalanceKey`` order (created first, also in that order), so concurrent
   postings never deadlock; on SQLite writers are already serialised by ``BEGIN IMMEDIATE``.
-- The idempotency lookup runs after the locks, so a retry racing its original sees it and returns it.
-- A posting is all or nothing: any refusal is raised before the first write of the batch.
 - Moves are only inserted; balances are updated in the same transaction (``check`` proves they agree).
 - ``write_moves`` is set-based (one executemany or COPY of the moves, one executemany update of the
   balances): the event hot path relies on it.
+- An idempotency key taken by a concurrent transaction when the moves are written (a lost race) is reported as
+  ``MoveConflict``: the caller rolls back, and may retry.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from sqlalchemy import and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from ledger.master import (
     add_items,
     add_locations,
-    check_master_data,
     default_location,
     get_items,
     get_locations,
@@ -37,20 +39,13 @@ from ledger.model import (
     Balance,
     BalanceKey,
     MoveConflict,
-    MoveKind,
-    MoveRequest,
     PostedMove,
-    UnknownMove,
-    move_serials,
-    post,
-    reversal_of,
 )
-from ledger.queries import OnHandRow, average_costs, check, onhand, onhand_by_item, onhand_json
-from ledger.serials import lock_serials, serial_history, serials_in_stock, write_serials
+from ledger.queries import OnHandRow, average_costs, check, find_moves, onhand, onhand_by_item, onhand_json
+from ledger.serials import serial_history, serials_in_stock
 from ledger.tables import stock_balances, stock_lots, stock_moves
 from mes_common.db import Money, Qty, is_postgres, utcnow
 from mes_common.money import CENTS, ZERO, fmt_qty
-from mes_common.provenance import Provenance
 
 __all__ = [
     "OnHandRow",
@@ -59,18 +54,13 @@ __all__ = [
     "average_costs",
     "check",
     "default_location",
-    "find_moves",
     "get_items",
     "get_locations",
-    "get_move",
-    "list_moves",
     "lock_balances",
     "onhand",
     "onhand_by_item",
     "onhand_json",
-    "post_moves",
     "reserve_move_ids",
-    "reverse_move",
     "serial_history",
     "serials_in_stock",
     "write_moves",
@@ -356,126 +346,3 @@ def _move_row(m: PostedMove) -> dict[str, Any]:
         "reverses": m.reverses,
         "serials": "\n".join(m.serials),
     }
-
-
-def _posted(row: Row[Any]) -> PostedMove:
-    return PostedMove(
-        id=row.id,
-        idempotency_key=row.idempotency_key,
-        kind=MoveKind(row.kind),
-        item=row.item,
-        qty=row.qty,
-        from_location=row.from_location,
-        to_location=row.to_location,
-        lot=row.lot,
-        value=row.value,
-        requested_value=row.requested_value,
-        actor=row.actor,
-        reason=row.reason,
-        provenance=Provenance(row.provenance),
-        effective_at=row.effective_at,
-        recorded_at=row.recorded_at,
-        reference=row.reference,
-        reverses=row.reverses,
-        serials=tuple(row.serials.split("\n")) if row.serials else (),
-    )
-
-
-def find_moves(conn: Connection, idempotency_keys: Iterable[str]) -> dict[str, PostedMove]:
-    """Recorded moves by idempotency key (only those that exist)."""
-    wanted = sorted(set(idempotency_keys))
-    if not wanted:
-        return {}
-    rows = conn.execute(select(stock_moves).where(stock_moves.c.idempotency_key.in_(wanted)))
-    return {r.idempotency_key: _posted(r) for r in rows}
-
-
-def get_move(conn: Connection, move_id: int) -> PostedMove:
-    row = conn.execute(select(stock_moves).where(stock_moves.c.id == move_id)).first()
-    if row is None:
-        raise UnknownMove(move_id)
-    return _posted(row)
-
-
-def list_moves(
-    conn: Connection, *, item: str | None = None, reference: str | None = None, limit: int | None = None
-) -> list[PostedMove]:
-    """Recorded moves in the order they were written (the latest ``limit`` of them), optionally filtered."""
-    query = select(stock_moves).order_by(stock_moves.c.id.desc())
-    if item is not None:
-        query = query.where(stock_moves.c.item == item)
-    if reference is not None:
-        query = query.where(stock_moves.c.reference == reference)
-    if limit is not None:
-        query = query.limit(limit)
-    return [_posted(r) for r in conn.execute(query)][::-1]
-
-
-# ---------------------------------------------------------------------------------------------- posting
-
-
-def post_moves(conn: Connection, requests: Sequence[MoveRequest]) -> list[PostedMove]:
-    """Post ``requests`` in order, all or nothing; a retry (same key, same content) returns the original move.
-
-    Raises ``MoveConflict`` (same key, other content), ``UnknownItem``/``UnknownLocation``, ``InvalidMove``,
-    ``SerialUnavailable`` or ``InsufficientStock`` (naming the quantity available) before anything is written.
-    """
-    return [move for move, _created in _post(conn, requests)]
-
-
-def _post(conn: Connection, requests: Sequence[MoveRequest]) -> list[tuple[PostedMove, bool]]:
-    if not requests:
-        return []
-    first: dict[str, MoveRequest] = {}
-    for r in requests:
-        seen = first.setdefault(r.idempotency_key, r)
-        if seen is not r and seen != r:
-            raise MoveConflict(r.idempotency_key, ["used twice in one batch with different content"])
-    check_master_data(conn, requests)
-    balances = lock_balances(conn, [k for r in requests for k in r.balance_keys()])
-    serial_states = lock_serials(conn, [(r.item, s) for r in requests for s in r.serials])
-    existing = find_moves(conn, first)
-    for r in requests:
-        original = existing.get(r.idempotency_key)
-        if original is not None:
-            diffs = original.differences(r)
-            if diffs:
-                raise MoveConflict(r.idempotency_key, diffs)
-    working = dict(balances)
-    now = utcnow()
-    posted: dict[str, PostedMove] = {}
-    for r in requests:
-        if r.idempotency_key not in existing and r.idempotency_key not in posted:
-            move_serials(serial_states, r)
-            posted[r.idempotency_key] = post(working, r, recorded_at=now)
-    new = list(posted.values())
-    changed = {k: v for k, v in working.items() if balances.get(k) != v}
-    ids = write_moves(conn, new, changed)
-    for move, move_id in zip(new, ids, strict=True):
-        posted[move.idempotency_key] = move.with_id(move_id)
-    if serial_states:
-        write_serials(conn, [posted[m.idempotency_key] for m in new], serial_states)
-    result = []
-    created: set[str] = set()
-    for r in requests:
-        key = r.idempotency_key
-        if key in existing:
-            result.append((existing[key], False))
-        else:
-            result.append((posted[key], key not in created))
-            created.add(key)
-    return result
-
-
-def reverse_move(
-    conn: Connection, move_id: int, actor: str, reason: str, *, effective_at: datetime | None = None
-) -> PostedMove:
-    """Post the opposite of move ``move_id`` at the value it moved; a move is reversed at most once."""
-    original = get_move(conn, move_id)
-    already = conn.execute(select(stock_moves.c.id).where(stock_moves.c.reverses == move_id)).scalar()
-    if already is not None:
-        raise AlreadyReversed(f"stock move {move_id} was already reversed by move {already}")
-    [(move, created)] = _post(conn, [reversal_of(original, actor=actor, reason=reason, effective_at=effective_at)])
-    if not created:
-        raise AlreadyReversed(f"stock move {move_id} was already reversed by move {move.id}")
-    return move

@@ -4,7 +4,7 @@ Invariants:
 - A unit is in at most one place: ``stock_serials`` holds one row per (item, serial), locked (sorted, after the
   balances) by every posting that moves it, so two postings cannot both receive or both issue the same unit.
 - A balance holds at least as many units as it has serial numbers located in it (``check`` reports otherwise).
-- Serial-tracked moves go through ``ledger.repository.post_moves`` (``write_moves`` alone does not track them).
+- Serial-tracked moves go through ``ledger.service.post_moves`` (``write_moves`` alone does not track them).
 """
 
 from __future__ import annotations

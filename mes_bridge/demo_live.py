@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from ledger.model import MoveKind, MoveRequest
-from ledger.repository import post_moves
+from ledger.service import post_moves
 from mes_bridge.collectors.runner import Collector
 from mes_bridge.collectors.scan_feed import DatabaseScanFeed
 from mes_bridge.demo import RELEASE_DATE, Echo, figures

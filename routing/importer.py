@@ -24,7 +24,8 @@ from typing import Any
 from sqlalchemy import column, select, table
 from sqlalchemy.engine import Connection
 
-from mes_common.csv_validation import Code, Column, CsvTable, Date, Integer, Number, Text, parse_csv
+from mes_common.csv_cells import Code, Column, Date, Integer, Number, Text
+from mes_common.csv_validation import CsvTable, parse_csv
 from mes_common.errors import DomainError
 from routing import repository
 from routing.model import Operation, RoutingVersion, WorkCenter

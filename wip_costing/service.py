@@ -35,9 +35,8 @@ from ledger.model import (
     MoveKind,
     MoveRequest,
     PostedMove,
-    post,
-    post_trusted,
 )
+from ledger.posting import post, post_trusted
 from mes_common.db import is_postgres, utcnow
 from mes_common.errors import DomainError
 from mes_common.money import CENTS
@@ -61,7 +60,7 @@ class _Retry(Exception):
 
 @dataclass
 class LedgerStock:
-    """``StockPort`` over locked ledger balances: moving average in memory via ``ledger.model.post``."""
+    """``StockPort`` over locked ledger balances: moving average in memory via ``ledger.posting.post``."""
 
     balances: dict[BalanceKey, Balance]
     moves: list[PostedMove] = field(default_factory=list)

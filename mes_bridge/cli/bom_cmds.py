@@ -16,7 +16,8 @@ from bom import diff as bom_diff
 from bom import importer, planning, repository, rollup, whereused
 from bom.explosion import Explosion, explode_cached
 from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
-from mes_common.csv_validation import Code, Date, Number, read_csv
+from mes_common.csv_cells import Code, Date, Number
+from mes_common.csv_validation import read_csv
 from mes_common.money import fmt_qty
 
 app = typer.Typer(help="Versioned BOMs: import, explode, where-used, diff, roll-up, net requirements.",

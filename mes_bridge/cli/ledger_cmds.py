@@ -18,7 +18,9 @@ from typing import Annotated
 import typer
 
 from ledger import importer
+from ledger import queries as ledger_queries
 from ledger import repository as repo
+from ledger import service as ledger_service
 from ledger.model import BalanceKey, MoveKind, MoveRequest, PostedMove, UnknownItem, UnknownLocation
 from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
 from mes_common.money import BadNumber, dec, fmt, fmt_qty, mul_cents
@@ -125,7 +127,7 @@ def onhand(
 
 def _post(request: MoveRequest) -> None:
     with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        [move] = repo.post_moves(conn, [request])
+        [move] = ledger_service.post_moves(conn, [request])
     _show(move)
 
 
@@ -266,7 +268,7 @@ def adjust(
             return
         side = {"to_location": location} if amount > 0 else {"from_location": location}
         request = _request(MoveKind.ADJUSTMENT, item, fmt(abs(amount)), key, actor, reason, when, lot=lot, **side)
-        [move] = repo.post_moves(conn, [request])
+        [move] = ledger_service.post_moves(conn, [request])
     _show(move)
 
 
@@ -278,7 +280,7 @@ def reverse(
 ) -> None:
     """Correct a move by posting its opposite at the same value (a move is reversed at most once)."""
     with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        move = repo.reverse_move(conn, move_id, actor, reason)
+        move = ledger_service.reverse_move(conn, move_id, actor, reason)
     _show(move)
 
 
@@ -289,7 +291,7 @@ def moves(
 ) -> None:
     """The latest moves (who, when, why), oldest first."""
     with engine_from_settings() as engine, engine.connect() as conn:
-        found = repo.list_moves(conn, item=item, limit=limit)
+        found = ledger_queries.list_moves(conn, item=item, limit=limit)
     for m in found:
         sides = f"{m.from_location or '-'} -> {m.to_location or '-'}"
         lot = f" lot {m.lot}" if m.lot else ""

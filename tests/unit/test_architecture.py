@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "mes_bridge": {"mes_common", "ledger", "routing", "bom", "wip_costing", "migrations"},
 }
 # Pure cores: no database, web, protocol or dataframe libraries.
-PURE_MODULES = ("ledger/model.py", "wip_costing/events.py", "bom/model.py", "routing/model.py")
+PURE_MODULES = ("ledger/model.py", "ledger/posting.py", "wip_costing/events.py", "bom/model.py", "routing/model.py")
 HEAVY = {"sqlalchemy", "fastapi", "asyncua", "pymodbus", "pandas"}
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy.engine import Connection
 
 from ledger.model import Item, ItemKind, Location, LocationKind, MoveKind, MoveRequest
-from ledger.repository import add_items, add_locations, post_moves
+from ledger.repository import add_items, add_locations
+from ledger.service import post_moves
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

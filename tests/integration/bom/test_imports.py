@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from bom import repository as bom_repo
 from bom.importer import import_bom
 from bom.tables import bom_versions
-from mes_common.csv_validation import CsvImportError
+from mes_common.csv_report import CsvImportError
 from routing import repository as routing_repo
 from routing.importer import import_operations, import_work_centers
 from routing.tables import routing_versions, work_centers

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
-from ledger import repository as ledger_repo
+from ledger import service as ledger_service
 from ledger.model import MoveKind, MoveRequest
 from mes_bridge.collectors.core import MachineSession
 from mes_bridge.collectors.opcua import Backoff
@@ -99,7 +99,7 @@ async def rig(protocol: str, engine: Engine, example_plant: Path, tmp_path: Path
               poll_ms: int = 50) -> AsyncIterator[Rig]:
     load_plant(engine, example_plant)
     with engine.begin() as conn:  # steel for both orders (1 blank per bracket)
-        ledger_repo.post_moves(conn, [MoveRequest(
+        ledger_service.post_moves(conn, [MoveRequest(
             idempotency_key="test-steel", kind=MoveKind.RECEIPT, item="RM-STEEL", qty=Decimal(2000),
             to_location="STORES", value=Decimal("8000.00"), actor="test", reason="steel for the orders")])
     for order in ("WO-1", "WO-2"):

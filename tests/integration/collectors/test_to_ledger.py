@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from ledger import repository as ledger_repo
+from ledger import queries as ledger_queries
+from ledger import service as ledger_service
 from ledger.model import MoveKind, MoveRequest
 from mes_bridge.collectors.opcua import Backoff
 from mes_bridge.collectors.runner import Collector
@@ -106,7 +107,7 @@ def operation_10(engine: Engine) -> tuple[Decimal, Decimal]:
 
 def steel_issued(engine: Engine) -> Decimal:
     with engine.connect() as conn:
-        moves = ledger_repo.list_moves(conn, item="RM-STEEL", reference=ORDER)
+        moves = ledger_queries.list_moves(conn, item="RM-STEEL", reference=ORDER)
     assert all(m.kind is MoveKind.ISSUE and m.from_location == "STORES" for m in moves)
     return sum((m.qty for m in moves), Decimal(0))
 
@@ -114,7 +115,7 @@ def steel_issued(engine: Engine) -> Decimal:
 def prepare_plant(engine: Engine, example_plant: Path) -> None:
     load_plant(engine, example_plant)
     with engine.begin() as conn:  # the example has 100 blanks in stores: enough for the whole order
-        ledger_repo.post_moves(conn, [MoveRequest(
+        ledger_service.post_moves(conn, [MoveRequest(
             idempotency_key="test-receipt-steel", kind=MoveKind.RECEIPT, item="RM-STEEL", qty=Decimal(1000),
             to_location="STORES", value=Decimal("4000.00"), actor="test", reason="steel for the order")])
     release_order(engine, ORDER, "FG-BRACKET", ORDER_QTY, on=date(2026, 11, 22))

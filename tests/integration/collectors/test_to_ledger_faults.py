@@ -32,7 +32,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from ledger import repository as ledger_repo
+from ledger import queries as ledger_queries
 from mes_bridge.forwarder import Forwarder
 from tests.integration.collectors.conftest import free_port, wait_until
 from tests.integration.collectors.test_to_ledger import (
@@ -147,7 +147,7 @@ class LosesAnswers:
 def ledger_state(engine: Engine) -> tuple[object, ...]:
     """Everything the events touched: operation 10, steel, every stock move of the order, events recorded."""
     with engine.connect() as conn:
-        moves = [(m.kind, m.item, m.qty, m.value) for m in ledger_repo.list_moves(conn, reference=ORDER)]
+        moves = [(m.kind, m.item, m.qty, m.value) for m in ledger_queries.list_moves(conn, reference=ORDER)]
         recorded = conn.execute(select(func.count()).select_from(operation_events)).scalar_one()
         view = reports.order_view(conn, ORDER)
     return operation_10(engine), steel_issued(engine), moves, recorded, view

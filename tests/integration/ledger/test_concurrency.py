@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
 from ledger import repository as repo
+from ledger import service as ledger_service
 from ledger.model import InsufficientStock, MoveKind, MoveRequest, PostedMove
 from ledger.tables import stock_moves
 from mes_common.db import make_engine
@@ -56,8 +57,9 @@ def run_parallel(n: int, task: Callable[[int], object], workers: int | None = No
 
 def receive(engine: Engine, item: str, qty: str, value: str, to: str = "STORES") -> None:
     with engine.begin() as conn:
-        repo.post_moves(conn, [MoveRequest(idempotency_key=f"seed:{item}:{to}", kind=MoveKind.RECEIPT, item=item,
-                                           qty=D(qty), to_location=to, value=D(value))])  # fmt: skip
+        ledger_service.post_moves(conn, [MoveRequest(idempotency_key=f"seed:{item}:{to}", kind=MoveKind.RECEIPT,
+                                                     item=item, qty=D(qty), to_location=to,
+                                                     value=D(value))])  # fmt: skip
 
 
 def test_fifty_concurrent_issues_against_ten_units(own_connections: Engine) -> None:
@@ -67,7 +69,7 @@ def test_fifty_concurrent_issues_against_ten_units(own_connections: Engine) -> N
         with own_connections.begin() as conn:
             request = MoveRequest(idempotency_key=f"issue-{i}", kind=MoveKind.ISSUE, item="RM-STEEL", qty=D(1),
                                   from_location="STORES")  # fmt: skip
-            [move] = repo.post_moves(conn, [request])
+            [move] = ledger_service.post_moves(conn, [request])
             return move
 
     results = run_parallel(50, issue_one)
@@ -89,7 +91,7 @@ def test_same_key_posted_one_hundred_times_in_parallel_makes_one_move(own_connec
 
     def post_it(_: int) -> PostedMove:
         with own_connections.begin() as conn:
-            [move] = repo.post_moves(conn, [request])
+            [move] = ledger_service.post_moves(conn, [request])
             return move
 
     results = run_parallel(100, post_it, workers=25)
@@ -118,7 +120,7 @@ def test_crossing_transfers_into_new_balances_never_deadlock(own_connections: En
                             from_location=dst, to_location="FG"),
             ]  # fmt: skip
             with own_connections.begin() as conn:
-                repo.post_moves(conn, batch)
+                ledger_service.post_moves(conn, batch)
             moved += 1
         return moved
 

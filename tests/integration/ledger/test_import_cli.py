@@ -12,11 +12,12 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from ledger import importer
+from ledger import queries as ledger_queries
 from ledger import repository as repo
 from ledger.model import LocationKind
 from ledger.tables import items, locations, stock_balances, stock_moves
 from mes_bridge.cli import app
-from mes_common.csv_validation import CsvImportError
+from mes_common.csv_report import CsvImportError
 
 runner = CliRunner()
 
@@ -182,7 +183,7 @@ def test_opening_balances_dated_with_date_option(engine: Engine, db_url: str, ex
         ("RM-STEEL", "100", "400.00"),
     ]
     with engine.connect() as conn:
-        moves = repo.list_moves(conn)
+        moves = ledger_queries.list_moves(conn)
     assert {(m.actor, m.reason, m.reference) for m in moves} == {
         ("ann", "opening balance, balances.csv row 2", "import:balances.csv"),
         ("ann", "opening balance, balances.csv row 3", "import:balances.csv"),

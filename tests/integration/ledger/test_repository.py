@@ -10,7 +10,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from ledger import queries as ledger_queries
 from ledger import repository as repo
+from ledger import service as ledger_service
 from ledger.model import (
     AlreadyReversed,
     Balance,
@@ -48,16 +50,16 @@ def issue(key: str, item: str, qty: str, frm: str = "STORES", at: datetime = T1,
 
 def test_receive_issue_and_onhand_round_trip(plant: Engine) -> None:
     with plant.begin() as conn:
-        moves = repo.post_moves(
+        moves = ledger_service.post_moves(
             conn, [receipt("r1", "RM-STEEL", "100", "400.00"), receipt("r2", "RM-BOLT", "500", "50")]
         )
         assert moves[0].id is not None and moves[1].id == moves[0].id + 1
     with plant.begin() as conn:
-        [m] = repo.post_moves(conn, [issue("i1", "RM-STEEL", "10")])
+        [m] = ledger_service.post_moves(conn, [issue("i1", "RM-STEEL", "10")])
     assert m.value == D("40.00") and m.from_location == "STORES" and m.provenance is Provenance.SENSOR
     with plant.connect() as conn:
         rows = repo.onhand(conn)
-        stored = repo.get_move(conn, m.id or 0)
+        stored = ledger_queries.get_move(conn, m.id or 0)
         assert repo.check(conn) == []
     assert [(r.item, r.location, r.lot, r.qty, r.value) for r in rows] == [
         ("RM-BOLT", "STORES", "", D("500"), D("50.00")),
@@ -72,10 +74,10 @@ def test_receive_issue_and_onhand_round_trip(plant: Engine) -> None:
 
 def test_onhand_as_of_uses_effective_time(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "400.00", at=T0)])
-        repo.post_moves(conn, [issue("i1", "RM-STEEL", "30", at=T2)])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "400.00", at=T0)])
+        ledger_service.post_moves(conn, [issue("i1", "RM-STEEL", "30", at=T2)])
         # Arrives late but happened at T1: the past view changes too.
-        repo.post_moves(conn, [issue("i2", "RM-STEEL", "10", at=T1)])
+        ledger_service.post_moves(conn, [issue("i2", "RM-STEEL", "10", at=T1)])
     with plant.connect() as conn:
         before = repo.onhand(conn, as_of=datetime(2026, 11, 22, 7, tzinfo=UTC))
         at_t1 = repo.onhand(conn, "RM-STEEL", as_of=T1)
@@ -89,12 +91,12 @@ def test_onhand_as_of_uses_effective_time(plant: Engine) -> None:
 
 def test_retry_returns_original_and_conflict_is_refused(plant: Engine) -> None:
     with plant.begin() as conn:
-        [first] = repo.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "400.00")])
+        [first] = ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "400.00")])
     with plant.begin() as conn:
-        [again] = repo.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "400.00")])
+        [again] = ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "400.00")])
     assert again == first and again.id == first.id
     with pytest.raises(MoveConflict) as info, plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "401.00")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "100", "401.00")])
     assert "value: recorded 400.00, now 401.00" in info.value.message
     with plant.connect() as conn:
         assert conn.execute(select(stock_moves.c.id)).scalars().all() == [first.id]
@@ -103,30 +105,30 @@ def test_retry_returns_original_and_conflict_is_refused(plant: Engine) -> None:
 
 def test_batch_is_all_or_nothing(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "5", "20.00")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "5", "20.00")])
     with pytest.raises(InsufficientStock) as info, plant.begin() as conn:
-        repo.post_moves(conn, [issue("i1", "RM-STEEL", "3"), issue("i2", "RM-STEEL", "3")])
+        ledger_service.post_moves(conn, [issue("i1", "RM-STEEL", "3"), issue("i2", "RM-STEEL", "3")])
     err = info.value
     assert (err.item, err.location, err.requested, err.available) == ("RM-STEEL", "STORES", D("3"), D("2"))
     assert "available 2" in err.message
     with plant.connect() as conn:
         assert [(r.qty, r.value) for r in repo.onhand(conn)] == [(D("5"), D("20.00"))]
-        assert len(repo.list_moves(conn)) == 1
+        assert len(ledger_queries.list_moves(conn)) == 1
 
 
 def test_unknown_codes_are_refused(plant: Engine) -> None:
     with pytest.raises(UnknownItem, match="RM-COPPER"), plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-COPPER", "1", "1.00")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-COPPER", "1", "1.00")])
     with pytest.raises(UnknownLocation, match="NOWHERE"), plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "1", "1.00", to="NOWHERE")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "1", "1.00", to="NOWHERE")])
 
 
 def test_transfer_keeps_value_and_average(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-BOLT", "3", "1.00")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-BOLT", "3", "1.00")])
         transfer = MoveRequest(idempotency_key="t1", kind=MoveKind.TRANSFER, item="RM-BOLT", qty=D("1"),
                                from_location="STORES", to_location="STORES-2")  # fmt: skip
-        [t] = repo.post_moves(conn, [transfer])
+        [t] = ledger_service.post_moves(conn, [transfer])
     assert t.value == D("0.33")
     with plant.connect() as conn:
         assert [(r.location, r.qty, r.value) for r in repo.onhand(conn)] == [
@@ -139,17 +141,17 @@ def test_transfer_keeps_value_and_average(plant: Engine) -> None:
 
 def test_reversal_restores_balance_and_is_refused_twice(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "10", "40.00")])
-        [i] = repo.post_moves(conn, [issue("i1", "RM-STEEL", "4")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "10", "40.00")])
+        [i] = ledger_service.post_moves(conn, [issue("i1", "RM-STEEL", "4")])
     with plant.begin() as conn:
-        rev = repo.reverse_move(conn, i.id or 0, "bob", "wrong order")
+        rev = ledger_service.reverse_move(conn, i.id or 0, "bob", "wrong order")
     assert (rev.kind, rev.to_location, rev.from_location, rev.value, rev.reverses) == (
         MoveKind.REVERSAL, "STORES", None, D("16.00"), i.id)  # fmt: skip
     assert rev.actor == "bob" and rev.reason == "wrong order" and rev.provenance is Provenance.MANUAL
     with pytest.raises(AlreadyReversed, match=f"already reversed by move {rev.id}"), plant.begin() as conn:
-        repo.reverse_move(conn, i.id or 0, "bob", "again")
+        ledger_service.reverse_move(conn, i.id or 0, "bob", "again")
     with pytest.raises(InvalidMove, match="itself a reversal"), plant.begin() as conn:
-        repo.reverse_move(conn, rev.id or 0, "bob", "undo the undo")
+        ledger_service.reverse_move(conn, rev.id or 0, "bob", "undo the undo")
     with plant.connect() as conn:
         assert [(r.qty, r.value) for r in repo.onhand(conn)] == [(D("10"), D("40.00"))]
         assert repo.check(conn) == []
@@ -157,10 +159,10 @@ def test_reversal_restores_balance_and_is_refused_twice(plant: Engine) -> None:
 
 def test_reversing_a_receipt_after_price_change_never_leaves_value_without_quantity(plant: Engine) -> None:
     with plant.begin() as conn:
-        [a] = repo.post_moves(conn, [receipt("a", "RM-STEEL", "10", "40.00")])
-        repo.post_moves(conn, [receipt("b", "RM-STEEL", "10", "60.00")])
-        repo.post_moves(conn, [issue("i", "RM-STEEL", "10")])  # takes 50.00, leaves 10 @ 50.00
-        rev = repo.reverse_move(conn, a.id or 0, "bob", "supplier returned")
+        [a] = ledger_service.post_moves(conn, [receipt("a", "RM-STEEL", "10", "40.00")])
+        ledger_service.post_moves(conn, [receipt("b", "RM-STEEL", "10", "60.00")])
+        ledger_service.post_moves(conn, [issue("i", "RM-STEEL", "10")])  # takes 50.00, leaves 10 @ 50.00
+        rev = ledger_service.reverse_move(conn, a.id or 0, "bob", "supplier returned")
     assert rev.value == D("50.00")  # the last units take exactly what remains
     with plant.connect() as conn:
         assert repo.onhand(conn) == []
@@ -173,15 +175,15 @@ def test_quarantine_return_accept_reject(plant: Engine) -> None:
                            to_location=to, value=None if value is None else D(value))  # fmt: skip
 
     with plant.begin() as conn:
-        repo.post_moves(conn, [move("ret", MoveKind.QUARANTINE_RETURN, "4", None, "QUAR", "40.00")])
+        ledger_service.post_moves(conn, [move("ret", MoveKind.QUARANTINE_RETURN, "4", None, "QUAR", "40.00")])
         with pytest.raises(InvalidMove, match="held until inspected"):
-            repo.post_moves(conn, [move("iss", MoveKind.ISSUE, "1", "QUAR", None)])
+            ledger_service.post_moves(conn, [move("iss", MoveKind.ISSUE, "1", "QUAR", None)])
         with pytest.raises(InvalidMove, match="into a quarantine location"):
-            repo.post_moves(conn, [move("bad", MoveKind.QUARANTINE_RETURN, "1", None, "FG", "1.00")])
-        repo.post_moves(conn, [move("ok", MoveKind.QUARANTINE_ACCEPT, "3", "QUAR", "FG")])
+            ledger_service.post_moves(conn, [move("bad", MoveKind.QUARANTINE_RETURN, "1", None, "FG", "1.00")])
+        ledger_service.post_moves(conn, [move("ok", MoveKind.QUARANTINE_ACCEPT, "3", "QUAR", "FG")])
         with pytest.raises(InvalidMove, match="goes to a scrap location"):
-            repo.post_moves(conn, [move("rej0", MoveKind.QUARANTINE_REJECT, "1", "QUAR", "FG")])
-        repo.post_moves(conn, [move("rej", MoveKind.QUARANTINE_REJECT, "1", "QUAR", "SCRAP")])
+            ledger_service.post_moves(conn, [move("rej0", MoveKind.QUARANTINE_REJECT, "1", "QUAR", "FG")])
+        ledger_service.post_moves(conn, [move("rej", MoveKind.QUARANTINE_REJECT, "1", "QUAR", "SCRAP")])
     with plant.connect() as conn:
         assert [(r.location, r.qty, r.value) for r in repo.onhand(conn)] == [
             ("FG", D("3"), D("30.00")), ("SCRAP", D("1"), D("10.00"))]  # fmt: skip
@@ -190,11 +192,11 @@ def test_quarantine_return_accept_reject(plant: Engine) -> None:
 
 def test_lots_are_separate_balances_and_registered(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("a", "RM-STEEL", "10", "40.00", lot="L1"),
+        ledger_service.post_moves(conn, [receipt("a", "RM-STEEL", "10", "40.00", lot="L1"),
                                receipt("b", "RM-STEEL", "10", "50.00", lot="L2")])  # fmt: skip
-        [i] = repo.post_moves(conn, [issue("i", "RM-STEEL", "5", lot="L2")])
+        [i] = ledger_service.post_moves(conn, [issue("i", "RM-STEEL", "5", lot="L2")])
         with pytest.raises(InsufficientStock, match="lot L1 at STORES: requested 11, available 10"):
-            repo.post_moves(conn, [issue("j", "RM-STEEL", "11", lot="L1")])
+            ledger_service.post_moves(conn, [issue("j", "RM-STEEL", "11", lot="L1")])
     assert i.value == D("25.00")
     with plant.connect() as conn:
         lots = conn.execute(select(stock_lots.c.lot).order_by(stock_lots.c.lot)).scalars().all()
@@ -203,7 +205,7 @@ def test_lots_are_separate_balances_and_registered(plant: Engine) -> None:
 
 
 def test_lock_balances_and_write_moves_hot_path(plant: Engine) -> None:
-    from ledger.model import post
+    from ledger.posting import post
 
     key = BalanceKey("RM-BOLT", "STORES")
     with plant.begin() as conn:
@@ -232,7 +234,7 @@ def test_default_location_missing_kind_names_it(engine: Engine) -> None:
 
 def test_moves_table_refuses_update_and_delete(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "1", "4.00")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "1", "4.00")])
     for statement in ("UPDATE stock_moves SET qty = qty * 2", "DELETE FROM stock_moves"):
         with pytest.raises(DBAPIError, match="append-only"), plant.begin() as conn:
             conn.execute(text(statement))
@@ -242,7 +244,7 @@ def test_moves_table_refuses_update_and_delete(plant: Engine) -> None:
 
 def test_check_reports_a_tampered_balance(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "10", "40.00")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "10", "40.00")])
         conn.execute(text("UPDATE stock_balances SET value = 0, qty = 0"))
     with plant.connect() as conn:
         problems = repo.check(conn)
@@ -259,28 +261,30 @@ def test_serial_numbers_are_in_one_place_at_a_time(plant: Engine) -> None:
     from ledger.model import SerialUnavailable
 
     with plant.begin() as conn:
-        [r] = repo.post_moves(conn, [serial_move("r", MoveKind.RECEIPT, ("SN-1", "SN-2", "SN-3"), to="FG", value="30")])
-        repo.post_moves(conn, [serial_move("t", MoveKind.TRANSFER, ("SN-2",), frm="FG", to="STORES")])
+        [r] = ledger_service.post_moves(
+            conn, [serial_move("r", MoveKind.RECEIPT, ("SN-1", "SN-2", "SN-3"), to="FG", value="30")]
+        )
+        ledger_service.post_moves(conn, [serial_move("t", MoveKind.TRANSFER, ("SN-2",), frm="FG", to="STORES")])
     with pytest.raises(SerialUnavailable, match="serial SN-2 of FG-BRACKET is at STORES, expected at FG"), \
             plant.begin() as conn:  # fmt: skip
-        repo.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-1", "SN-2"), frm="FG")])
+        ledger_service.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-1", "SN-2"), frm="FG")])
     with pytest.raises(SerialUnavailable, match="SN-3 of FG-BRACKET is at FG, expected not in stock"), \
             plant.begin() as conn:  # fmt: skip
-        repo.post_moves(conn, [serial_move("r2", MoveKind.RECEIPT, ("SN-3", "SN-4"), to="FG", value="20")])
+        ledger_service.post_moves(conn, [serial_move("r2", MoveKind.RECEIPT, ("SN-3", "SN-4"), to="FG", value="20")])
     with plant.begin() as conn:
-        [i] = repo.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-1",), frm="FG")])
-        assert repo.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-1",), frm="FG")]) == [i]
+        [i] = ledger_service.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-1",), frm="FG")])
+        assert ledger_service.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-1",), frm="FG")]) == [i]
         with pytest.raises(MoveConflict, match="serials: recorded SN-1, now SN-3"):
-            repo.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-3",), frm="FG")])
+            ledger_service.post_moves(conn, [serial_move("i", MoveKind.ISSUE, ("SN-3",), frm="FG")])
         # SN-1 left the ledger, so it can come back (a return), and a reversal brings back the units it took.
-        rev = repo.reverse_move(conn, i.id or 0, "bob", "issued by mistake")
+        rev = ledger_service.reverse_move(conn, i.id or 0, "bob", "issued by mistake")
     assert rev.serials == ("SN-1",) and r.serials == ("SN-1", "SN-2", "SN-3")
     with plant.connect() as conn:
         assert repo.serials_in_stock(conn, "FG-BRACKET") == [("SN-1", "FG", ""), ("SN-2", "STORES", ""),
                                                               ("SN-3", "FG", "")]  # fmt: skip
         assert repo.serials_in_stock(conn, "FG-BRACKET", "STORES") == [("SN-2", "STORES", "")]
         assert repo.serial_history(conn, "FG-BRACKET", "SN-1") == [r.id, i.id, rev.id]
-        assert repo.get_move(conn, r.id or 0).serials == ("SN-1", "SN-2", "SN-3")
+        assert ledger_queries.get_move(conn, r.id or 0).serials == ("SN-1", "SN-2", "SN-3")
         assert repo.check(conn) == []
 
 
@@ -292,10 +296,10 @@ def test_serial_count_must_match_quantity() -> None:
 
 @pytest.mark.parametrize("batch", [2, repo.COPY_FROM + 1])
 def test_write_moves_that_lost_a_race_raises_move_conflict(plant: Engine, batch: int) -> None:
-    from ledger.model import post
+    from ledger.posting import post
 
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt("r1", "RM-STEEL", "10", "40.00")])
+        ledger_service.post_moves(conn, [receipt("r1", "RM-STEEL", "10", "40.00")])
     key = BalanceKey("RM-STEEL", "STORES")
     # Small batches (and SQLite) also name the differences; COPY on PostgreSQL aborts the transaction first.
     with pytest.raises(MoveConflict, match=r"'r1'.*posted concurrently by another transaction") as info, \
@@ -308,24 +312,24 @@ def test_write_moves_that_lost_a_race_raises_move_conflict(plant: Engine, batch:
     copied = plant.dialect.name == "postgresql" and batch >= repo.COPY_FROM
     assert ("qty: 10 vs 3" in info.value.message) is not copied
     with plant.connect() as conn:
-        assert [(m.idempotency_key, m.qty) for m in repo.list_moves(conn)] == [("r1", D("10"))]
+        assert [(m.idempotency_key, m.qty) for m in ledger_queries.list_moves(conn)] == [("r1", D("10"))]
         assert repo.check(conn) == []
 
 
 def test_list_moves_returns_the_latest_in_order(plant: Engine) -> None:
     with plant.begin() as conn:
-        repo.post_moves(conn, [receipt(f"r{n}", "RM-BOLT", "1", "0.10") for n in range(5)])
-        repo.post_moves(conn, [receipt("s", "RM-STEEL", "1", "4.00")])
+        ledger_service.post_moves(conn, [receipt(f"r{n}", "RM-BOLT", "1", "0.10") for n in range(5)])
+        ledger_service.post_moves(conn, [receipt("s", "RM-STEEL", "1", "4.00")])
     with plant.connect() as conn:
-        assert [m.idempotency_key for m in repo.list_moves(conn, item="RM-BOLT", limit=2)] == ["r3", "r4"]
-        assert len(repo.list_moves(conn)) == 6
+        assert [m.idempotency_key for m in ledger_queries.list_moves(conn, item="RM-BOLT", limit=2)] == ["r3", "r4"]
+        assert len(ledger_queries.list_moves(conn)) == 6
 
 
 def test_check_reports_serial_numbers_beyond_the_balance(plant: Engine) -> None:
     from ledger.tables import stock_serials
 
     with plant.begin() as conn:
-        repo.post_moves(conn, [serial_move("r", MoveKind.RECEIPT, ("SN-1",), to="FG", value="10")])
+        ledger_service.post_moves(conn, [serial_move("r", MoveKind.RECEIPT, ("SN-1",), to="FG", value="10")])
         conn.execute(stock_serials.insert().values(item="FG-BRACKET", serial="SN-X", lot="", location="FG"))
     with plant.connect() as conn:
         assert repo.check(conn) == ["2 serial numbers of FG-BRACKET are at FG but its balance holds 1"]

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 
 from ledger import repository as repo
+from ledger import service as ledger_service
 from ledger.model import AlreadyReversed, BalanceKey, InsufficientStock, MoveConflict, MoveKind, MoveRequest, PostedMove
 from mes_bridge import schema
 from mes_common.db import make_engine
@@ -69,7 +70,7 @@ def make_machine(template: Path | None = None, pg_url: str | None = None) -> typ
 
         def _post(self, request: MoveRequest) -> PostedMove:
             with self.engine.begin() as conn:
-                [move] = repo.post_moves(conn, [request])
+                [move] = ledger_service.post_moves(conn, [request])
             return move
 
         def _key(self) -> str:
@@ -131,12 +132,12 @@ def make_machine(template: Path | None = None, pg_url: str | None = None) -> typ
             if original.id in self.reversed or (source and self.qty.get(source, ZERO) < original.qty):
                 try:
                     with self.engine.begin() as conn:
-                        repo.reverse_move(conn, original.id, "tester", "stateful")
+                        ledger_service.reverse_move(conn, original.id, "tester", "stateful")
                 except (InsufficientStock, AlreadyReversed):
                     return
                 raise AssertionError(f"reversing move {original.id} should have been refused")
             with self.engine.begin() as conn:
-                move = repo.reverse_move(conn, original.id, "tester", "stateful")
+                move = ledger_service.reverse_move(conn, original.id, "tester", "stateful")
             assert move.reverses == original.id and move.qty == original.qty
             if source:
                 self.qty[source] -= move.qty

@@ -8,19 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mes_common.csv_validation import (
-    Boolean,
-    Choice,
-    Code,
-    CsvImportError,
-    Date,
-    Integer,
-    Number,
-    Text,
-    describe_char,
-    parse_csv,
-    read_csv,
-)
+from mes_common.csv_cells import Boolean, Choice, Code, Date, Integer, Number, Text, describe_char
+from mes_common.csv_report import CsvImportError
+from mes_common.csv_validation import parse_csv, read_csv
 from mes_common.errors import DomainError
 
 LOCATIONS = (Code("code"), Text("name"), Choice("kind", ("stores", "wip", "finished", "scrap", "quarantine")))

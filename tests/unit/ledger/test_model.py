@@ -14,9 +14,8 @@ from ledger.model import (
     InvalidMove,
     MoveKind,
     MoveRequest,
-    post,
-    reversal_of,
 )
+from ledger.posting import post, reversal_of
 from mes_common.errors import DomainError
 
 D = Decimal

@@ -7,7 +7,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.model import Balance, BalanceKey, InsufficientStock, MoveKind, MoveRequest, post
+from ledger.model import Balance, BalanceKey, InsufficientStock, MoveKind, MoveRequest
+from ledger.posting import post
 
 PLACES = ["A", "B", "C"]
 ZERO = Decimal(0)

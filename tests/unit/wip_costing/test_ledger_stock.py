@@ -1,4 +1,4 @@
-"""``LedgerStock`` (apply_events' in-memory stock) posts exactly what ``ledger.model.post`` of the request would."""
+"""``LedgerStock`` (apply_events' in-memory stock) posts exactly what ``ledger.posting.post`` of the request would."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from ledger.model import Balance, BalanceKey, MoveKind, MoveRequest, PostedMove, post
+from ledger.model import Balance, BalanceKey, MoveKind, MoveRequest, PostedMove
+from ledger.posting import post
 from mes_common.errors import DomainError
 from wip_costing.events import OperationEvent
 from wip_costing.service import LedgerStock
