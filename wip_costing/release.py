@@ -25,6 +25,7 @@ from mes_common.db import Money, utcnow
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt_qty, to_cents
 from routing import repository as routing_repo
+from wip_costing import journal_writer
 from wip_costing import repository as repo
 from wip_costing.journal import JournalEntry
 from wip_costing.model import MaterialSpec, OpSpec, OrderSnapshot, OrderState, UnknownOrder, WipError
@@ -135,7 +136,7 @@ def close_in(conn: Connection, order_id: str) -> CloseResult:
     now = utcnow()
     closed, entry = close(snapshot, state, now)
     if entry is not None:
-        repo.insert_journal(conn, [(f"close:{order_id}", entry)], [], now)
+        journal_writer.insert_journal(conn, [(f"close:{order_id}", entry)], [], now)
     repo.save_states(conn, [closed], closed_at=now)
     comparison = standard_analysis(snapshot, closed.produced, actual_costs(conn, order_id))
     return CloseResult(order_id, entry, comparison)

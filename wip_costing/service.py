@@ -40,6 +40,7 @@ from ledger.posting import post, post_trusted
 from mes_common.db import is_postgres, utcnow
 from mes_common.errors import DomainError
 from mes_common.money import CENTS
+from wip_costing import journal_writer
 from wip_costing import repository as repo
 from wip_costing.costing import apply_completion, resolve_operation
 from wip_costing.events import EventFormatError, EventOutcome, OperationEvent, Status, parse_event
@@ -210,7 +211,7 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
 
     event_ids = [e.event_id for _, e in parsed]
     move_ids: list[int] = []
-    stream: repo.JournalStream | None = None
+    stream: journal_writer.JournalStream | None = None
     if is_postgres(conn) and conn.dialect.driver == "psycopg":
         # Batches of STREAM_FROM events or more stream their journal lines to the server while they are computed
         # (it parses and indexes them on the other core meanwhile). The lines name their stock moves, so the
@@ -219,7 +220,7 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
         bound = _moves_bound(parsed, order_of, orders) if streaming else 0
         recorded, move_ids, balances = repo.recorded_events_with(conn, event_ids, bound, lock_balances)
         if streaming:
-            stream = repo.JournalStream(conn, move_ids, now)
+            stream = journal_writer.JournalStream(conn, move_ids, now)
     else:
         recorded = repo.recorded_events(conn, event_ids)
         balances = lock_balances()
@@ -275,7 +276,7 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
             ledger_repo.write_moves(conn, stock.moves, stock.balances, ids=move_ids)
     else:
         written = ledger_repo.write_moves(conn, stock.moves, stock.balances) if stock.moves else []
-        repo.insert_journal(conn, entries, written, now)
+        journal_writer.insert_journal(conn, entries, written, now)
     repo.save_states(conn, [states[o] for o in sorted(dirty)])
     repo.insert_problems(conn, problems)
     assert all(o is not None for o in outcomes)

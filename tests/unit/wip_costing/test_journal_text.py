@@ -8,9 +8,9 @@ from decimal import Decimal
 from mes_common.provenance import Provenance
 from wip_costing.costing import apply_completion
 from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine
+from wip_costing.journal_writer import JournalText, copy_text, journal_tuples
 from wip_costing.model import OrderState
 from wip_costing.pools import Element
-from wip_costing.repository import JournalText, _copy_text, journal_tuples
 
 from .fakes import event, example_snapshot, example_stock
 
@@ -20,7 +20,7 @@ RECORDED = datetime(2026, 11, 23, 11, 16, 37, 453282, tzinfo=UTC)
 
 
 def expected(entries: list[tuple[str, JournalEntry]], move_ids: list[int]) -> list[str]:
-    return ["\t".join(map(_copy_text, row)) + "\n" for row in journal_tuples(entries, move_ids, RECORDED)]
+    return ["\t".join(map(copy_text, row)) + "\n" for row in journal_tuples(entries, move_ids, RECORDED)]
 
 
 def test_copy_text_matches_the_rows_for_odd_values() -> None:
