@@ -1,9 +1,9 @@
 """OPC UA protocol client of the collectors: one machine config, one asyncua connection, subscriptions to data changes.
 
-Owns: connecting (security policy None / Basic256Sha256 Sign or SignAndEncrypt with the configured certificates,
-optional username login), reading every configured tag afresh after every connect and reconnect, subscribing to data
-changes at ``publishing_interval_ms``, detecting a lost connection or session (transport loss, keepalive probe,
-overflowing notification queue) and reconnecting with capped exponential backoff and jitter.
+Owns: the session loop of one machine: connecting (the client, its tags and security come from ``opcua_setup``),
+reading every configured tag afresh after every connect and reconnect, subscribing to data changes at
+``publishing_interval_ms``, detecting a lost connection or session (transport loss, keepalive probe, overflowing
+notification queue) and reconnecting with capped exponential backoff and jitter.
 
 Invariants:
 - Counter values, never the number of notifications, become events: the server may coalesce 28 increments into 18
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -35,11 +34,10 @@ from typing import Any
 
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
-from asyncua.crypto import security_policies
 
 from mes_bridge.collectors.core import MachineSession, Snapshot
+from mes_bridge.collectors.opcua_setup import OpcUaConfigError, Tag, default_trust, machine_tags, make_client, tag_value
 from mes_bridge.plc_config import MachineConfig
-from mes_bridge.security import TrustList, application_uri_of
 from mes_common.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -47,12 +45,6 @@ log = logging.getLogger(__name__)
 SAFE_CHUNK = 100  # nodes per request when the server announces no limit we can use
 MAX_NODES_PER_READ = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead
 MAX_MONITORED_ITEMS_PER_CALL = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
-
-
-class OpcUaConfigError(DomainError):
-    """A machine's OPC UA settings that cannot work (names the machine and the setting)."""
-
-    code = "opcua_config"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,49 +59,6 @@ class Backoff:
         ceiling = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
         # Jitter spreads the reconnects of many collectors after a shared outage (no thundering herd).
         return ceiling * (0.5 + 0.5 * (rng or random).random())
-
-
-@dataclass(frozen=True, slots=True)
-class Tag:
-    name: str  # counter name, "job" or "energy"
-    node_id: ua.NodeId
-
-
-def machine_tags(config: MachineConfig) -> list[Tag]:
-    """The nodes of one machine, counters first, then job and energy."""
-    tags: list[Tag] = []
-    for name, counter in config.counters.items():
-        if counter.node is None:
-            raise OpcUaConfigError(f"machine {config.machine}: counter {name!r} has no OPC UA node")
-        tags.append(Tag(name, _node_id(config, name, counter.node)))
-    if config.job is not None and config.job.node is not None:
-        tags.append(Tag("job", _node_id(config, "job", config.job.node)))
-    if config.energy is not None and config.energy.node is not None:
-        tags.append(Tag("energy", _node_id(config, "energy", config.energy.node)))
-    return tags
-
-
-def _node_id(config: MachineConfig, tag: str, text: str) -> ua.NodeId:
-    try:
-        return ua.NodeId.from_string(text)
-    except Exception:
-        raise OpcUaConfigError(f"machine {config.machine}: {tag} node {text!r} is not an OPC UA node id") from None
-
-
-def tag_value(tag: str, variant_value: Any) -> int | Decimal | str | None:
-    """An OPC UA value as the session wants it: counters int, energy Decimal (kWh), job text or None."""
-    if variant_value is None:
-        return None
-    if tag == "job":
-        text = str(variant_value).strip()
-        return text or None
-    if tag == "energy":
-        if isinstance(variant_value, float):
-            return Decimal(repr(variant_value))  # shortest repr: the decimal the meter wrote
-        return Decimal(str(variant_value))
-    if isinstance(variant_value, bool) or not isinstance(variant_value, int):
-        raise ValueError(f"counter {tag!r} holds {variant_value!r}, not an unsigned integer")
-    return variant_value
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -143,7 +92,7 @@ class OpcUaClient:
         self._watchdog_interval = watchdog_interval
         self._session_timeout_ms = session_timeout_ms
         self._password = password
-        self._trust = trust if trust is not None else self._default_trust()
+        self._trust = trust if trust is not None else default_trust(config, self._base_dir)
         self._rng = random.Random()
         self._job: str | None = None
         self._energy: Decimal | None = None
@@ -154,14 +103,6 @@ class OpcUaClient:
         self.connects = 0  # successful connects (health, tests)
         self.failures = 0  # connection attempts that failed before data flowed
         self.last_failure = ""
-
-    def _default_trust(self) -> Path | None:
-        """``trusted-servers/`` next to the client certificate, when that folder exists."""
-        certificate = self._path(self.config.security.certificate)
-        if certificate is None:
-            return None
-        folder = certificate.parent / "trusted-servers"
-        return folder if folder.is_dir() else None
 
     # ------------------------------------------------------------------------------------------------ run loop
 
@@ -202,7 +143,15 @@ class OpcUaClient:
         self, session: MachineSession, stop: asyncio.Event, lost_at: float | None, link: _Link
     ) -> None:
         """One connection's life: returns on stop; raises (with ``link.reason`` set) on any loss."""
-        client = await self._make_client()
+        client = await make_client(
+            self.config,
+            self._base_dir,
+            request_timeout=self._request_timeout,
+            watchdog_interval=self._watchdog_interval,
+            session_timeout_ms=self._session_timeout_ms,
+            password=self._password,
+            trust=self._trust,
+        )
         lost = asyncio.Event()
 
         async def on_lost(exc: Exception) -> None:
@@ -233,53 +182,6 @@ class OpcUaClient:
         finally:
             await self._close(client)
 
-    async def _make_client(self) -> Client:
-        config = self.config
-        client = Client(config.endpoint, timeout=self._request_timeout, watchdog_intervall=self._watchdog_interval)
-        client.session_timeout = self._session_timeout_ms
-        client.name = client.description = f"mes-bridge collector {config.machine}"
-        security = config.security
-        if security is not None and security.policy not in (None, "None"):
-            if security.policy != "Basic256Sha256":
-                raise OpcUaConfigError(
-                    f"machine {config.machine}: security policy {security.policy!r} is not supported"
-                )
-            certificate = self._path(security.certificate)
-            private_key = self._path(security.private_key)
-            if certificate is None or private_key is None:
-                raise OpcUaConfigError(
-                    f"machine {config.machine}: security policy Basic256Sha256 needs certificate and private_key"
-                )
-            client.application_uri = application_uri_of(certificate)
-            mode = ua.MessageSecurityMode.Sign if security.mode == "Sign" else ua.MessageSecurityMode.SignAndEncrypt
-            server_certificate = self._path(security.server_certificate)
-            await client.set_security(
-                security_policies.SecurityPolicyBasic256Sha256,
-                certificate=str(certificate),
-                private_key=str(private_key),
-                server_certificate=str(server_certificate) if server_certificate else None,
-                mode=mode,
-            )
-        if self._trust is not None:
-            client.certificate_validator = TrustList(self._trust)
-        if security is not None and security.username:
-            client.set_user(security.username)
-            password = self._password
-            if password is None and security.password_env:
-                password = os.environ.get(security.password_env)
-                if password is None:
-                    raise OpcUaConfigError(
-                        f"machine {config.machine}: environment variable "
-                        f"{security.password_env} (the OPC UA password) is not set"
-                    )
-            client.set_password(password or "")
-        return client
-
-    def _path(self, value: Path | str | None) -> Path | None:
-        if value is None:
-            return None
-        path = Path(value)
-        return path if path.is_absolute() else self._base_dir / path
 
     async def _close(self, client: Client) -> None:
         # A dead peer can leave CloseSession hanging: bounded, and failures only logged.

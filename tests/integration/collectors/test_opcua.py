@@ -20,7 +20,8 @@ from asyncua import Node, ua
 from asyncua.common.subscription import DataChangeEvent, DataChangeNotif, SubscriptionItemData
 
 from mes_bridge.collectors.core import Snapshot
-from mes_bridge.collectors.opcua import Backoff, OpcUaClient, tag_value
+from mes_bridge.collectors.opcua import Backoff, OpcUaClient
+from mes_bridge.collectors.opcua_setup import tag_value
 from mes_bridge.plc_config import MachineConfig
 from mes_bridge.simulators.opcua_sim import OpcUaSimulator
 from tests.integration.collectors.opcua_helpers import (

@@ -1,0 +1,146 @@
+"""From one OPC UA machine config to what a collector session needs: its tags and a configured asyncua ``Client``.
+
+Owns: the configured nodes (counters first, then job and energy) and the decoding of their values; the client's
+security (policy None / Basic256Sha256 Sign or SignAndEncrypt with the configured certificates, the trust list of
+server certificates, optional username login with the password from the environment).
+
+Invariants:
+- Values are exact: counters are unsigned ints (anything else is refused, never coerced), energy a ``Decimal`` of
+  the meter's shortest repr, an empty job None.
+- A setting that cannot work fails with ``OpcUaConfigError`` naming the machine and the setting, before any
+  connection is tried with it.
+- Relative certificate paths are relative to the machine's config file (else the working directory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from asyncua import Client, ua
+from asyncua.crypto import security_policies
+
+from mes_bridge.plc_config import MachineConfig
+from mes_bridge.security import TrustList, application_uri_of
+from mes_common.errors import DomainError
+
+
+class OpcUaConfigError(DomainError):
+    """A machine's OPC UA settings that cannot work (names the machine and the setting)."""
+
+    code = "opcua_config"
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    name: str  # counter name, "job" or "energy"
+    node_id: ua.NodeId
+
+
+def machine_tags(config: MachineConfig) -> list[Tag]:
+    """The nodes of one machine, counters first, then job and energy."""
+    tags: list[Tag] = []
+    for name, counter in config.counters.items():
+        if counter.node is None:
+            raise OpcUaConfigError(f"machine {config.machine}: counter {name!r} has no OPC UA node")
+        tags.append(Tag(name, _node_id(config, name, counter.node)))
+    if config.job is not None and config.job.node is not None:
+        tags.append(Tag("job", _node_id(config, "job", config.job.node)))
+    if config.energy is not None and config.energy.node is not None:
+        tags.append(Tag("energy", _node_id(config, "energy", config.energy.node)))
+    return tags
+
+
+def _node_id(config: MachineConfig, tag: str, text: str) -> ua.NodeId:
+    try:
+        return ua.NodeId.from_string(text)
+    except Exception:
+        raise OpcUaConfigError(f"machine {config.machine}: {tag} node {text!r} is not an OPC UA node id") from None
+
+
+def tag_value(tag: str, variant_value: Any) -> int | Decimal | str | None:
+    """An OPC UA value as the session wants it: counters int, energy Decimal (kWh), job text or None."""
+    if variant_value is None:
+        return None
+    if tag == "job":
+        text = str(variant_value).strip()
+        return text or None
+    if tag == "energy":
+        if isinstance(variant_value, float):
+            return Decimal(repr(variant_value))  # shortest repr: the decimal the meter wrote
+        return Decimal(str(variant_value))
+    if isinstance(variant_value, bool) or not isinstance(variant_value, int):
+        raise ValueError(f"counter {tag!r} holds {variant_value!r}, not an unsigned integer")
+    return variant_value
+
+
+
+def config_path(base_dir: Path, value: Path | str | None) -> Path | None:
+    """A certificate or key path of the config, relative ones taken relative to ``base_dir``."""
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else base_dir / path
+
+
+def default_trust(config: MachineConfig, base_dir: Path) -> Path | None:
+    """``trusted-servers/`` next to the client certificate, when that folder exists."""
+    certificate = config_path(base_dir, config.security.certificate)
+    if certificate is None:
+        return None
+    folder = certificate.parent / "trusted-servers"
+    return folder if folder.is_dir() else None
+
+
+async def make_client(
+    config: MachineConfig,
+    base_dir: Path,
+    *,
+    request_timeout: float,
+    watchdog_interval: float,
+    session_timeout_ms: int,
+    password: str | None,
+    trust: Path | None,
+) -> Client:
+    """A client for ``config``'s endpoint with its security, trust list and login set, not yet connected."""
+    client = Client(config.endpoint, timeout=request_timeout, watchdog_intervall=watchdog_interval)
+    client.session_timeout = session_timeout_ms
+    client.name = client.description = f"mes-bridge collector {config.machine}"
+    security = config.security
+    if security is not None and security.policy not in (None, "None"):
+        if security.policy != "Basic256Sha256":
+            raise OpcUaConfigError(
+                f"machine {config.machine}: security policy {security.policy!r} is not supported"
+            )
+        certificate = config_path(base_dir, security.certificate)
+        private_key = config_path(base_dir, security.private_key)
+        if certificate is None or private_key is None:
+            raise OpcUaConfigError(
+                f"machine {config.machine}: security policy Basic256Sha256 needs certificate and private_key"
+            )
+        client.application_uri = application_uri_of(certificate)
+        mode = ua.MessageSecurityMode.Sign if security.mode == "Sign" else ua.MessageSecurityMode.SignAndEncrypt
+        server_certificate = config_path(base_dir, security.server_certificate)
+        await client.set_security(
+            security_policies.SecurityPolicyBasic256Sha256,
+            certificate=str(certificate),
+            private_key=str(private_key),
+            server_certificate=str(server_certificate) if server_certificate else None,
+            mode=mode,
+        )
+    if trust is not None:
+        client.certificate_validator = TrustList(trust)
+    if security is not None and security.username:
+        client.set_user(security.username)
+        if password is None and security.password_env:
+            password = os.environ.get(security.password_env)
+            if password is None:
+                raise OpcUaConfigError(
+                    f"machine {config.machine}: environment variable "
+                    f"{security.password_env} (the OPC UA password) is not set"
+                )
+        client.set_password(password or "")
+    return client
