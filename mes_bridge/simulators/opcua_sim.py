@@ -1,10 +1,10 @@
 """Simulated OPC UA machines (CNC controllers, vision stations) on asyncua's ``Server``, driven by ``plc_configs``.
 
 Owns: one asyncua server per OPC UA endpoint (several machine configs may share an endpoint, as machines behind one
-line controller do), the address space of the configured nodes (counters as UInt16/UInt32/UInt64 by ``bits``, the
-job as a String, the energy meter as a Double in kWh), part production at the configured rate, the configured
-security (None, Basic256Sha256 Sign / SignAndEncrypt with certificates, optional username login) and test hooks:
-set a counter, reset the counters (controller reboot), change the job, pause production, restart the server.
+line controller do; its security, logins and teardown come from ``opcua_sim_server``), the address space of the
+configured nodes (counters as UInt16/UInt32/UInt64 by ``bits``, the job as a String, the energy meter as a Double in
+kWh), part production at the configured rate and test hooks: set a counter, reset the counters (controller reboot),
+change the job, pause production, restart the server.
 
 Invariants:
 - The machine is separate from its OPC UA server: stopping or restarting the server does not stop production, so
@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,12 +31,15 @@ from urllib.parse import urlparse
 
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
-from asyncua.crypto.permission_rules import User, UserRole
-from asyncua.server.user_managers import UserManager
 
 from mes_bridge.plc_config import MachineConfig
-from mes_bridge.security import TrustList, application_uri_of, ensure_demo_certificates, simulator_application_uri
-from mes_common.errors import DomainError
+from mes_bridge.simulators.opcua_sim_server import (
+    SimulatorError,
+    close_detached_sessions,
+    demo_credentials,
+    secured_server,
+    users_from_config,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,6 @@ OUTCOME_COUNTERS = {"good": ("good", "pass"), "scrap": ("scrap", "fail"), "rewor
 MAX_NODES_PER_READ = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead
 MAX_MONITORED_ITEMS_PER_CALL = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
 ChangeHook = Callable[[str, str, object, float], None]
-
-
-class SimulatorError(DomainError):
-    code = "simulator_error"
 
 
 @dataclass
@@ -130,9 +128,9 @@ class OpcUaSimulator:
         self._mode = security.mode
         self._certificate, self._private_key, self._trust = certificate, private_key, trust
         if self._policy != "None" and (certificate is None or private_key is None):
-            self._certificate, self._private_key, default_trust = self._demo_credentials(configs[0], base_dir)
+            self._certificate, self._private_key, default_trust = demo_credentials(configs[0], base_dir)
             self._trust = trust or default_trust
-        self._users = dict(users) if users is not None else self._users_from_config(configs)
+        self._users = dict(users) if users is not None else users_from_config(configs)
         self._allow_anonymous = allow_anonymous if allow_anonymous is not None else not self._users
         self._limits = {
             MAX_NODES_PER_READ: max_nodes_per_read,
@@ -148,32 +146,6 @@ class OpcUaSimulator:
         self.starts = 0
 
     # ----------------------------------------------------------------------------------------------- lifecycle
-
-    @staticmethod
-    def _demo_credentials(config: MachineConfig, base_dir: Path | None) -> tuple[Path, Path, Path]:
-        """The server's certificate and key next to the collector's (generated when missing), and its trust list."""
-        base = base_dir or (config.source.parent if config.source else Path.cwd())
-        security = config.security
-        assert security.certificate is not None  # the config model requires it for a secure policy
-        certs = (base / security.certificate).parent
-        ensure_demo_certificates(certs)
-        server_cert = base / security.server_certificate if security.server_certificate else certs / "server-cert.der"
-        return server_cert, certs / "server-key.pem", certs / "trusted-clients"
-
-    @staticmethod
-    def _users_from_config(configs: Sequence[MachineConfig]) -> dict[str, str]:
-        users: dict[str, str] = {}
-        for config in configs:
-            security = config.security
-            if security.username:
-                password = os.environ.get(security.password_env or "")
-                if password is None:
-                    raise SimulatorError(
-                        f"machine {config.machine}: environment variable {security.password_env} "
-                        f"(the password of OPC UA user {security.username!r}) is not set"
-                    )
-                users[security.username] = password
-        return users
 
     async def start(self, *, produce: bool = True) -> None:
         """Start the server and, unless told otherwise, production at the configured rates."""
@@ -213,26 +185,17 @@ class OpcUaSimulator:
 
     async def _build_server(self) -> Server:
         """A configured server with the address space, not yet listening (asyncua's init takes a second or two)."""
-        server = Server(user_manager=_UserManager(self._users) if self._users else None)
-        await server.init()
-        server.set_endpoint(self.endpoint)
-        server.set_server_name(f"mes-bridge simulator {', '.join(self.machines)}")
-        uri = (
-            application_uri_of(self._certificate)
-            if self._certificate
-            else simulator_application_uri(next(iter(self.machines)))
+        server = await secured_server(
+            self.endpoint,
+            list(self.machines),
+            policy=self._policy,
+            mode=self._mode,
+            certificate=self._certificate,
+            private_key=self._private_key,
+            trust=self._trust,
+            users=self._users,
+            allow_anonymous=self._allow_anonymous,
         )
-        await server.set_application_uri(uri)
-        server.set_security_policy(self._policies())
-        tokens: list[type] = [ua.UserNameIdentityToken] if self._users else []
-        if self._allow_anonymous:
-            tokens.append(ua.AnonymousIdentityToken)
-        server.set_identity_tokens(tokens)
-        if self._certificate and self._private_key:
-            await server.load_certificate(str(self._certificate))
-            await server.load_private_key(str(self._private_key))
-        if self._trust is not None:
-            server.set_certificate_validator(TrustList(self._trust))
         await self._build_address_space(server)
         for node_id, limit in self._limits.items():
             if limit is not None:
@@ -247,7 +210,7 @@ class OpcUaSimulator:
         server, self.server = self.server, None
         if server is not None:
             await server.stop()
-            await _close_detached_sessions(server)
+            await close_detached_sessions(server)
 
     async def restart(self, downtime: float = 0.0) -> None:
         """Stop the server (sessions and subscriptions die with it), wait, start a fresh one; the machines run on.
@@ -258,15 +221,6 @@ class OpcUaSimulator:
         await self.stop_server()
         await asyncio.sleep(downtime)
         await self._start(replacement)
-
-    def _policies(self) -> list[ua.SecurityPolicyType]:
-        if self._policy in (None, "None"):
-            return [ua.SecurityPolicyType.NoSecurity]
-        if self._policy != "Basic256Sha256":
-            raise SimulatorError(f"endpoint {self.endpoint}: security policy {self._policy!r} is not simulated")
-        if self._mode == "Sign":
-            return [ua.SecurityPolicyType.Basic256Sha256_Sign]
-        return [ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
 
     async def _build_address_space(self, server: Server) -> None:
         namespaces: dict[int, int] = {}
@@ -410,22 +364,6 @@ class OpcUaSimulator:
         )
 
 
-class _UserManager(UserManager):
-    """Username/password login against a fixed table; anything else is refused (BadUserAccessDenied)."""
-
-    def __init__(self, users: Mapping[str, str]) -> None:
-        self._users = dict(users)
-
-    def get_user(
-        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
-    ) -> User | None:
-        if username is None:
-            return User(role=UserRole.User)  # anonymous, when the endpoint allows it at all
-        if username in self._users and self._users[username] == password:
-            return User(role=UserRole.User, name=username)
-        return None
-
-
 def build_simulators(configs: Iterable[MachineConfig], **options: Any) -> list[OpcUaSimulator]:
     """One simulator per distinct OPC UA endpoint among ``configs`` (Modbus configs are ignored)."""
     by_endpoint: dict[str, list[MachineConfig]] = {}
@@ -446,14 +384,3 @@ async def run_opcua_simulators(configs: Iterable[MachineConfig], stop: asyncio.E
         for simulator in simulators:
             await simulator.stop()
 
-
-async def _close_detached_sessions(server: Server) -> None:
-    """Close the sessions that outlived their connections: a stopped machine keeps nothing.
-
-    asyncua keeps an activated session with subscriptions alive after its TCP connection drops (so that a
-    client may transfer it, Part 4 §6.7), and ``Server.stop`` does not close such sessions: their timeout and
-    publishing tasks would run on in this process after the server is gone.
-    """
-    sessions = getattr(server.iserver, "_external_sessions", {})
-    for session in list(sessions.values()):
-        await session.close_session(True)
