@@ -1,5 +1,5 @@
 """Persistence of the stock ledger's write path (SQLAlchemy Core, psycopg): balance locks, move inserts (COPY),
-balance updates, reserved move ids. Every function works inside the caller's transaction.
+balance updates (moves may carry ids reserved beforehand). Every function works inside the caller's transaction.
 
 Posting a batch of requests (``post_moves``, ``reverse_move``) is ``ledger.service``; reading moves back is
 ``ledger.queries``.
@@ -34,7 +34,6 @@ from ledger.master import (
     get_locations,
 )
 from ledger.model import (
-    QTY_PLACES,
     AlreadyReversed,
     Balance,
     BalanceKey,
@@ -45,7 +44,7 @@ from ledger.queries import OnHandRow, average_costs, check, find_moves, onhand, 
 from ledger.serials import serial_history, serials_in_stock
 from ledger.tables import stock_balances, stock_lots, stock_moves
 from mes_common.db import Money, Qty, is_postgres, utcnow
-from mes_common.money import CENTS, ZERO, fmt_qty
+from mes_common.money import ZERO, fmt_qty
 
 __all__ = [
     "OnHandRow",
@@ -60,7 +59,6 @@ __all__ = [
     "onhand",
     "onhand_by_item",
     "onhand_json",
-    "reserve_move_ids",
     "serial_history",
     "serials_in_stock",
     "write_moves",
@@ -137,7 +135,7 @@ def write_moves(conn: Connection, moves: Sequence[PostedMove], balances: Mapping
     """Insert ``moves`` (one executemany, or COPY from 4 moves on PostgreSQL) and store ``balances`` (one
     executemany); returns the move ids, in the order of ``moves``.
 
-    ``ids`` (PostgreSQL): ids reserved with ``reserve_move_ids``, one per move in order (extra ones are left
+    ``ids`` (PostgreSQL): ids reserved with ``NEXT_MOVE_IDS``, one per move in order (extra ones are left
     unused: a sequence has gaps anyway); without them the moves take theirs from the sequence.
 
     ``balances`` rows must exist and be locked (``lock_balances``). Raises ``MoveConflict`` when another
@@ -187,31 +185,19 @@ _PG_UPDATE_BALANCES = (
     "AS v(item, location, lot, qty, value) "
     "WHERE (b.item, b.location, b.lot) = (v.item, v.location, v.lot)"
 )
-_QTY_QUANTUM = Decimal(1).scaleb(-QTY_PLACES)
+_QTY, _MONEY = Qty(), Money()
 
 
 def _pg_update_balances(conn: Connection, balances: Mapping[BalanceKey, Balance]) -> None:
     """All balances in one statement whose text does not depend on their number (arrays); the values are checked
     as the ``Qty``/``Money`` column types check them on the other paths."""
     rows = sorted(balances.items())
-    qty = [_exact(bal.qty, _QTY_QUANTUM, QTY_PLACES) for _, bal in rows]
-    value = [_exact(bal.value, CENTS, 2) for _, bal in rows]
+    qty = [_QTY.exact(bal.qty) for _, bal in rows]
+    value = [_MONEY.exact(bal.value) for _, bal in rows]
     dbapi_conn: Any = conn.connection.dbapi_connection
     with dbapi_conn.cursor() as cur:
         cur.execute(_PG_UPDATE_BALANCES, [[k.item for k, _ in rows], [k.location for k, _ in rows],
                                           [k.lot for k, _ in rows], qty, value])
-
-
-def _exact(value: Any, quantum: Decimal, places: int) -> Decimal:
-    if not isinstance(value, Decimal):
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = Decimal(value)
-        else:
-            raise TypeError(f"exact decimal column given {type(value).__name__} {value!r}")
-    quantized = value.quantize(quantum)
-    if quantized != value:
-        raise ValueError(f"{value} has more than {places} decimal places")
-    return quantized
 
 
 _MOVE_COLUMNS = [c.name for c in stock_moves.columns if c.name != "id"]
@@ -226,21 +212,10 @@ _PG_INSERT_MOVE_WITH_ID = (
 # From this many moves COPY (two round trips) beats one pipelined executemany.
 COPY_FROM = 4
 _PG_COPY_MOVES = f"COPY stock_moves (id, {', '.join(_MOVE_COLUMNS)}) FROM STDIN"
-_PG_NEXT_IDS = "SELECT nextval('stock_moves_id_seq') FROM generate_series(1, %s)"
-# Reserves %s move ids (PostgreSQL), for callers that send it in a pipeline of their own (``reserve_move_ids``).
-NEXT_MOVE_IDS = _PG_NEXT_IDS
+# Reserves %s move ids from the sequence (PostgreSQL): for ``_copy_moves``, and for callers that write rows naming
+# moves before the moves themselves and pass the ids to ``write_moves(..., ids=...)``.
+NEXT_MOVE_IDS = "SELECT nextval('stock_moves_id_seq') FROM generate_series(1, %s)"
 _KEY_IN_DETAIL = re.compile(r"\(idempotency_key\)=\((.*)\) already exists")
-
-
-def reserve_move_ids(conn: Connection, count: int) -> list[int]:
-    """PostgreSQL: ``count`` move ids from the sequence (one round trip), for ``write_moves(..., ids=...)``: lets
-    rows that name a move (journal lines) be written before the move itself, in the same transaction."""
-    if count <= 0:
-        return []
-    dbapi_conn: Any = conn.connection.dbapi_connection
-    with dbapi_conn.cursor() as cur:
-        cur.execute(_PG_NEXT_IDS, [count])
-        return [move_id for (move_id,) in cur.fetchall()]
 
 
 def _insert_moves(conn: Connection, rows: list[dict[str, Any]], ids: list[int] | None = None) -> dict[str, int]:
@@ -287,7 +262,7 @@ def _copy_moves(conn: Connection, rows: list[dict[str, Any]], ids: list[int] | N
     dbapi_conn: Any = conn.connection.dbapi_connection
     with dbapi_conn.cursor() as cur:
         if ids is None:
-            cur.execute(_PG_NEXT_IDS, [len(rows)])
+            cur.execute(NEXT_MOVE_IDS, [len(rows)])
             ids = [move_id for (move_id,) in cur.fetchall()]
         try:
             with cur.copy(_PG_COPY_MOVES) as copy:

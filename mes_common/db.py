@@ -46,9 +46,10 @@ class Dec(TypeDecorator[Decimal]):
             return dialect.type_descriptor(BigInteger())
         return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
 
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
-            return None
+    def exact(self, value: Any) -> Decimal:
+        """``value`` as this column stores it: a Decimal (or int) with at most ``scale`` places, else refused
+        (TypeError for anything else, ValueError for too many places) — never rounded. For writers that bypass
+        the column type (COPY, array parameters)."""
         if not isinstance(value, Decimal):
             if isinstance(value, int) and not isinstance(value, bool):
                 value = Decimal(value)
@@ -57,6 +58,12 @@ class Dec(TypeDecorator[Decimal]):
         quantized = value.quantize(self._quantum)
         if quantized != value:
             raise ValueError(f"{value} has more than {self.scale} decimal places")
+        return quantized
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        quantized = self.exact(value)
         if dialect.name == "sqlite":
             return int(quantized.scaleb(self.scale))
         return quantized

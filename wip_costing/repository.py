@@ -15,7 +15,6 @@ import json
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from psycopg.rows import namedtuple_row
@@ -23,7 +22,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ledger import repository as ledger_repo
-from mes_common.db import is_postgres
+from mes_common.db import Qty, is_postgres
 from wip_costing.journal_writer import copy_into, copy_or_insert, copy_text
 from wip_costing.model import OpState, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Pool
@@ -221,7 +220,7 @@ _PG_UPDATE_ORDERS = (
     "UPDATE work_orders AS w SET status = v.status, produced = v.produced "
     "FROM unnest(%s::text[], %s::text[], %s::numeric[]) AS v(id, status, produced) WHERE w.id = v.id"
 )
-_QTY_QUANTUM = Decimal("0.000001")
+_QTY = Qty()
 
 
 def _save_states_pg(conn: Connection, states: Sequence[OrderState], changed: Sequence[OrderState]) -> None:
@@ -235,16 +234,14 @@ def _save_states_pg(conn: Connection, states: Sequence[OrderState], changed: Seq
                     s.setup_charged, s.first_pass.qty, s.first_pass.value, json.dumps(s.first_pass.to_json()),
                     s.rework.qty, s.rework.value, json.dumps(s.rework.to_json())), strict=True):
                 column.append(value)
-    for st in changed:  # what the Qty column type checks on the other paths
-        if not isinstance(st.produced, Decimal) or st.produced.quantize(_QTY_QUANTUM) != st.produced:
-            raise ValueError(f"{st.produced} has more than 6 decimal places")
+    produced = [_QTY.exact(st.produced) for st in changed]  # what the Qty column type checks on the other paths
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.pipeline(), raw.cursor() as cur:
         cur.execute(_PG_UPDATE_OPS, columns)
         if changed:
             cur.execute(_PG_UPDATE_ORDERS, [[st.order_id for st in changed], [st.status.value for st in changed],
-                                            [st.produced for st in changed]])
+                                            produced])
 
 
 def _update_ops(conn: Connection, states: Sequence[OrderState]) -> None:
