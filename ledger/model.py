@@ -159,7 +159,8 @@ class AlreadyReversed(DomainError):
     code = "already_reversed"
 
 
-def _places(value: Decimal) -> int:
+def decimal_places(value: Decimal) -> int:
+    """How many places ``value`` is written with (0 for a whole number or an exponent form like 1E+3)."""
     exponent = value.as_tuple().exponent
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
@@ -190,7 +191,7 @@ class MoveRequest:
             raise InvalidMove(f"{what}: idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
         if not isinstance(self.qty, Decimal) or not self.qty.is_finite() or self.qty <= 0:
             raise InvalidMove(f"{what}: quantity must be a positive Decimal, got {self.qty!r}")
-        if _places(self.qty) > QTY_PLACES:
+        if decimal_places(self.qty) > QTY_PLACES:
             raise InvalidMove(f"{what}: quantity {self.qty} has more than {QTY_PLACES} decimal places")
         if self.value is not None:
             if not isinstance(self.value, Decimal) or not self.value.is_finite() or self.value < 0:

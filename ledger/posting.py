@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from ledger.model import (
+    MAX_KEY_LENGTH,
+    QTY_PLACES,
     Balance,
     BalanceKey,
     InsufficientStock,
@@ -29,8 +31,9 @@ from ledger.model import (
     PostedMove,
     SerialState,
     SerialUnavailable,
+    decimal_places,
 )
-from mes_common.money import mul_cents, take_share
+from mes_common.money import CENTS, mul_cents, take_share
 from mes_common.provenance import Provenance
 
 
@@ -97,18 +100,25 @@ def post(
     )
 
 
-def post_trusted(
+def post_issue_or_receipt(
     balances: MutableMapping[BalanceKey, Balance], *, idempotency_key: str, kind: MoveKind, item: str, qty: Decimal,
     location: str, value: Decimal | None, actor: str, reason: str, provenance: Provenance, effective_at: datetime,
-    reference: str | None, recorded_at: datetime,
+    reference: str | None,
 ) -> PostedMove:
     """``post`` of an ISSUE (from ``location``, ``value`` None) or a RECEIPT (into ``location`` at ``value``) of
-    an unlotted item without serials, for a caller that builds only valid requests (a hot path: it skips building
-    and re-validating a ``MoveRequest``). Same arithmetic and refusals as ``post``; returns what ``post`` returns.
+    an unlotted item without serials; returns what ``post`` returns, with the same arithmetic and refusals.
 
-    The caller guarantees what ``MoveRequest`` checks: a key of 1 to 200 characters, ``qty`` a positive
-    ``Decimal`` of at most six places, ``value`` (receipts) a non-negative amount in cents, ``effective_at`` aware.
+    A hot path (costing's backflush and receipts): when the arguments are plainly what ``MoveRequest`` accepts, the
+    move is posted without building and re-validating a request; anything else goes through
+    ``post(MoveRequest(...))``, whose validation names what is wrong.
     """
+    if not _plainly_valid(idempotency_key, qty, value, effective_at):
+        issue = kind is MoveKind.ISSUE
+        return post(balances, MoveRequest(
+            idempotency_key=idempotency_key, kind=kind, item=item, qty=qty,
+            from_location=location if issue else None, to_location=None if issue else location, value=value,
+            actor=actor, reason=reason, provenance=provenance, effective_at=effective_at, reference=reference,
+        ))
     key = BalanceKey(item, location)
     found = balances.get(key)
     balance = found if found is not None else Balance(key)
@@ -130,10 +140,20 @@ def post_trusted(
     move.__dict__.update(
         idempotency_key=idempotency_key, kind=kind, item=item, qty=qty, from_location=from_location,
         to_location=to_location, lot="", value=moved, requested_value=value, actor=actor, reason=reason,
-        provenance=provenance, effective_at=effective_at, recorded_at=recorded_at, reference=reference, reverses=None,
-        serials=(), id=None,
+        provenance=provenance, effective_at=effective_at, recorded_at=datetime.now(UTC), reference=reference,
+        reverses=None, serials=(), id=None,
     )
     return move
+
+
+def _plainly_valid(key: str, qty: Decimal, value: Decimal | None, effective_at: datetime) -> bool:
+    """What ``MoveRequest`` checks of these arguments, answered without raising (its messages stay its own)."""
+    if not key or len(key) > MAX_KEY_LENGTH or effective_at.tzinfo is None:
+        return False
+    if type(qty) is not Decimal or not qty.is_finite() or qty <= 0 or decimal_places(qty) > QTY_PLACES:
+        return False
+    return value is None or (type(value) is Decimal and value.is_finite() and value >= 0
+                             and value == value.quantize(CENTS))
 
 
 def reversal_of(move: PostedMove, *, actor: str, reason: str, effective_at: datetime | None = None) -> MoveRequest:

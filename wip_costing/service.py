@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -28,18 +28,15 @@ from sqlalchemy.exc import DBAPIError
 
 from ledger import repository as ledger_repo
 from ledger.model import (
-    QTY_PLACES,
     Balance,
     BalanceKey,
     MoveConflict,
     MoveKind,
-    MoveRequest,
     PostedMove,
 )
-from ledger.posting import post, post_trusted
+from ledger.posting import post_issue_or_receipt
 from mes_common.db import is_postgres, utcnow
 from mes_common.errors import DomainError
-from mes_common.money import CENTS
 from wip_costing import journal_writer
 from wip_costing import repository as repo
 from wip_costing.costing import apply_completion, resolve_operation
@@ -101,34 +98,13 @@ class LedgerStock:
     def _post(self, kind: MoveKind, suffix: str, item: str, location: str, qty: Decimal, value: Decimal | None,
               event: OperationEvent, order: str, reason: str) -> PostedMove:
         """An ISSUE from ``location`` (``value`` None: at moving average) or a RECEIPT into it at ``value``."""
-        key = self._key(event.event_id, suffix)
-        actor = event.operator or event.machine or "mes-bridge"
-        if _trusted(qty, value, event):
-            move = post_trusted(
-                self.balances, idempotency_key=key, kind=kind, item=item, qty=qty, location=location, value=value,
-                actor=actor, reason=reason, provenance=event.provenance, effective_at=event.source_time,
-                reference=order, recorded_at=datetime.now(UTC),
-            )
-        else:  # let the request's validation say what is wrong
-            issue = kind is MoveKind.ISSUE
-            move = post(self.balances, MoveRequest(
-                idempotency_key=key, kind=kind, item=item, qty=qty, from_location=location if issue else None,
-                to_location=None if issue else location, value=value, actor=actor, reason=reason,
-                provenance=event.provenance, effective_at=event.source_time, reference=order,
-            ))
+        move = post_issue_or_receipt(
+            self.balances, idempotency_key=self._key(event.event_id, suffix), kind=kind, item=item, qty=qty,
+            location=location, value=value, actor=event.operator or event.machine or "mes-bridge", reason=reason,
+            provenance=event.provenance, effective_at=event.source_time, reference=order,
+        )
         self.moves.append(move)
         return move
-
-
-def _trusted(qty: Decimal, value: Decimal | None, event: OperationEvent) -> bool:
-    """What ``MoveRequest`` would check, for the moves costing asks for (``post_trusted``'s preconditions)."""
-    if type(qty) is not Decimal or not qty.is_finite() or qty <= 0 or event.source_time.tzinfo is None:
-        return False
-    exponent = qty.as_tuple().exponent
-    if not isinstance(exponent, int) or exponent < -QTY_PLACES:
-        return False
-    return value is None or (type(value) is Decimal and value.is_finite() and value >= 0
-                             and value == value.quantize(CENTS))
 
 
 # unique violation, serialization failure, deadlock detected
