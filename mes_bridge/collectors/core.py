@@ -281,7 +281,7 @@ class MachineSession:
         # Set to ask the protocol client for a full reading now (it clears it when it reads).
         self.read_requested = asyncio.Event()
 
-    def scan(self, work_order: str | None, noticed_at: datetime | None = None) -> None:
+    def scan(self, work_order: str | None) -> None:
         """A work order was scanned at this machine's terminal.
 
         The counts made up to now belong to the previous order, so the client is asked for a reading at once;
@@ -290,13 +290,14 @@ class MachineSession:
         target = self._pending_scan[0] if self._pending_scan is not None else self.scanned_work_order
         if work_order == target:
             return
-        self._pending_scan = (work_order, noticed_at or datetime.now(UTC))
+        self._pending_scan = (work_order, datetime.now(UTC))
         self.read_requested.set()
 
     def _take_scan(self, snapshot: Snapshot) -> None:
         if self._pending_scan is None or snapshot.read_at < self._pending_scan[1]:
             return
-        previous, (self.scanned_work_order, _) = self.scanned_work_order, self._pending_scan
+        previous = self.scanned_work_order
+        self.scanned_work_order = self._pending_scan[0]
         self._pending_scan = None
         self.record("work-order-scanned", f"work order {previous!r} -> {self.scanned_work_order!r} "
                                           f"(counts up to {snapshot.read_at.isoformat()} went to {previous!r})")

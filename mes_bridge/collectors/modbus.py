@@ -16,7 +16,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -256,11 +255,7 @@ class ModbusClient:
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float,  # float-ok: seconds
                          wake: asyncio.Event | None = None) -> None:
     """Sleep ``seconds``, less if ``stop`` (or ``wake``) is set meanwhile."""
-    if wake is None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-        return
-    waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())}
+    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, wake) if event is not None]
     try:
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
