@@ -103,14 +103,15 @@ def post(
 def post_issue_or_receipt(
     balances: MutableMapping[BalanceKey, Balance], *, idempotency_key: str, kind: MoveKind, item: str, qty: Decimal,
     location: str, value: Decimal | None, actor: str, reason: str, provenance: Provenance, effective_at: datetime,
-    reference: str | None,
+    reference: str | None, recorded_at: datetime | None = None,
 ) -> PostedMove:
     """``post`` of an ISSUE (from ``location``, ``value`` None) or a RECEIPT (into ``location`` at ``value``) of
     an unlotted item without serials; returns what ``post`` returns, with the same arithmetic and refusals.
 
     A hot path (costing's backflush and receipts): when the arguments are plainly what ``MoveRequest`` accepts, the
     move is posted without building and re-validating a request; anything else goes through
-    ``post(MoveRequest(...))``, whose validation names what is wrong.
+    ``post(MoveRequest(...))``, whose validation names what is wrong. ``recorded_at``: the recording time of the
+    caller's batch (default now).
     """
     if not _plainly_valid(idempotency_key, qty, value, effective_at):
         issue = kind is MoveKind.ISSUE
@@ -140,7 +141,8 @@ def post_issue_or_receipt(
     move.__dict__.update(
         idempotency_key=idempotency_key, kind=kind, item=item, qty=qty, from_location=from_location,
         to_location=to_location, lot="", value=moved, requested_value=value, actor=actor, reason=reason,
-        provenance=provenance, effective_at=effective_at, recorded_at=datetime.now(UTC), reference=reference,
+        provenance=provenance, effective_at=effective_at, recorded_at=recorded_at or datetime.now(UTC),
+        reference=reference,
         reverses=None, serials=(), id=None,
     )
     return move

@@ -20,14 +20,12 @@ state and the stock exactly as they were (``apply_completion`` works on a copy a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mes_common.money import CENTS, ZERO
 from wip_costing.events import OperationEvent
-from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, wip_lines
+from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, mirrored_lines, wip_lines
 from wip_costing.model import (
     MoreThanWaiting,
     NoReworkOperation,
@@ -72,8 +70,7 @@ class StockPort(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class Conversion:
+class Conversion(NamedTuple):
     setup_labor: Decimal
     setup_machine: Decimal
     labor: Decimal
@@ -146,76 +143,72 @@ def complete(
 
     rework_taken = min(units, st.rework.qty)
     first_pass_taken = units - rework_taken
-    batch: Values = {}
-    add_values(batch, st.rework.take(rework_taken))
-    add_values(batch, st.first_pass.take(first_pass_taken))
-
     first_time = not st.setup_charged
-    line = tuple.__new__
+    line = tuple.__new__  # lines built positionally (JournalLine field order): this is the hot path
+    event_id = event.event_id
+    # The units' value leaving the pools: rework-flagged units first, then first-pass units.
+    batch: Values = st.rework.take(rework_taken) if rework_taken else {}
+    if first_pass_taken:
+        add_values(batch, st.first_pass.take(first_pass_taken))
+
+    material = JournalEntry(EntryKind.MATERIAL, when, event_id, order)
     material_bucket = (Element.MATERIAL, prov)
-    material = JournalEntry(EntryKind.MATERIAL, when, event.event_id, order)
     for need in spec.materials:
         qty = _qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
         if qty <= 0:
             continue
         value, move = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
-        # Lines built positionally (JournalLine field order): this is the hot path.
         if value:
-            material.lines.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, Element.MATERIAL,
-                                                     prov, need.component, None)))
+            material.lines.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, prov,
+                                                     need.component, None, (value, ZERO, ZERO, ZERO, ZERO))))
             batch[material_bucket] = batch.get(material_bucket, ZERO) + value
-        material.lines.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, None, prov,
-                                                 need.component, move)))
+        material.lines.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, prov,
+                                                 need.component, move, None)))
     if material.lines:
         entries.append(material)
 
     conv = conversion_costs(spec, event, units, spec.setup_min if first_time else ZERO)
     st.setup_charged = True
-    added: Values = {
-        (Element.SETUP, prov): conv.setup_labor + conv.setup_machine,
-        (Element.LABOR, prov): conv.labor,
-        (Element.MACHINE, prov): conv.machine,
-        (Element.ENERGY, prov): conv.energy,
-    }
-    conversion = JournalEntry(EntryKind.CONVERSION, when, event.event_id, order)
-    conversion.lines.extend(wip_lines(added, debit=True, order=order, operation=operation, work_center=wc))
+    setup = conv.setup_labor + conv.setup_machine
+    conversion = JournalEntry(EntryKind.CONVERSION, when, event_id, order)
+    added = setup + conv.labor + conv.machine + conv.energy
+    if added:
+        conversion.lines.append(line(JournalLine, (Account.WIP, added, ZERO, order, operation, wc, prov, None, None,
+                                                   (ZERO, setup, conv.labor, conv.machine, conv.energy))))
+        for bucket, amount in (((Element.SETUP, prov), setup), ((Element.LABOR, prov), conv.labor),
+                               ((Element.MACHINE, prov), conv.machine), ((Element.ENERGY, prov), conv.energy)):
+            if amount:
+                batch[bucket] = batch.get(bucket, ZERO) + amount
     for account, amount in (
         (Account.ABSORBED_LABOR, conv.setup_labor + conv.labor),
         (Account.ABSORBED_MACHINE, conv.setup_machine + conv.machine),
         (Account.ABSORBED_ENERGY, conv.energy),
     ):
         if amount:
-            conversion.lines.append(line(JournalLine, (account, ZERO, amount, order, operation, wc, None, prov, None,
+            conversion.lines.append(line(JournalLine, (account, ZERO, amount, order, operation, wc, prov, None, None,
                                                        None)))
     if conversion.lines:
         entries.append(conversion)
-    add_values(batch, added)
 
+    # The batch leaves in a fixed order, each output taking its share of what is left.
     out = Pool(units, batch)
-
-    def leave(qty: Decimal) -> Values:
-        return out.take(qty) if qty else {}
-
-    def mirror(kind: EntryKind, values: Values, counter: Callable[[Values], list[JournalLine]]) -> None:
-        if total(values):
-            lines = counter(values) + wip_lines(values, debit=False, order=order, operation=operation, work_center=wc)
-            entries.append(JournalEntry(kind, when, event.event_id, order, lines))
-
-    scrap_values = leave(event.scrap)
-    mirror(EntryKind.SCRAP, scrap_values, lambda v: [
-        line(JournalLine, (Account.SCRAP_LOSS, a, ZERO, order, operation, wc, e, p, None, None))
-        for (e, p), a in v.items() if a
-    ])
+    if event.scrap:
+        lines = mirrored_lines(out.take(event.scrap), Account.SCRAP_LOSS, operation, wc, order=order,
+                               operation=operation, work_center=wc)
+        if lines:
+            entries.append(JournalEntry(EntryKind.SCRAP, when, event_id, order, lines))
 
     if event.rework:
         assert spec.rework_to is not None
         target_spec = snapshot.op(spec.rework_to)
-        rework_values = leave(event.rework)
+        rework_values = out.take(event.rework)
         target = state.ops[spec.rework_to]
         target.rework.put(event.rework, rework_values)
         target.received += event.rework
-        mirror(EntryKind.REWORK, rework_values, lambda v: wip_lines(
-            v, debit=True, order=order, operation=target_spec.number, work_center=target_spec.work_center))
+        lines = mirrored_lines(rework_values, Account.WIP, target_spec.number, target_spec.work_center,
+                               order=order, operation=operation, work_center=wc)
+        if lines:
+            entries.append(JournalEntry(EntryKind.REWORK, when, event_id, order, lines))
 
     good_rework = min(event.good, rework_taken)
     good_first = event.good - good_rework
@@ -224,20 +217,22 @@ def complete(
         nxt = state.ops[spec.next_op]
         moved: Values = {}
         for qty, pool in ((good_rework, nxt.rework), (good_first, nxt.first_pass)):
-            part = leave(qty)
             if qty:
+                part = out.take(qty)
                 pool.put(qty, part)
-            add_values(moved, part)
+                add_values(moved, part)
         nxt.received += event.good
-        mirror(EntryKind.TRANSFER, moved, lambda v: wip_lines(
-            v, debit=True, order=order, operation=next_spec.number, work_center=next_spec.work_center))
+        lines = mirrored_lines(moved, Account.WIP, next_spec.number, next_spec.work_center, order=order,
+                               operation=operation, work_center=wc)
+        if lines:
+            entries.append(JournalEntry(EntryKind.TRANSFER, when, event_id, order, lines))
     elif event.good:
-        received = leave(event.good)
+        received = out.take(event.good)
         value = total(received)
         move = stock.receive(snapshot.item, snapshot.receiving_location, event.good, value, event=event, order=order)
-        lines = [line(JournalLine, (Account.FG_INV, value, ZERO, order, None, None, None, prov, snapshot.item, move))]
+        lines = [line(JournalLine, (Account.FG_INV, value, ZERO, order, None, None, prov, snapshot.item, move, None))]
         lines += wip_lines(received, debit=False, order=order, operation=operation, work_center=wc)
-        entries.append(JournalEntry(EntryKind.RECEIPT, when, event.event_id, order, lines))
+        entries.append(JournalEntry(EntryKind.RECEIPT, when, event_id, order, lines))
         state.produced += event.good
     if out.qty or out.value:
         raise AssertionError(f"batch of {order} op {operation} left {out.qty} units worth {out.value}")

@@ -3,10 +3,12 @@
 Invariants:
 - Every entry balances: the sum of its debits equals the sum of its credits, to the cent.
 - Amounts are non-negative cents; a line is either a debit or a credit.
-- WIP lines carry order, operation, work center, element and provenance (the provenance of the event that
-  brought the value in, so "what share of WIP rests on sensors" survives transfers between operations);
-  SCRAP-LOSS lines mirror them; RM-INV, ABSORBED-* and FG-INV lines carry the posting event's provenance;
-  close (variance) lines are manual.
+- WIP lines carry order, operation, work center and provenance (the provenance of the event that brought the
+  value in, so "what share of WIP rests on sensors" survives transfers between operations) and the split of
+  their amount by cost element (``split``: one amount per ``Element``, in ``ELEMENTS`` order, summing exactly
+  to the line's amount): one WIP line per posting side and provenance, not one per element. SCRAP-LOSS lines
+  mirror them; variance lines carry the split of what they absorb; RM-INV, ABSORBED-* and FG-INV lines carry the
+  posting event's provenance and no split.
 - Journal rows are never updated or deleted; corrections are new entries.
 """
 
@@ -22,6 +24,11 @@ from typing import NamedTuple
 from mes_common.money import ZERO
 from mes_common.provenance import Provenance
 from wip_costing.pools import Bucket, Element
+
+# The order of a line's element split (and of the journal table's element columns).
+ELEMENTS: tuple[Element, ...] = tuple(Element)
+_POSITION = {element: n for n, element in enumerate(ELEMENTS)}
+Split = tuple[Decimal, ...]
 
 
 class Account(StrEnum):
@@ -57,14 +64,22 @@ class JournalLine(NamedTuple):
     work_order: str | None = None
     operation: int | None = None
     work_center: str | None = None
-    element: Element | None = None
     provenance: Provenance | None = None
     item: str | None = None
     # Index of the stock move (in the posting's list of moves) this line values; the id once written.
     move_index: int | None = None
+    # The line's amount by cost element (``ELEMENTS`` order, on the line's own side); None: no element.
+    split: Split | None = None
+
+    def element_amount(self, element: Element) -> Decimal:
+        """This line's amount of ``element``, debit positive."""
+        if self.split is None:
+            return ZERO
+        part = self.split[_POSITION[element]]
+        return part if self.debit else -part
 
 
-@dataclass
+@dataclass(slots=True)
 class JournalEntry:
     kind: EntryKind
     effective_at: datetime
@@ -81,17 +96,51 @@ class JournalEntry:
         return sum((line.credit for line in self.lines), ZERO)
 
 
+def split_of(values: dict[Bucket, Decimal]) -> dict[Provenance, list[Decimal]]:
+    """``values`` (by element x provenance) as one element split per provenance (non-zero amounts only)."""
+    out: dict[Provenance, list[Decimal]] = {}
+    position = _POSITION
+    for (element, provenance), amount in values.items():
+        if amount:
+            split = out.get(provenance)
+            if split is None:
+                split = out[provenance] = [ZERO, ZERO, ZERO, ZERO, ZERO]
+            split[position[element]] += amount
+    return out
+
+
 def wip_lines(
-    values: dict[Bucket, Decimal], *, debit: bool, order: str, operation: int, work_center: str
+    values: dict[Bucket, Decimal], *, debit: bool, order: str, operation: int | None, work_center: str | None,
+    account: Account = Account.WIP,
 ) -> list[JournalLine]:
-    """One WIP line per non-zero bucket, on the debit or the credit side."""
+    """One ``account`` line (WIP unless said) per provenance holding value, on the debit or the credit side,
+    with its element split."""
     # Positional tuple construction: this builds most of the journal's lines, thousands per batch.
-    new, wip = tuple.__new__, Account.WIP
-    if debit:
-        return [new(JournalLine, (wip, amount, ZERO, order, operation, work_center, element, provenance, None, None))
-                for (element, provenance), amount in values.items() if amount]
-    return [new(JournalLine, (wip, ZERO, amount, order, operation, work_center, element, provenance, None, None))
-            for (element, provenance), amount in values.items() if amount]
+    new, lines = tuple.__new__, []
+    for provenance, split in split_of(values).items():
+        amount = split[0] + split[1] + split[2] + split[3] + split[4]
+        debit_amount, credit_amount = (amount, ZERO) if debit else (ZERO, amount)
+        lines.append(new(JournalLine, (account, debit_amount, credit_amount, order, operation, work_center,
+                                       provenance, None, None, tuple(split))))
+    return lines
+
+
+def mirrored_lines(
+    values: dict[Bucket, Decimal], account: Account, to_operation: int | None, to_work_center: str | None, *,
+    order: str, operation: int, work_center: str,
+) -> list[JournalLine]:
+    """Value leaving WIP at ``operation``: per provenance holding value, a debit line to ``account`` at
+    ``to_operation`` / ``to_work_center`` (WIP of another operation, or SCRAP-LOSS), then the matching WIP credit
+    lines; both sides of a provenance share one element split."""
+    new, debits, credits = tuple.__new__, [], []
+    for provenance, parts in split_of(values).items():
+        split = tuple(parts)
+        amount = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
+        debits.append(new(JournalLine, (account, amount, ZERO, order, to_operation, to_work_center, provenance, None,
+                                        None, split)))
+        credits.append(new(JournalLine, (Account.WIP, ZERO, amount, order, operation, work_center, provenance, None,
+                                         None, split)))
+    return debits + credits
 
 
 def check_balanced(entries: Iterable[JournalEntry]) -> list[str]:
@@ -109,4 +158,8 @@ def check_balanced(entries: Iterable[JournalEntry]) -> list[str]:
                 Decimal("0.01")
             ):
                 problems.append(f"{entry.kind} entry of event {entry.event_id}: amount not in cents {line}")
+            if line.split is not None and (sum(line.split, ZERO) != line.debit + line.credit
+                                           or any(part < 0 for part in line.split)):
+                problems.append(f"{entry.kind} entry of event {entry.event_id}: split does not make the amount "
+                                f"{line}")
     return problems

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from mes_common.db import is_postgres
 from mes_common.money import ZERO
-from wip_costing.journal import JournalEntry
+from wip_costing.journal import ELEMENTS, JournalEntry
 from wip_costing.tables import journal_lines
 
 # Journal lines per COPY write (~15 kB): large enough to keep the per-write overhead small, small enough that the
@@ -30,7 +30,8 @@ from wip_costing.tables import journal_lines
 COPY_CHUNK = 100
 
 JOURNAL_COLUMNS = ("entry", "kind", "event_id", "account", "debit", "credit", "work_order", "operation",
-                   "work_center", "element", "provenance", "item", "stock_move_id", "effective_at", "recorded_at")
+                   "work_center", "provenance", "item", "stock_move_id", "effective_at", "recorded_at",
+                   *(element.value for element in ELEMENTS))
 
 
 def journal_tuples(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int], recorded_at: datetime
@@ -40,11 +41,12 @@ def journal_tuples(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequen
     for key, entry in entries:
         kind, event_id, order, when = entry.kind.value, entry.event_id, entry.work_order, entry.effective_at
         for line in entry.lines:
+            split = (None,) * len(ELEMENTS) if line.split is None else tuple(part or None for part in line.split)
             rows.append((
                 key, kind, event_id, line.account.value, line.debit, line.credit, line.work_order or order,
-                line.operation, line.work_center, None if line.element is None else line.element.value,
-                None if line.provenance is None else line.provenance.value, line.item,
-                None if line.move_index is None else move_ids[line.move_index], when, recorded_at,
+                line.operation, line.work_center, None if line.provenance is None else line.provenance.value,
+                line.item, None if line.move_index is None else move_ids[line.move_index], when, recorded_at,
+                *split,
             ))
     return rows
 
@@ -70,8 +72,8 @@ class JournalText:
     """Journal lines in COPY text format (``JOURNAL_COLUMNS``), accumulated in ``lines``.
 
     ``move_ids[i]`` is the id of move index ``i``. The hot path of a batch: per entry its own fields are formatted
-    once; per line its amounts, and the rest (order, operation, work center, element, provenance, item) is looked
-    up, as a batch repeats few combinations of them.
+    once; per line its amounts (and element split), and the rest (order, operation, work center, provenance,
+    item) is looked up, as a batch repeats few combinations of them.
     """
 
     def __init__(self, move_ids: Sequence[int], recorded_at: datetime) -> None:
@@ -104,28 +106,40 @@ class JournalText:
         head = f"{key_text}\t{entry.kind}\t{self._t(entry.event_id)}\t"
         if entry.effective_at is not self._when:  # an event's entries share their time: format it once
             self._when = entry.effective_at
-            self._tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\n"
+            self._tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\t"
         tail = self._tail
         order = entry.work_order
         for line in entry.lines:
-            key = line[3:9] if line[3] is not None else (order, *line[4:9])
+            key = line[3:8] if line[3] is not None else (order, *line[4:8])
             middle = fields.get(key)
             if middle is None:
                 middle = fields[key] = self._middle(key)
-            debit, credit, index = line[1], line[2], line[9]
+            debit, credit, index, split = line[1], line[2], line[8], line[9]
             # format(amount, "f") is slow: str() gives the same text for cents, "0" for ZERO (checked for "E").
             debit_text = "0" if debit is ZERO else str(debit)
             credit_text = "0" if credit is ZERO else str(credit)
             if "E" in debit_text or "E" in credit_text:
                 debit_text, credit_text = amount(debit), amount(credit)
             out.append(f"{head}{line[0]}\t{debit_text}\t{credit_text}{middle}"
-                       f"{na if index is None else move_ids[index]}{tail}")
+                       f"{na if index is None else move_ids[index]}{tail}"
+                       f"{_NO_SPLIT if split is None else _split_text(split)}\n")
 
     def _middle(self, key: tuple[Any, ...]) -> str:
-        order, operation, work_center, element, provenance, item = key
+        order, operation, work_center, provenance, item = key
         na, t = "\\N", self._t
         return (f"\t{t(order)}\t{na if operation is None else operation}\t{t(work_center)}\t"
-                f"{na if element is None else element}\t{na if provenance is None else provenance}\t{t(item)}\t")
+                f"{na if provenance is None else provenance}\t{t(item)}\t")
+
+
+_NO_SPLIT = "\t".join(["\\N"] * len(ELEMENTS))
+
+
+def _split_text(split: Sequence[Decimal]) -> str:
+    """An element split as COPY fields: each part as ``_amount_text`` gives it, ``\\N`` for none of it."""
+    text = "\t".join([str(part) if part else "\\N" for part in split])  # str() is format "f" for cents ...
+    if "E" in text:  # ... unless it chose exponent notation
+        text = "\t".join([_amount_text(part) if part else "\\N" for part in split])
+    return text
 
 
 class JournalStream(JournalText):

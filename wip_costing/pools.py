@@ -9,9 +9,9 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import ROUND_FLOOR, Context, Decimal
 from enum import StrEnum
 
 from mes_common.money import CENTS, ZERO, take_share
@@ -71,14 +71,13 @@ def split_amount(values: Mapping[Bucket, Decimal], amount: Decimal) -> Values:
         return {}
     parts: Values = {}
     remainders: list[tuple[Decimal, int, Bucket]] = []
-    with localcontext() as ctx:
-        ctx.prec = 38
-        for order, bucket in enumerate(_ordered(values)):
-            exact = values[bucket] * amount / whole
-            floored = exact.quantize(CENTS, rounding=ROUND_FLOOR)
-            if floored:
-                parts[bucket] = floored
-            remainders.append((exact - floored, -order, bucket))
+    ctx = _SPLIT_CONTEXT  # explicit context methods: a localcontext switch costs more than the sums
+    for order, bucket in enumerate(_ordered(values)):
+        exact = ctx.divide(ctx.multiply(values[bucket], amount), whole)
+        floored = exact.quantize(CENTS, ROUND_FLOOR, ctx)
+        if floored:
+            parts[bucket] = floored
+        remainders.append((ctx.subtract(exact, floored), -order, bucket))
     missing = amount - total(parts)
     remainders.sort(reverse=True)
     for _, _, bucket in remainders:
@@ -89,8 +88,13 @@ def split_amount(values: Mapping[Bucket, Decimal], amount: Decimal) -> Values:
     return parts
 
 
-def _ordered(values: Mapping[Bucket, Decimal]) -> Iterable[Bucket]:
-    return [b for b in BUCKETS if values.get(b)]
+_SPLIT_CONTEXT = Context(prec=38)
+_BUCKET_INDEX = {bucket: n for n, bucket in enumerate(BUCKETS)}
+
+
+def _ordered(values: Mapping[Bucket, Decimal]) -> list[Bucket]:
+    """The buckets of ``values`` holding value, in ``BUCKETS`` order."""
+    return sorted((b for b, v in values.items() if v), key=_BUCKET_INDEX.__getitem__)
 
 
 @dataclass

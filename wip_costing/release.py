@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import func, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from bom import repository as bom_repo
@@ -21,15 +20,16 @@ from bom.explosion import operation_materials
 from bom.rollup import standard_cost
 from ledger import repository as ledger_repo
 from ledger.model import ItemKind, LocationKind
-from mes_common.db import Money, utcnow
+from mes_common.db import utcnow
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt_qty, to_cents
 from routing import repository as routing_repo
 from wip_costing import journal_writer
 from wip_costing import repository as repo
-from wip_costing.journal import JournalEntry
+from wip_costing.journal import ELEMENTS, Account, JournalEntry
 from wip_costing.model import MaterialSpec, OpSpec, OrderSnapshot, OrderState, UnknownOrder, WipError
 from wip_costing.pools import Element
+from wip_costing.reports import element_balances
 from wip_costing.tables import journal_lines
 from wip_costing.variances import StandardComparison, close, standard_analysis
 
@@ -120,12 +120,9 @@ class CloseResult:
 def actual_costs(conn: Connection, order_id: str) -> dict[Element, Decimal]:
     """Costs charged to the order (material and conversion entries), by element."""
     c = journal_lines.c
-    rows = conn.execute(
-        select(c.element, type_coerce(func.sum(c.debit) - func.sum(c.credit), Money()))
-        .where(c.work_order == order_id, c.account == "WIP", c.kind.in_(["material", "conversion"]))
-        .group_by(c.element)
-    )
-    return {Element(e): Decimal(v) for e, v in rows if e is not None}
+    sums = conn.execute(element_balances(
+        c.work_order == order_id, c.account == Account.WIP.value, c.kind.in_(["material", "conversion"]))).one()
+    return {Element(name): Decimal(value) for name, value in sums._mapping.items()}
 
 
 def close_in(conn: Connection, order_id: str) -> CloseResult:
@@ -146,8 +143,9 @@ def describe_close(result: CloseResult) -> list[str]:
     lines = [f"work order {result.order_id} closed"]
     if result.entry is not None:
         for line in result.entry.lines:
-            if line.debit:
-                lines.append(f"  {line.account.value:<13} {line.element.value if line.element else '':<9} {line.debit}")
+            if line.debit and line.split is not None:
+                lines.extend(f"  {line.account.value:<13} {element.value:<9} {part}"
+                             for element, part in zip(ELEMENTS, line.split, strict=True) if part)
     comp = result.comparison
     lines.append(f"  produced {fmt_qty(comp.produced)}: actual vs standard per element")
     for e in Element:

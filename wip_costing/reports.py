@@ -14,13 +14,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, type_coerce
+from sqlalchemy import case, func, select, type_coerce
 from sqlalchemy.engine import Connection
 
 from mes_common.db import Money
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt, fmt_qty, to_cents
-from wip_costing.journal import Account
+from wip_costing.journal import ELEMENTS, Account
 from wip_costing.tables import event_problems, journal_lines, wo_operations, work_orders
 
 BY = {
@@ -30,6 +30,7 @@ BY = {
     "element": ("element",),
     "provenance": ("provenance",),
 }
+ELEMENT_COLUMNS = tuple(element.value for element in ELEMENTS)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,15 @@ def _balance(account: Account, as_of: datetime | None, *group: str) -> Any:
     return query
 
 
+def element_balances(*where: Any) -> Any:
+    """One row: per cost element, the signed (debit positive) sum of the element columns of the lines ``where``."""
+    c = journal_lines.c
+    return select(*(
+        type_coerce(func.coalesce(func.sum(case((c.debit > 0, c[name]), else_=-c[name])), 0), Money()).label(name)
+        for name in ELEMENT_COLUMNS
+    )).where(*where)
+
+
 def account_balance(conn: Connection, account: Account, as_of: datetime | None = None) -> Decimal:
     row = conn.execute(_balance(account, as_of)).first()
     return _scaled(conn, None if row is None else row.value)
@@ -89,10 +99,19 @@ def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order"
         raise DomainError(f"cannot group WIP by {by!r}: choose one of {', '.join(BY)}")
     group = BY[by]
     rows = []
-    for r in conn.execute(_balance(Account.WIP, as_of, *group)):
-        value = _scaled(conn, r.value)
-        if value:
-            rows.append((dict(zip(group, r[: len(group)], strict=True)), value))
+    if by == "element":  # the split columns of the WIP lines, one row per element (alphabetical, as the others)
+        c = journal_lines.c
+        where = [c.account == Account.WIP.value] + ([] if as_of is None else [c.effective_at <= as_of])
+        sums = conn.execute(element_balances(*where)).one()
+        for name in sorted(ELEMENT_COLUMNS):
+            value = _scaled(conn, sums._mapping[name])
+            if value:
+                rows.append(({"element": name}, value))
+    else:
+        for r in conn.execute(_balance(Account.WIP, as_of, *group)):
+            value = _scaled(conn, r.value)
+            if value:
+                rows.append((dict(zip(group, r[: len(group)], strict=True)), value))
     total = sum((v for _, v in rows), ZERO)
     out = [WipRow(k, v, (v / total).quantize(Decimal("0.0001")) if total else ZERO) for k, v in rows]
     return WipReport(as_of, by, total, out)
@@ -126,7 +145,7 @@ def unbalanced_entries(conn: Connection) -> list[tuple[str, Decimal, Decimal]]:
 
 
 EXPORT_COLUMNS = ("id", "entry", "kind", "event_id", "effective_at", "recorded_at", "account", "debit", "credit",
-                  "work_order", "operation", "work_center", "element", "provenance", "item", "stock_move_id")
+                  "work_order", "operation", "work_center", "provenance", "item", "stock_move_id", *ELEMENT_COLUMNS)
 
 
 def journal_lines_between(conn: Connection, start: datetime | None, end: datetime | None) -> Iterator[dict[str, Any]]:

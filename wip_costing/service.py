@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -62,6 +62,8 @@ class LedgerStock:
 
     balances: dict[BalanceKey, Balance]
     moves: list[PostedMove] = field(default_factory=list)
+    # When the batch is recorded (every move of it carries this time); None: each move's own posting time.
+    recorded_at: datetime | None = None
 
     def mark(self) -> object:
         return (len(self.moves), dict(self.balances))
@@ -102,6 +104,7 @@ class LedgerStock:
             self.balances, idempotency_key=self._key(event.event_id, suffix), kind=kind, item=item, qty=qty,
             location=location, value=value, actor=event.operator or event.machine or "mes-bridge", reason=reason,
             provenance=event.provenance, effective_at=event.source_time, reference=order,
+            recorded_at=self.recorded_at,
         )
         self.moves.append(move)
         return move
@@ -200,7 +203,7 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
     else:
         recorded = repo.recorded_events(conn, event_ids)
         balances = lock_balances()
-    stock = LedgerStock(balances)
+    stock = LedgerStock(balances, recorded_at=now)
 
     states: dict[str, OrderState] = {o: state for o, (_s, state) in orders.items()}
     dirty: set[str] = set()

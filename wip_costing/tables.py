@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from mes_common.db import Money, Qty, UtcDateTime, metadata
+from wip_costing.pools import Element
 
 CODE = 64
 EVENT_ID = 200
@@ -127,12 +128,14 @@ journal_lines = Table(
     Column("work_order", String(CODE), nullable=False),
     Column("operation", Integer(), nullable=True),
     Column("work_center", String(CODE), nullable=True),
-    Column("element", String(16), nullable=True),
     Column("provenance", String(16), nullable=True),
     Column("item", String(CODE), nullable=True),
     Column("stock_move_id", LineId, nullable=True),
     Column("effective_at", UtcDateTime(), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
+    # The line's amount by cost element, on the line's side (NULL: none of it); set on WIP, SCRAP-LOSS and
+    # variance lines, where the parts sum to the amount.
+    *(Column(element.value, Money(), nullable=True) for element in Element),
     CheckConstraint("debit >= 0 AND credit >= 0", name="amounts_not_negative"),
     Index("ix_journal_lines_account_effective_at", "account", "effective_at"),
     Index("ix_journal_lines_work_order", "work_order"),

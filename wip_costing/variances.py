@@ -23,7 +23,7 @@ from decimal import Decimal, localcontext
 
 from mes_common.money import ZERO, to_cents
 from mes_common.provenance import Provenance
-from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, wip_lines
+from wip_costing.journal import ELEMENTS, Account, EntryKind, JournalEntry, JournalLine, wip_lines
 from wip_costing.model import OrderClosed, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Element
 
@@ -89,12 +89,16 @@ def close(snapshot: OrderSnapshot, state: OrderState, when: datetime) -> tuple[O
         st.rework.values.clear()
         st.first_pass.values.clear()
     work.status = OrderStatus.CLOSED
+    # One line per variance account, with the split of what it absorbs by element.
+    variances: dict[Account, list[Decimal]] = {}
     for element, amount in residue.items():
         to_scrap = min(amount, standard[element]) if amount > 0 else ZERO
         for account, part in ((Account.VAR_SCRAP, to_scrap), (CAUSE_ACCOUNT[element], amount - to_scrap)):
             if part:
-                lines.append(JournalLine(account, debit=part, work_order=order, element=element,
-                                         provenance=Provenance.MANUAL))
+                variances.setdefault(account, [ZERO] * len(ELEMENTS))[ELEMENTS.index(element)] += part
+    for account, split in variances.items():
+        lines.append(JournalLine(account, debit=sum(split, ZERO), work_order=order, provenance=Provenance.MANUAL,
+                                 split=tuple(split)))
     if not lines:
         return work, None
     return work, JournalEntry(EntryKind.CLOSE, when, None, order, lines)

@@ -54,7 +54,8 @@ def batch() -> list[dict[str, Any]]:
 
 QUERIES = {
     "journal": "SELECT j.entry, j.kind, j.event_id, j.account, j.debit, j.credit, j.work_order, j.operation, "
-               "j.work_center, j.element, j.provenance, j.item, m.idempotency_key, j.effective_at, "
+               "j.work_center, j.provenance, j.item, m.idempotency_key, j.effective_at, j.material, j.setup, j.labor, "
+               "j.machine, j.energy, "
                "(j.stock_move_id IS NULL) = (m.id IS NULL) FROM journal_lines j "
                "LEFT JOIN stock_moves m ON m.id = j.stock_move_id ORDER BY j.id",
     "moves": "SELECT idempotency_key, kind, item, qty, from_location, to_location, lot, value, requested_value, actor, "
@@ -96,7 +97,11 @@ def test_a_streamed_batch_writes_what_the_one_step_path_writes(pg_engine: Engine
         assert streamed_state[name] == one_step_state[name], name
     journal = streamed_state["journal"]
     assert all(row[-1] for row in journal)  # every named move exists
-    assert {row[3] for row in journal if row[12] is not None} == {"RM-INV", "FG-INV"}
+    assert {row[3] for row in journal if row[11] is not None} == {"RM-INV", "FG-INV"}
+    # the element split (material .. energy) sums to the amount on WIP and SCRAP-LOSS lines, and only there
+    for row in journal:
+        split = [part for part in row[13:18] if part is not None]
+        assert (sum(split) == row[4] + row[5]) if row[3] in ("WIP", "SCRAP-LOSS") else not split, row
     assert not any(row[2] in ("a3", "b1") for row in journal)  # rejected: no lines
 
 

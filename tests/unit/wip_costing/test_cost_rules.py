@@ -19,8 +19,10 @@ from .fakes import event, example_snapshot, example_stock
 D = Decimal
 
 
-def _sum(entries: list, account: Account, **where: object) -> Decimal:
-    return sum((line.debit - line.credit for e in entries for line in e.lines
+def _sum(entries: list, account: Account, element: Element | None = None, **where: object) -> Decimal:
+    """Signed sum of the ``account`` lines matching ``where``; of their ``element`` part when one is named."""
+    return sum((line.debit - line.credit if element is None else line.element_amount(element)
+                for e in entries for line in e.lines
                 if line.account == account and all(getattr(line, k) == v for k, v in where.items())), D(0))
 
 
@@ -84,7 +86,10 @@ def test_close_splits_residue_between_scrap_and_cause_accounts() -> None:
     state, _ = apply_completion(snap, state, event("a", 10, good=10, kwh="5.5"), 10, stock)
     closed, entry = close(snap, state, datetime(2026, 11, 30, tzinfo=UTC))
     assert entry is not None and check_balanced([entry]) == []
-    by = {(line.account, line.element): line.debit for line in entry.lines if line.debit}
+    by = {(line.account, element): line.element_amount(element) for line in entry.lines if line.debit
+          for element in Element if line.element_amount(element)}
+    # one line per variance account, its split by element
+    assert [line.account for line in entry.lines if line.debit] == [Account.VAR_SCRAP, Account.VAR_ENERGY]
     assert by[(Account.VAR_SCRAP, Element.MATERIAL)] == D("40.00")
     assert by[(Account.VAR_SCRAP, Element.LABOR)] == D("10.00")
     assert by[(Account.VAR_SCRAP, Element.MACHINE)] == D("20.00")

@@ -10,7 +10,6 @@ from wip_costing.costing import apply_completion
 from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine
 from wip_costing.journal_writer import JournalText, copy_text, journal_tuples
 from wip_costing.model import OrderState
-from wip_costing.pools import Element
 
 from .fakes import event, example_snapshot, example_stock
 
@@ -27,13 +26,14 @@ def test_copy_text_matches_the_rows_for_odd_values() -> None:
     entries = [
         ("e\\1\t#1", JournalEntry(EntryKind.MATERIAL, WHEN, "e\\1\t", "WO\n1", [
             JournalLine(Account.WIP, debit=D("12.34"), work_order="WO\n1", operation=10, work_center="WC 1",
-                        element=Element.MATERIAL, provenance=Provenance.SENSOR, item="RM-1"),
+                        provenance=Provenance.SENSOR, item="RM-1", split=(D("12.34"), D(0), D(0), D(0), D(0))),
             JournalLine(Account.RM_INV, credit=D("12.34"), work_order="WO\n1", provenance=Provenance.SENSOR,
                         item="RM-1", move_index=1),
         ])),
         ("x#2", JournalEntry(EntryKind.CLOSE, WHEN.astimezone(timezone(timedelta(hours=2))), None, "WO-2", [
             JournalLine(Account.VAR_LABOR, debit=D("0.00"), credit=D("1E+1")),
-            JournalLine(Account.WIP, debit=D(0), credit=D("10.00"), operation=20, element=Element.LABOR),
+            JournalLine(Account.WIP, debit=D(0), credit=D("10.00"), operation=20,
+                        split=(D(0), D("2.5E+0"), D("7.50"), D("0.00"), D(0))),
             JournalLine(Account.WIP, debit=D("1E-7"), work_order="WO-3"),
         ])),
     ]

@@ -17,12 +17,13 @@ from .fakes import event, example_snapshot, example_stock
 D = Decimal
 
 
-def balance(entries: list, account: Account, **where: object) -> Decimal:
+def balance(entries: list, account: Account, element: Element | None = None, **where: object) -> Decimal:
+    """Signed balance of ``account`` over the lines matching ``where`` (of their ``element`` part if named)."""
     total = D(0)
     for entry in entries:
         for line in entry.lines:
             if line.account == account and all(getattr(line, k) == v for k, v in where.items()):
-                total += line.debit - line.credit
+                total += line.debit - line.credit if element is None else line.element_amount(element)
     return total
 
 
