@@ -14,8 +14,9 @@ A completion at operation k processes good + scrap + rework units:
    the next operation). From the last operation good units are received into stock at their value.
    Rework-flagged units of a batch are counted among its good units first: they have been repaired.
 
-Invariants: every entry balances; value in = value out of the batch; a failing completion leaves the order
-state and the stock exactly as they were (``apply_completion`` works on a copy and rolls the stock back).
+Invariants: every entry balances; value in = value out of the batch; a refused completion leaves the order
+state and the stock exactly as they were (every refusal comes before the first change to the order state;
+``apply_completion`` rolls the stock back).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import NamedTuple, Protocol
 
+from mes_common.errors import DomainError
 from mes_common.money import CENTS, ZERO
 from wip_costing.events import OperationEvent
 from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, mirrored_lines, wip_lines
@@ -111,25 +113,36 @@ def conversion_costs(spec: OpSpec, event: OperationEvent, units: Decimal, setup_
     )
 
 
+class CostingBroke(RuntimeError):
+    """A refusal raised after a completion began changing the order state: a bug, never an event's fault.
+
+    Not a ``DomainError``, so the batch fails as a whole instead of the event being rejected with the order
+    state half-changed."""
+
+
 def complete(
     snapshot: OrderSnapshot, state: OrderState, event: OperationEvent, operation: int, stock: StockPort
 ) -> list[JournalEntry]:
     """Apply one completion to ``state`` and ``stock`` in place; returns its journal entries.
 
-    On error the state may be half-changed: call ``apply_completion``, which works on a copy.
+    Every refusal (``DomainError``) comes before the first change to ``state``: the checks, then the material
+    issues (the stock is rolled back by ``apply_completion``). What follows cannot be refused: a ``DomainError``
+    there is turned into ``CostingBroke``.
     """
     order = snapshot.order_id
-    if state.status == OrderStatus.CLOSED:
-        raise OrderClosed(f"work order {order} is closed; event {event.event_id} cannot be applied")
+    event_id = event.event_id
+    if state.status is OrderStatus.CLOSED:
+        raise OrderClosed(f"work order {order} is closed; event {event_id} cannot be applied")
     spec = snapshot.op(operation)
     if event.work_center is not None and event.work_center != spec.work_center:
         raise WipError(
             f"work order {order} operation {operation} runs at {spec.work_center}, "
-            f"but event {event.event_id} comes from {event.work_center}"
+            f"but event {event_id} comes from {event.work_center}"
         )
     st = state.ops[operation]
-    units = event.processed
-    if units > st.waiting:
+    units = event.good + event.scrap + event.rework
+    first_pass, rework_pool = st.first_pass, st.rework
+    if units > first_pass.qty + rework_pool.qty:
         raise MoreThanWaiting(order, operation, units, st.waiting)
     if event.rework > 0 and spec.rework_to is None:
         raise NoReworkOperation(
@@ -139,20 +152,14 @@ def complete(
     when = event.source_time
     prov = event.provenance
     wc = spec.work_center
-    entries: list[JournalEntry] = []
-
-    rework_taken = min(units, st.rework.qty)
+    line = tuple.__new__  # lines built positionally (JournalLine field order): this is the hot path
+    rework_taken = min(units, rework_pool.qty)
     first_pass_taken = units - rework_taken
     first_time = not st.setup_charged
-    line = tuple.__new__  # lines built positionally (JournalLine field order): this is the hot path
-    event_id = event.event_id
-    # The units' value leaving the pools: rework-flagged units first, then first-pass units.
-    batch: Values = st.rework.take(rework_taken) if rework_taken else {}
-    if first_pass_taken:
-        add_values(batch, st.first_pass.take(first_pass_taken))
 
+    # Material for first-pass units (the only step that can be refused: short stock).
     material = JournalEntry(EntryKind.MATERIAL, when, event_id, order)
-    material_bucket = (Element.MATERIAL, prov)
+    material_value = ZERO
     for need in spec.materials:
         qty = _qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
         if qty <= 0:
@@ -161,13 +168,40 @@ def complete(
         if value:
             material.lines.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, prov,
                                                      need.component, None, (value, ZERO, ZERO, ZERO, ZERO))))
-            batch[material_bucket] = batch.get(material_bucket, ZERO) + value
+            material_value += value
         material.lines.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, prov,
                                                  need.component, move, None)))
+    try:
+        return _move_value(snapshot, state, event, operation, stock, material, material_value, rework_taken,
+                           first_pass_taken, units)
+    except DomainError as exc:
+        raise CostingBroke(f"event {event_id}: refused after work order {order} began to change: {exc}") from exc
+
+
+def _move_value(
+    snapshot: OrderSnapshot, state: OrderState, event: OperationEvent, operation: int, stock: StockPort,
+    material: JournalEntry, material_value: Decimal, rework_taken: Decimal, first_pass_taken: Decimal,
+    units: Decimal,
+) -> list[JournalEntry]:
+    """``complete`` from the first change on: the batch's value out of the pools, its conversion costs, and the
+    batch leaving to scrap, rework, the next operation or finished goods."""
+    order, event_id, when, prov = snapshot.order_id, event.event_id, event.source_time, event.provenance
+    spec = snapshot.op(operation)
+    wc = spec.work_center
+    st = state.ops[operation]
+    line = tuple.__new__
+    entries: list[JournalEntry] = []
     if material.lines:
         entries.append(material)
+    # The units' value leaving the pools: rework-flagged units first, then first-pass units.
+    batch: Values = st.rework.take(rework_taken) if rework_taken else {}
+    if first_pass_taken:
+        add_values(batch, st.first_pass.take(first_pass_taken))
+    if material_value:
+        bucket = (Element.MATERIAL, prov)
+        batch[bucket] = batch.get(bucket, ZERO) + material_value
 
-    conv = conversion_costs(spec, event, units, spec.setup_min if first_time else ZERO)
+    conv = conversion_costs(spec, event, units, ZERO if st.setup_charged else spec.setup_min)
     st.setup_charged = True
     setup = conv.setup_labor + conv.setup_machine
     conversion = JournalEntry(EntryKind.CONVERSION, when, event_id, order)
@@ -247,21 +281,15 @@ def complete(
 def apply_completion(
     snapshot: OrderSnapshot, state: OrderState, event: OperationEvent, operation: int, stock: StockPort
 ) -> tuple[OrderState, list[JournalEntry]]:
-    """All or nothing: the new order state and the entries, or the error with ``state`` and ``stock`` untouched."""
-    # Copy only the operations a completion can touch (its own, the next, the rework target): cheap undo.
-    spec = snapshot.op(operation)
-    ops = dict(state.ops)
-    for number in (operation, spec.next_op, spec.rework_to):
-        if number is not None and number in ops:
-            ops[number] = ops[number].copy()
-    work = OrderState(state.order_id, state.status, ops, state.produced, state.loaded_status, state.loaded_produced)
+    """All or nothing: ``state`` changed in place and the entries, or the refusal with ``state`` and ``stock``
+    untouched (``complete`` refuses before its first change to the state; the stock is rolled back here)."""
     mark = stock.mark()
     try:
-        entries = complete(snapshot, work, event, operation, stock)
+        entries = complete(snapshot, state, event, operation, stock)
     except BaseException:
         stock.restore(mark)
         raise
-    return work, entries
+    return state, entries
 
 
 def resolve_operation(snapshot: OrderSnapshot, event: OperationEvent) -> int:

@@ -1,8 +1,9 @@
 """``OperationEvent``: what collectors, scan terminals and manual entry all produce, and its outcomes.
 
 Invariants:
-- An event is immutable and fully validated: quantities are non-negative ``Decimal``, at least one of
-  good / scrap / rework is positive, the source time is timezone-aware.
+- An event is immutable and fully validated: quantities are non-negative ``Decimal`` of at most
+  ``QTY_PLACES`` decimal places (what the database stores), at least one of good / scrap / rework is positive,
+  the source time is timezone-aware.
 - ``fingerprint()`` is the canonical content: the same id with the same fingerprint is a duplicate,
   the same id with another fingerprint is a conflict.
 """
@@ -12,15 +13,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from mes_common.errors import DomainError
 from mes_common.money import BadNumber, dec, fmt_qty
 from mes_common.provenance import Provenance
+
+# Decimal places a quantity may have (the database's quantity columns hold six).
+QTY_PLACES = 6
+_QTY_QUANTUM = Decimal(1).scaleb(-QTY_PLACES)
+_WIDE = Context(prec=100)  # quantizing a parsed quantity never rounds for lack of digits
 
 FIELDS = (
     "event_id", "work_order", "serial", "operation", "good", "scrap", "rework", "kwh",
@@ -49,8 +54,7 @@ class Status(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
-class EventOutcome:
+class EventOutcome(NamedTuple):
     event_id: str | None
     status: Status
     reason: str | None = None
@@ -59,8 +63,10 @@ class EventOutcome:
         return {"event_id": self.event_id, "status": self.status.value, "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
-class OperationEvent:
+class OperationEvent(NamedTuple):
+    """One completion as reported (a named tuple: thousands are built per batch, and a tuple is immutable and
+    cheap to build)."""
+
     event_id: str
     source_time: datetime
     provenance: Provenance
@@ -97,7 +103,7 @@ class OperationEvent:
             "machine": self.machine,
             "work_center": self.work_center,
             "provenance": self.provenance.value,
-            "source_time": self.source_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "source_time": _utc_text(self.source_time),
         }
 
     def canonical_json(self) -> str:
@@ -117,12 +123,25 @@ class OperationEvent:
             f'"operation":{"null" if self.operation is None else self.operation},"operator":{j(self.operator)},'
             f'"provenance":{j(self.provenance.value)},"rework":{j(fmt_qty(self.rework))},'
             f'"scrap":{j(fmt_qty(self.scrap))},"serial":{j(self.serial)},'
-            f'"source_time":{j(self.source_time.astimezone(UTC).isoformat().replace("+00:00", "Z"))},'
+            f'"source_time":{j(_utc_text(self.source_time))},'
             f'"work_center":{j(self.work_center)},"work_order":{j(self.work_order)}}}'
         )
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+_UTC_TEXTS: dict[datetime, str] = {}
+
+
+def _utc_text(moment: datetime) -> str:
+    """``moment`` in UTC as ISO 8601 with ``Z`` (remembered: a batch's events share few distinct times)."""
+    text = _UTC_TEXTS.get(moment)
+    if text is None:
+        if len(_UTC_TEXTS) > 10_000:
+            _UTC_TEXTS.clear()
+        text = _UTC_TEXTS[moment] = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return text
 
 
 def _json_text(value: object) -> str:
@@ -151,13 +170,22 @@ def _quantity(raw: Mapping[str, Any], field: str, event_id: str | None) -> Decim
     value = raw.get(field)
     if value is None or value == "":
         return None
-    if isinstance(value, float):
-        # JSON numbers parsed as float: their shortest repr is the number that was written.
-        value = repr(value)
-    try:
-        number = dec(value, field=field)
-    except BadNumber as exc:
-        raise EventFormatError(event_id, field, str(exc)) from None
+    if type(value) is int:  # the common case (counts), and exact
+        number = Decimal(value)
+    else:
+        if isinstance(value, float):
+            # JSON numbers parsed as float: their shortest repr is the number that was written.
+            value = repr(value)
+        try:
+            number = dec(value, field=field)
+        except BadNumber as exc:
+            raise EventFormatError(event_id, field, str(exc)) from None
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -QTY_PLACES:  # "1.50000000" is 1.5; "1.0000001" is refused
+            exact = number.quantize(_QTY_QUANTUM, context=_WIDE)
+            if exact != number:
+                raise EventFormatError(event_id, field, f"{fmt_qty(number)} has more than {QTY_PLACES} decimal places")
+            number = exact
     if number < 0:
         raise EventFormatError(event_id, field, f"must not be negative, got {fmt_qty(number)}")
     return number
@@ -185,9 +213,8 @@ def parse_event(raw: Mapping[str, Any]) -> OperationEvent:
         raise EventFormatError(None, "(event)", f"must be a JSON object, got {type(raw).__name__} {str(raw)[:160]!r}")
     event_id = _text(raw, "event_id", None, required=True)
     assert event_id is not None
-    extra = set(raw) - _FIELD_SET
-    if extra:
-        unknown = sorted(extra)
+    if not _FIELD_SET.issuperset(raw):
+        unknown = sorted(set(raw) - _FIELD_SET)
         raise EventFormatError(event_id, unknown[0], "is not a field of an operation event")
     provenance_text = _text(raw, "provenance", event_id, required=True)
     assert provenance_text is not None

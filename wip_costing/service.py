@@ -64,17 +64,22 @@ class LedgerStock:
     moves: list[PostedMove] = field(default_factory=list)
     # When the batch is recorded (every move of it carries this time); None: each move's own posting time.
     recorded_at: datetime | None = None
+    # Per move (same positions as ``moves``): the balance it changed, as it was before (None: there was none).
+    _before: list[tuple[BalanceKey, Balance | None]] = field(default_factory=list)
 
     def mark(self) -> object:
-        return (len(self.moves), dict(self.balances))
+        return len(self.moves)
 
     def restore(self, mark: object) -> None:
-        assert isinstance(mark, tuple)
-        count: int = mark[0]
-        balances: dict[BalanceKey, Balance] = mark[1]
-        del self.moves[count:]
-        self.balances.clear()
-        self.balances.update(balances)
+        """Undo the moves posted since ``mark``, newest first."""
+        assert isinstance(mark, int)
+        for key, before in reversed(self._before[mark:]):
+            if before is None:
+                self.balances.pop(key, None)
+            else:
+                self.balances[key] = before
+        del self._before[mark:]
+        del self.moves[mark:]
 
     def _key(self, event_id: str, suffix: str) -> str:
         key = f"{event_id}/{suffix}"
@@ -100,6 +105,8 @@ class LedgerStock:
     def _post(self, kind: MoveKind, suffix: str, item: str, location: str, qty: Decimal, value: Decimal | None,
               event: OperationEvent, order: str, reason: str) -> PostedMove:
         """An ISSUE from ``location`` (``value`` None: at moving average) or a RECEIPT into it at ``value``."""
+        key = BalanceKey(item, location)
+        before = self.balances.get(key)
         move = post_issue_or_receipt(
             self.balances, idempotency_key=self._key(event.event_id, suffix), kind=kind, item=item, qty=qty,
             location=location, value=value, actor=event.operator or event.machine or "mes-bridge", reason=reason,
@@ -107,6 +114,7 @@ class LedgerStock:
             recorded_at=self.recorded_at,
         )
         self.moves.append(move)
+        self._before.append((key, before))
         return move
 
 

@@ -70,7 +70,7 @@ def test_refusals_match_post(call) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DomainError) as refused:
         call(stock, ev)
     assert stock.balances == balances() and stock.moves == []
-    naive = dataclasses.replace(ev, source_time=datetime(2026, 1, 1))  # naive: the request refuses it
+    naive = ev._replace(source_time=datetime(2026, 1, 1))  # naive: the request refuses it
     with pytest.raises(DomainError):
         call(LedgerStock(balances()), naive)
     assert refused.value.message
@@ -80,3 +80,41 @@ def test_insufficient_stock_names_what_is_available() -> None:
     ev = event("e3", 10, good=1)
     with pytest.raises(DomainError, match="requested 8, available 7"):
         LedgerStock(balances()).issue("RM-STEEL", "STORES", D(8), event=ev, order="WO-1")
+
+
+def test_restore_undoes_the_moves_since_the_mark_newest_first() -> None:
+    ev = event("e4", 10, good=1)
+    stock = LedgerStock(balances())
+    stock.issue("RM-STEEL", "STORES", D(1), event=ev, order="WO-1")
+    kept = dict(stock.balances)
+    mark = stock.mark()
+    stock.issue("RM-STEEL", "STORES", D(2), event=ev, order="WO-1")
+    stock.receive("FG-BRACKET", "FG", D(1), D("5.00"), event=ev, order="WO-1")
+    stock.receive("FG-NEW", "FG", D(1), D("1.00"), event=ev, order="WO-1")  # a balance that did not exist
+    stock.restore(mark)
+    assert stock.balances == kept and len(stock.moves) == 1
+    stock.restore(stock.mark())  # nothing since the mark: nothing changes
+    assert stock.balances == kept
+
+
+def test_a_completion_refused_at_its_second_material_leaves_state_and_stock_as_they_were() -> None:
+    from dataclasses import replace
+
+    from wip_costing.costing import apply_completion
+    from wip_costing.model import MaterialSpec, OrderState
+
+    from .fakes import example_snapshot
+
+    snap = example_snapshot()
+    first = replace(snap.operations[0], materials=(MaterialSpec("RM-STEEL", D(1), D(0), D("4.00")),
+                                                   MaterialSpec("RM-BOLT", D(4), D(0), D("0.10"))))
+    snap = replace(snap, operations=(first, *snap.operations[1:]))
+    stock = LedgerStock({**balances(), BalanceKey("RM-BOLT", "STORES"): Balance(BalanceKey("RM-BOLT", "STORES"),
+                                                                               D(3), D("0.30"))})
+    before_stock = dict(stock.balances)
+    state = OrderState.released(snap)
+    before_state = state.copy()
+    with pytest.raises(DomainError, match="RM-BOLT"):  # steel is issued, then 4 bolts are refused (3 on hand)
+        apply_completion(snap, state, event("e5", 10, good=1), 10, stock)
+    assert stock.balances == before_stock and stock.moves == []
+    assert state == before_state
