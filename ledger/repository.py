@@ -43,7 +43,7 @@ from ledger.model import (
 from ledger.queries import OnHandRow, average_costs, check, find_moves, onhand, onhand_by_item, onhand_json
 from ledger.serials import serial_history, serials_in_stock
 from ledger.tables import stock_balances, stock_lots, stock_moves
-from mes_common.db import Money, Qty, is_postgres, utcnow
+from mes_common.db import Money, Qty, copy_text, is_postgres, utcnow
 from mes_common.money import ZERO, fmt_qty
 
 __all__ = [
@@ -151,6 +151,22 @@ def write_moves(conn: Connection, moves: Sequence[PostedMove], balances: Mapping
     inserted = _insert_moves(conn, [_move_row(m) for m in moves], given)
     if len(inserted) != len(moves):
         _raise_lost_race(conn, [m for m in moves if m.idempotency_key not in inserted])
+    write_balances(conn, balances)
+    lots = {(m.item, m.lot): inserted[m.idempotency_key] for m in reversed(moves) if m.lot}
+    if lots:
+        now = utcnow()
+        conn.execute(
+            _insert(conn, stock_lots).on_conflict_do_nothing(),
+            [
+                {"item": i, "lot": lot, "first_move_id": mid, "created_at": now}
+                for (i, lot), mid in sorted(lots.items())
+            ],
+        )
+    return [inserted[m.idempotency_key] for m in moves]
+
+
+def write_balances(conn: Connection, balances: Mapping[BalanceKey, Balance]) -> None:
+    """Store ``balances`` (rows that exist and are locked by ``lock_balances``): one statement."""
     if balances and is_postgres(conn) and conn.dialect.driver == "psycopg":
         _pg_update_balances(conn, balances)
     elif balances:
@@ -166,17 +182,6 @@ def write_moves(conn: Connection, moves: Sequence[PostedMove], balances: Mapping
                 for k, bal in sorted(balances.items())
             ],
         )
-    lots = {(m.item, m.lot): inserted[m.idempotency_key] for m in reversed(moves) if m.lot}
-    if lots:
-        now = utcnow()
-        conn.execute(
-            _insert(conn, stock_lots).on_conflict_do_nothing(),
-            [
-                {"item": i, "lot": lot, "first_move_id": mid, "created_at": now}
-                for (i, lot), mid in sorted(lots.items())
-            ],
-        )
-    return [inserted[m.idempotency_key] for m in moves]
 
 
 _PG_UPDATE_BALANCES = (
@@ -269,14 +274,49 @@ def _copy_moves(conn: Connection, rows: list[dict[str, Any]], ids: list[int] | N
                 for move_id, row in zip(ids, rows, strict=True):
                     copy.write_row([move_id, *(row[c] for c in _MOVE_COLUMNS)])
         except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "uq_stock_moves_reverses":
-                raise AlreadyReversed(
-                    f"a move of this batch was reversed concurrently ({exc.diag.message_detail})"
-                ) from None
-            found = _KEY_IN_DETAIL.search(exc.diag.message_detail or "")
-            key = found.group(1) if found else "?"
-            raise MoveConflict(key, ["posted concurrently by another transaction; roll back and retry"]) from None
+            _raise_taken(exc)
     return {row["idempotency_key"]: move_id for move_id, row in zip(ids, rows, strict=True)}
+
+
+def _raise_taken(exc: psycopg.errors.UniqueViolation) -> None:
+    """A COPY of moves met a key (or a reversal) a concurrent transaction committed first."""
+    if exc.diag.constraint_name == "uq_stock_moves_reverses":
+        raise AlreadyReversed(f"a move of this batch was reversed concurrently ({exc.diag.message_detail})") from None
+    found = _KEY_IN_DETAIL.search(exc.diag.message_detail or "")
+    key = found.group(1) if found else "?"
+    raise MoveConflict(key, ["posted concurrently by another transaction; roll back and retry"]) from None
+
+
+def moves_copy_text(moves: Sequence[PostedMove], ids: Sequence[int]) -> str:
+    """``moves`` (no serials), each with its id from ``ids`` (reserved with ``NEXT_MOVE_IDS``), as the COPY text
+    ``copy_moves`` loads: what ``_copy_moves`` writes for them, formatted by hand (a hot path of costing)."""
+    t, lines = copy_text, []
+    times: dict[Any, str] = {}
+    for move_id, m in zip(ids, moves, strict=True):
+        if m.serials:
+            raise ValueError(f"move {m.idempotency_key} has serials: write it with write_moves")
+        effective, recorded = times.get(m.effective_at), times.get(m.recorded_at)
+        if effective is None:
+            effective = times[m.effective_at] = t(m.effective_at)
+        if recorded is None:
+            recorded = times[m.recorded_at] = t(m.recorded_at)
+        lines.append(
+            f"{move_id}\t{t(m.idempotency_key)}\t{m.kind}\t{t(m.item)}\t{t(m.qty)}\t{t(m.from_location)}\t"
+            f"{t(m.to_location)}\t{t(m.lot)}\t{t(m.value)}\t{t(m.requested_value)}\t{t(m.actor)}\t{t(m.reason)}\t"
+            f"{m.provenance}\t{effective}\t{recorded}\t{t(m.reference)}\t{t(m.reverses)}\t\n"
+        )
+    return "".join(lines)
+
+
+def copy_moves(raw: Any, text: str) -> None:
+    """Load ``text`` (``moves_copy_text``) into ``stock_moves`` on the psycopg connection ``raw``. A key taken by a
+    concurrent transaction raises ``MoveConflict`` (the transaction must be rolled back, and may be retried)."""
+    with raw.cursor() as cur:
+        try:
+            with cur.copy(_PG_COPY_MOVES) as copy:
+                copy.write(text.encode())
+        except psycopg.errors.UniqueViolation as exc:
+            _raise_taken(exc)
 
 
 def _raise_lost_race(conn: Connection, missing: Sequence[PostedMove]) -> None:

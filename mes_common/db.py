@@ -10,11 +10,12 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event
+from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event, insert
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -152,3 +153,36 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+# COPY (PostgreSQL's bulk load) in its text format: the set-based writers' fast path.
+
+def copy_text(value: Any) -> str:
+    """One field in COPY's text format (the caller's values are str, int, Decimal, datetime or None)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+            return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def copy_into(conn: Connection, table: Any, columns: Sequence[str], text: str) -> None:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        copy.write(text.encode())
+
+
+def copy_or_insert(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    if is_postgres(conn):
+        # Formatting the text rows here is several times faster than write_row's per-value adaptation.
+        copy_into(conn, table, columns, "".join("\t".join(map(copy_text, row)) + "\n" for row in rows))
+    else:
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+

@@ -1,13 +1,10 @@
-"""Appending cost journal lines, and the COPY text format the PostgreSQL writes share.
+"""Appending cost journal lines, and their COPY text.
 
 Works inside the caller's connection and transaction. Invariants:
 - Journal lines are only ever inserted.
-- A batch's lines go out in one COPY on PostgreSQL (``JournalStream`` sends them ``COPY_CHUNK`` lines at a time
-  while the caller computes more), one executemany on SQLite; never row by row.
-- While a ``JournalStream`` is open no other statement may run on the connection; leaving it with an exception
-  aborts the COPY and with it the transaction.
-- COPY text is exact: amounts in fixed notation (never exponent), ``\\N`` for NULL, backslash, tab, newline and
-  carriage return escaped.
+- Lines go out in one COPY on PostgreSQL (large batches: in chunks, by ``wip_costing.batch_stream``), one
+  executemany on SQLite; never row by row.
+- COPY text is exact (``mes_common.db.copy_text``): amounts in fixed notation, ``\\N`` for NULL, escapes.
 """
 
 from __future__ import annotations
@@ -17,21 +14,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from mes_common.db import is_postgres
+from mes_common.db import copy_into, copy_or_insert, copy_text, is_postgres
 from mes_common.money import ZERO
 from wip_costing.journal import ELEMENTS, JournalEntry
 from wip_costing.tables import journal_lines
 
-# Journal lines per COPY write (~15 kB): large enough to keep the per-write overhead small, small enough that the
-# server works on one chunk while the next is computed, and has little left to do when the batch ends.
-COPY_CHUNK = 100
-
 JOURNAL_COLUMNS = ("entry", "kind", "event_id", "account", "debit", "credit", "work_order", "operation",
                    "work_center", "provenance", "item", "stock_move_id", "effective_at", "recorded_at",
                    *(element.value for element in ELEMENTS))
+
+JOURNAL_COPY = f"COPY {journal_lines.name} ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN"
 
 
 def journal_tuples(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int], recorded_at: datetime
@@ -53,19 +47,18 @@ def journal_tuples(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequen
 
 def insert_journal(conn: Connection, entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int],
                    recorded_at: datetime) -> int:
-    """Append the lines of ``entries``: COPY on PostgreSQL (thousands of lines per batch), executemany on SQLite."""
+    """Append the lines of ``entries``: COPY on PostgreSQL, executemany on SQLite; returns the number of lines."""
     if not is_postgres(conn):
         rows = journal_tuples(entries, move_ids, recorded_at)
         if rows:
             copy_or_insert(conn, journal_lines, JOURNAL_COLUMNS, rows)
         return len(rows)
-    if not any(entry.lines for _, entry in entries):
-        return 0
-    with JournalStream(conn, move_ids, recorded_at) as stream:
-        for key, entry in entries:
-            stream.add_entry(key, entry)
-            stream.flush_if_full()
-    return stream.count
+    text = JournalText(move_ids, recorded_at)
+    for key, entry in entries:
+        text.add_entry(key, entry)
+    if text.lines:
+        copy_into(conn, journal_lines, JOURNAL_COLUMNS, "".join(text.lines))
+    return len(text.lines)
 
 
 class JournalText:
@@ -142,85 +135,9 @@ def _split_text(split: Sequence[Decimal]) -> str:
     return text
 
 
-class JournalStream(JournalText):
-    """PostgreSQL: one COPY into ``journal_lines`` kept open while lines are added (sent ``COPY_CHUNK`` lines or
-    so at a time), so the server parses and indexes them while the caller computes more.
-
-    While it is open no other statement may run on the connection. Leaving the block with an exception aborts
-    the COPY (and with it the transaction); ``count`` is the number of lines sent.
-    """
-
-    def __init__(self, conn: Connection, move_ids: Sequence[int], recorded_at: datetime) -> None:
-        super().__init__(move_ids, recorded_at)
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        self._raw = raw
-        self._cursor: Any = None
-        self._copy_context: Any = None
-        self._copy: Any = None
-        self.count = 0
-
-    def __enter__(self) -> JournalStream:
-        self._cursor = self._raw.cursor()
-        self._copy_context = self._cursor.copy(
-            f"COPY {journal_lines.name} ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN")
-        self._copy = self._copy_context.__enter__()
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc is None and self.lines:
-                self._flush()
-            self._copy_context.__exit__(exc_type, exc, tb)
-        finally:
-            self._cursor.close()
-
-    def flush_if_full(self) -> None:
-        if len(self.lines) >= COPY_CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        # Straight to the connection (psycopg's own COPY buffer would hold up to 32 kB): the server gets to work
-        # on each chunk at once.
-        self._copy.writer.write("".join(self.lines).encode())
-        self.count += len(self.lines)
-        self.lines = []
-
-
 def _amount_text(amount: Decimal) -> str:
     """``format(amount, "f")``, faster: ``str`` gives the same text unless it picks exponent notation."""
     if amount is ZERO:
         return "0"
     text = str(amount)
     return text if "E" not in text else format(amount, "f")
-
-
-def copy_text(value: Any) -> str:
-    """One field in COPY's text format (the caller's values are str, int, Decimal, datetime or None)."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-        return value
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-def copy_into(conn: Connection, table: Any, columns: Sequence[str], text: str) -> None:
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        copy.write(text.encode())
-
-
-def copy_or_insert(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    if is_postgres(conn):
-        # Formatting the text rows here is several times faster than write_row's per-value adaptation.
-        copy_into(conn, table, columns, "".join("\t".join(map(copy_text, row)) + "\n" for row in rows))
-    else:
-        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-

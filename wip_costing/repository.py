@@ -22,8 +22,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ledger import repository as ledger_repo
-from mes_common.db import Qty, is_postgres
-from wip_costing.journal_writer import copy_into, copy_or_insert, copy_text
+from mes_common.db import Qty, copy_into, copy_or_insert, copy_text, is_postgres
 from wip_costing.model import OpState, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Pool
 from wip_costing.tables import event_problems, operation_events, wo_operations, wo_serials, work_orders
@@ -267,7 +266,12 @@ def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     if not is_postgres(conn):
         copy_or_insert(conn, operation_events, EVENT_COLUMNS, rows)
         return
-    # COPY text, each field as copy_text formats it, for the types these rows hold (one line per event).
+    copy_into(conn, operation_events, EVENT_COLUMNS, events_copy_text(rows))
+
+
+def events_copy_text(rows: list[tuple[Any, ...]]) -> str:
+    """``rows`` (``EVENT_COLUMNS`` order) as COPY text: each field as ``copy_text`` formats it, for the types these
+    rows hold (one line per event)."""
     text = copy_text
     lines = []
     last: Any = None
@@ -277,7 +281,10 @@ def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
             last, recorded = recorded_at, text(recorded_at)
         lines.append(f"{text(event_id)}\t{text(fingerprint)}\t{text(order)}\t{text(operation)}\t"
                      f"{text(provenance)}\t{text(payload)}\t{text(source_time)}\t{recorded}\n")
-    copy_into(conn, operation_events, EVENT_COLUMNS, "".join(lines))
+    return "".join(lines)
+
+
+EVENTS_COPY = f"COPY {operation_events.name} ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 
 
 def insert_problems(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -39,6 +39,7 @@ from mes_common.db import is_postgres, utcnow
 from mes_common.errors import DomainError
 from wip_costing import journal_writer
 from wip_costing import repository as repo
+from wip_costing.batch_stream import BatchStream
 from wip_costing.costing import apply_completion, resolve_operation
 from wip_costing.events import EventFormatError, EventOutcome, OperationEvent, Status, parse_event
 from wip_costing.journal import JournalEntry
@@ -198,16 +199,16 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
 
     event_ids = [e.event_id for _, e in parsed]
     move_ids: list[int] = []
-    stream: journal_writer.JournalStream | None = None
+    stream: BatchStream | None = None
     if is_postgres(conn) and conn.dialect.driver == "psycopg":
-        # Batches of STREAM_FROM events or more stream their journal lines to the server while they are computed
-        # (it parses and indexes them on the other core meanwhile). The lines name their stock moves, so the
+        # Batches of STREAM_FROM events or more are written to the server while they are computed (it loads one
+        # chunk on the other core while the next is computed). Journal lines name their stock moves, so the
         # moves' ids are reserved first: with the applied-event look-up and the balance locks, one round trip.
         streaming = len(parsed) >= STREAM_FROM
         bound = _moves_bound(parsed, order_of, orders) if streaming else 0
         recorded, move_ids, balances = repo.recorded_events_with(conn, event_ids, bound, lock_balances)
         if streaming:
-            stream = journal_writer.JournalStream(conn, move_ids, now)
+            stream = BatchStream(conn, move_ids, now)
     else:
         recorded = repo.recorded_events(conn, event_ids)
         balances = lock_balances()
@@ -248,20 +249,21 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
             states[order_id] = new_state
             dirty.add(order_id)
             recorded[event.event_id] = fingerprint
+            record = (event.event_id, fingerprint, order_id, operation, event.provenance.value, canonical,
+                      event.source_time, now)
             if stream is not None:
-                stream.add_event(event.event_id, new_entries)
-                stream.flush_if_full()
+                stream.add_event(event.event_id, new_entries, record, stock.moves)
             else:
                 entries.extend((f"{event.event_id}#{n}", entry) for n, entry in enumerate(new_entries, 1))
-            applied.append((event.event_id, fingerprint, order_id, operation, event.provenance.value,
-                            canonical, event.source_time, now))
+                applied.append(record)
             outcomes[index] = EventOutcome(event.event_id, Status.APPLIED)
+        if stream is not None:
+            stream.finish(stock.moves)
 
-    repo.insert_events(conn, applied)
     if stream is not None:
-        if stock.moves:
-            ledger_repo.write_moves(conn, stock.moves, stock.balances, ids=move_ids)
+        ledger_repo.write_balances(conn, stock.balances)
     else:
+        repo.insert_events(conn, applied)
         written = ledger_repo.write_moves(conn, stock.moves, stock.balances) if stock.moves else []
         journal_writer.insert_journal(conn, entries, written, now)
     repo.save_states(conn, [states[o] for o in sorted(dirty)])

@@ -1,9 +1,10 @@
-"""PostgreSQL batches of ``STREAM_FROM`` events or more stream their journal lines while they are computed (move ids
-reserved up front): they must write exactly what the one-step path writes, rejections included, and nothing at all
-when the batch fails."""
+"""PostgreSQL batches of ``STREAM_FROM`` events or more are written by a writer thread while they are computed (move
+ids reserved up front): they must write exactly what the one-step path writes, rejections included, and nothing at
+all when the batch fails, whether computing or loading failed."""
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -189,3 +190,28 @@ def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(p
         assert conn.execute(text("SELECT count(DISTINCT work_order) FROM journal_lines WHERE event_id = 'X'")
                             ).scalar() == 1
         assert conn.execute(text("SELECT count(*) FROM stock_moves WHERE reference = 'WO-1'")).scalar() == 25
+
+
+def test_a_load_the_writer_cannot_do_fails_the_batch_and_writes_nothing(pg_engine: Engine,
+                                                                         example_plant: Path) -> None:
+    from ledger.model import MoveConflict, MoveKind, MoveRequest
+    from ledger.service import post_moves
+
+    _truncate_all(pg_engine)
+    load_plant(pg_engine, example_plant)
+    release_order(pg_engine, "WO-1", "FG-BRACKET", Decimal(40), on=date(2026, 11, 22))
+    events = [ev(f"w{n}", (10, 20, 30)[n % 3], good=1) for n in range(3 * service.STREAM_FROM)]
+    # Another writer already holds the key of the batch's first steel issue: the writer thread's COPY of the moves
+    # fails on it, every retry too.
+    with pg_engine.begin() as conn:
+        post_moves(conn, [MoveRequest(idempotency_key="w0/issue/0/RM-STEEL", kind=MoveKind.ISSUE, item="RM-STEEL",
+                                      qty=Decimal(1), from_location="STORES", actor="someone", reason="test",
+                                      provenance="manual")])
+    interval = sys.getswitchinterval()
+    with pytest.raises(MoveConflict, match="w0/issue/0/RM-STEEL"):
+        apply_events(pg_engine, events)
+    assert sys.getswitchinterval() == interval
+    with pg_engine.connect() as conn:
+        for table in ("journal_lines", "operation_events", "event_problems"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+        assert conn.execute(text("SELECT count(*) FROM stock_moves WHERE reference = 'WO-1'")).scalar() == 0

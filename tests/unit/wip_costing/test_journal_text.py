@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
+from mes_common.db import copy_text
 from mes_common.provenance import Provenance
 from wip_costing.costing import apply_completion
 from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine
-from wip_costing.journal_writer import JournalText, copy_text, journal_tuples
+from wip_costing.journal_writer import JournalText, journal_tuples
 from wip_costing.model import OrderState
 
 from .fakes import event, example_snapshot, example_stock

@@ -1,0 +1,144 @@
+"""Writing a batch's rows to PostgreSQL while the batch is computed: stock moves, journal lines, event records.
+
+``apply_events`` hands the stream each applied event; every ``CHUNK`` events the stream passes what it has to a
+writer thread, which COPYs the chunk's stock moves, journal lines and event records in turn while the caller
+computes the next chunk (psycopg waits on the socket without holding the interpreter lock, so the server loads
+one chunk on the other core while Python computes the next). While streams are open the interpreter's switch
+interval is shortened (``SWITCH_INTERVAL``), so the writer is not kept waiting for the lock.
+
+Invariants:
+- From ``__enter__`` to ``__exit__`` the writer thread owns the connection: the caller must not use it.
+- Rows go out in the order they were added. Move ids are reserved beforehand (``ledger.repository.NEXT_MOVE_IDS``),
+  so journal lines name their moves before the moves are loaded.
+- Moves handed over are final: the caller hands over only between events (a refused event has already rolled
+  its moves back).
+- The first error stops the writer; it is raised in the caller at the next hand-over or at ``__exit__``, and the
+  transaction must be rolled back (the caller's transaction block fails with it). Leaving with an exception
+  waits for the writer to stop first.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from ledger import repository as ledger_repo
+from ledger.model import PostedMove
+from wip_costing import repository as repo
+from wip_costing.journal import JournalEntry
+from wip_costing.journal_writer import JOURNAL_COPY, JournalText
+
+# Events per hand-over: the last chunk is loaded after the batch is computed, so smaller chunks leave less
+# waiting at the end; each chunk costs three COPY statements.
+CHUNK = 100
+# While a stream is open the interpreter hands its lock to a waiting thread after this long (default 5 ms): the
+# writer, woken by the server, gets on within half a millisecond instead of stalling the load for up to 5 ms.
+SWITCH_INTERVAL = 0.0005
+_switch_lock = threading.Lock()
+_streams_open = 0
+_saved_interval = 0.0
+
+
+def _switch_faster() -> None:
+    global _streams_open, _saved_interval
+    with _switch_lock:
+        if _streams_open == 0:
+            _saved_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_saved_interval, SWITCH_INTERVAL))
+        _streams_open += 1
+
+
+def _switch_back() -> None:
+    global _streams_open
+    with _switch_lock:
+        _streams_open -= 1
+        if _streams_open == 0:
+            sys.setswitchinterval(_saved_interval)
+
+
+class BatchStream:
+    """One batch's rows on their way to the server (see the module's invariants): ``add_event`` per applied event,
+    ``finish`` once at the end (then the balances, states and problems are written by the caller)."""
+
+    def __init__(self, conn: Connection, move_ids: Sequence[int], recorded_at: datetime) -> None:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        self._raw: Any = raw
+        self._move_ids = move_ids
+        self._journal = JournalText(move_ids, recorded_at)
+        self._events: list[tuple[Any, ...]] = []
+        self._moves_sent = 0
+        self._queue: queue.SimpleQueue[tuple[str, str, str] | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._stopped = False
+        self._thread = threading.Thread(target=self._write, name="mes-bridge batch writer", daemon=True)
+
+    def __enter__(self) -> BatchStream:
+        _switch_faster()
+        self._thread.start()
+        return self
+
+    def add_event(self, event_id: str, entries: Sequence[JournalEntry], record: tuple[Any, ...],
+                  moves: Sequence[PostedMove]) -> None:
+        """One applied event: its journal entries, its record (``repository.EVENT_COLUMNS``) and the batch's moves
+        so far (``moves``: the stock's list, of which the stream sends what it has not sent yet)."""
+        self._journal.add_event(event_id, entries)
+        self._events.append(record)
+        if len(self._events) >= CHUNK:
+            self._hand_over(moves)
+
+    def _hand_over(self, moves: Sequence[PostedMove]) -> None:
+        if self._error is not None:
+            raise self._error
+        new = moves[self._moves_sent:]
+        moves_text = ledger_repo.moves_copy_text(new, self._move_ids[self._moves_sent:self._moves_sent + len(new)])
+        self._moves_sent += len(new)
+        self._queue.put((moves_text, "".join(self._journal.lines), repo.events_copy_text(self._events)))
+        self._journal.lines = []
+        self._events = []
+
+    def finish(self, moves: Sequence[PostedMove]) -> None:
+        """Hand over the rest and wait until everything is loaded; raises the writer's error, if any."""
+        self._hand_over(moves)
+        self._stop()
+        if self._error is not None:
+            raise self._error
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None:
+            self._abandoned = True  # the transaction is lost: load nothing more
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._queue.put(None)
+        self._thread.join()
+        _switch_back()
+
+    def _write(self) -> None:
+        raw = self._raw
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            if self._error is not None or self._abandoned:
+                continue  # drain: nothing more goes to the server once one load failed
+            moves_text, journal_text, events_text = chunk
+            try:
+                if moves_text:
+                    ledger_repo.copy_moves(raw, moves_text)
+                for statement, text in ((JOURNAL_COPY, journal_text), (repo.EVENTS_COPY, events_text)):
+                    if text:
+                        with raw.cursor() as cur, cur.copy(statement) as copy:
+                            copy.write(text.encode())
+            except BaseException as exc:  # handed to the caller, which raises it
+                self._error = exc
