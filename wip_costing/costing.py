@@ -105,11 +105,11 @@ def conversion_costs(spec: OpSpec, event: OperationEvent, units: Decimal, setup_
                               MINUTES_PER_HOUR)
     kwh = event.kwh if event.kwh is not None else spec.std_kwh_per_unit * units
     return Conversion(
-        setup_labor=setup_labor,
-        setup_machine=_amount(setup_min, spec.machine_rate, MINUTES_PER_HOUR),
-        labor=labor_total - setup_labor,
-        machine=_amount(run_min, spec.machine_rate, MINUTES_PER_HOUR),
-        energy=_amount(kwh, spec.energy_tariff),
+        setup_labor,
+        _amount(setup_min, spec.machine_rate, MINUTES_PER_HOUR) if setup_min else ZERO,
+        labor_total - setup_labor,
+        _amount(run_min, spec.machine_rate, MINUTES_PER_HOUR),
+        _amount(kwh, spec.energy_tariff),
     )
 
 
@@ -268,13 +268,17 @@ def _move_value(
         lines += wip_lines(received, debit=False, order=order, operation=operation, work_center=wc)
         entries.append(JournalEntry(EntryKind.RECEIPT, when, event_id, order, lines))
         state.produced += event.good
-    if out.qty or out.value:
+    if out.qty or out.values:  # an emptied pool holds no bucket at all
         raise AssertionError(f"batch of {order} op {operation} left {out.qty} units worth {out.value}")
 
     st.completed_good += event.good
     st.scrapped += event.scrap
     st.reworked += event.rework
-    state.status = OrderStatus.COMPLETED if state.waiting == 0 else OrderStatus.IN_PROGRESS
+    state.status = OrderStatus.COMPLETED
+    for op_state in state.ops.values():
+        if op_state.first_pass.qty or op_state.rework.qty:
+            state.status = OrderStatus.IN_PROGRESS
+            break
     return entries
 
 

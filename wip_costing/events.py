@@ -114,17 +114,21 @@ class OperationEvent(NamedTuple):
         """
         if type(self.operation) is not int and self.operation is not None:
             return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-        j = _json_text
-        kwh, minutes = self.kwh, self.actual_minutes
+        j, q = _json_text, _qty_text
+        kwh, minutes, machine, operator = self.kwh, self.actual_minutes, self.machine, self.operator
+        serial, work_center, work_order = self.serial, self.work_center, self.work_order
+        # Quantities, the provenance and the time are plain ASCII (digits, letters, "-", ":", "."): quoted as they are.
         return (
-            f'{{"actual_minutes":{"null" if minutes is None else j(fmt_qty(minutes))},'
-            f'"event_id":{j(self.event_id)},"good":{j(fmt_qty(self.good))},'
-            f'"kwh":{"null" if kwh is None else j(fmt_qty(kwh))},"machine":{j(self.machine)},'
-            f'"operation":{"null" if self.operation is None else self.operation},"operator":{j(self.operator)},'
-            f'"provenance":{j(self.provenance.value)},"rework":{j(fmt_qty(self.rework))},'
-            f'"scrap":{j(fmt_qty(self.scrap))},"serial":{j(self.serial)},'
-            f'"source_time":{j(_utc_text(self.source_time))},'
-            f'"work_center":{j(self.work_center)},"work_order":{j(self.work_order)}}}'
+            f'{{"actual_minutes":{"null" if minutes is None else q(minutes)},'
+            f'"event_id":{j(self.event_id)},"good":{q(self.good)},'
+            f'"kwh":{"null" if kwh is None else q(kwh)},"machine":{"null" if machine is None else j(machine)},'
+            f'"operation":{"null" if self.operation is None else self.operation},'
+            f'"operator":{"null" if operator is None else j(operator)},'
+            f'"provenance":"{self.provenance.value}","rework":{q(self.rework)},'
+            f'"scrap":{q(self.scrap)},"serial":{"null" if serial is None else j(serial)},'
+            f'"source_time":"{_utc_text(self.source_time)}",'
+            f'"work_center":{"null" if work_center is None else j(work_center)},'
+            f'"work_order":{"null" if work_order is None else j(work_order)}}}'
         )
 
     def fingerprint(self) -> str:
@@ -142,6 +146,16 @@ def _utc_text(moment: datetime) -> str:
             _UTC_TEXTS.clear()
         text = _UTC_TEXTS[moment] = moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return text
+
+
+def _qty_text(qty: Decimal) -> str:
+    """``json.dumps(fmt_qty(qty))``, faster: ``str`` is ``format(qty, "f")`` unless it chose exponent notation."""
+    text = str(qty)
+    if "E" in text:
+        text = format(qty, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return f'"{text or "0"}"'
 
 
 def _json_text(value: object) -> str:

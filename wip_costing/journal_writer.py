@@ -102,18 +102,17 @@ class JournalText:
             self._tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\t"
         tail = self._tail
         order = entry.work_order
-        for line in entry.lines:
-            key = line[3:8] if line[3] is not None else (order, *line[4:8])
+        for account, debit, credit, line_order, operation, work_center, provenance, item, index, split in entry.lines:
+            key = (line_order or order, operation, work_center, provenance, item)
             middle = fields.get(key)
             if middle is None:
                 middle = fields[key] = self._middle(key)
-            debit, credit, index, split = line[1], line[2], line[8], line[9]
             # format(amount, "f") is slow: str() gives the same text for cents, "0" for ZERO (checked for "E").
             debit_text = "0" if debit is ZERO else str(debit)
             credit_text = "0" if credit is ZERO else str(credit)
             if "E" in debit_text or "E" in credit_text:
                 debit_text, credit_text = amount(debit), amount(credit)
-            out.append(f"{head}{line[0]}\t{debit_text}\t{credit_text}{middle}"
+            out.append(f"{head}{account}\t{debit_text}\t{credit_text}{middle}"
                        f"{na if index is None else move_ids[index]}{tail}"
                        f"{_NO_SPLIT if split is None else _split_text(split)}\n")
 

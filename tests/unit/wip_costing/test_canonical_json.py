@@ -45,3 +45,12 @@ def test_unusual_operation_values_fall_back_to_json() -> None:
     event = OperationEvent(event_id="e", source_time=datetime(2026, 1, 1, tzinfo=UTC), provenance=Provenance.SENSOR,
                            work_order="WO", operation=True, good=Decimal(1))  # type: ignore[arg-type]
     assert event.canonical_json() == reference(event)
+
+
+@pytest.mark.parametrize("qty", ["0", "0.0", "1.50", "100", "1E+2", "2.5E+3", "0.000100", "1E-7", "1.23E-5",
+                                 "123456789012345678.123456"])
+def test_quantities_are_written_as_fmt_qty_does(qty: str) -> None:
+    event = OperationEvent(event_id="q", source_time=datetime(2026, 1, 1, tzinfo=UTC), provenance=Provenance.SCAN,
+                           work_order="WO", operation=10, good=Decimal(qty), scrap=Decimal(qty), kwh=Decimal(qty),
+                           actual_minutes=Decimal(qty))
+    assert event.canonical_json() == reference(event)
