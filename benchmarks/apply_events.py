@@ -3,14 +3,16 @@
 Each event is a completion with every posting: material issue (stock move), conversion costs, transfer to the
 next operation or receipt into finished goods (stock move), journal lines, pool updates, the event record.
 Batches of 1, 100 and 1000 events; the baseline inserts the same number of one-row events with plain psycopg
-(executemany, one commit per batch) in the same run. Run:
+(executemany, one commit per batch) right after each run. Each batch size runs ``--repeat`` times (the host is
+shared and its speed drifts from minute to minute): the median, the range, and the ratio of the medians. Run:
 
-    python benchmarks/apply_events.py [--events N] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+    python benchmarks/apply_events.py [--events N] [--repeat 3] [--pg-url postgresql+psycopg://...]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 import uuid
@@ -75,6 +77,7 @@ def run_baseline(dsn: str, batch: int, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=3000, help="events per batch size (default 3000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (default 3)")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
@@ -95,16 +98,21 @@ def main() -> None:
         with engine.connect() as conn:  # what autovacuum does on a live system: planner statistics
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
-        print(f"PostgreSQL {engine.dialect.server_version_info}, {args.events} events per run, {ORDERS} orders")
-        print(f"{'batch':>6} {'apply_events/s':>15} {'raw insert/s':>13} {'ratio':>7}")
+        print(f"PostgreSQL {engine.dialect.server_version_info}, {args.events} events per run, {ORDERS} orders, "
+              f"{args.repeat} runs per batch size")
+        print(f"{'batch':>6} {'apply_events/s':>15} {'(range)':>15} {'raw insert/s':>13} {'ratio':>7}")
         for batch in (1, 100, 1000):
-            with engine.connect() as conn:  # fresh planner statistics for each run, as autovacuum keeps them
-                conn.exec_driver_sql("ANALYZE")
-                conn.commit()
-            count = min(args.events, 1000) if batch == 1 else args.events
-            rate = run_apply(engine, batch, count)
-            base = run_baseline(dsn, batch, count)
-            print(f"{batch:>6} {rate:>15,.0f} {base:>13,.0f} {rate / base:>7.2f}")
+            rates, bases = [], []
+            for _ in range(args.repeat):
+                with engine.connect() as conn:  # fresh planner statistics for each run, as autovacuum keeps them
+                    conn.exec_driver_sql("ANALYZE")
+                    conn.commit()
+                count = min(args.events, 1000) if batch == 1 else args.events
+                rates.append(run_apply(engine, batch, count))
+                bases.append(run_baseline(dsn, batch, count))
+            rate, base = statistics.median(rates), statistics.median(bases)
+            spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
+            print(f"{batch:>6} {rate:>15,.0f} {spread:>15} {base:>13,.0f} {rate / base:>7.2f}")
     finally:
         engine.dispose()
         with admin.connect() as conn:

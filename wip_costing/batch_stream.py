@@ -34,9 +34,11 @@ from wip_costing import repository as repo
 from wip_costing.journal import JournalEntry
 from wip_costing.journal_writer import JOURNAL_COPY, JournalText
 
-# Events per hand-over: the last chunk is loaded after the batch is computed, so smaller chunks leave less
-# waiting at the end; each chunk costs three COPY statements.
+# Events per hand-over: at most CHUNK, and at least four hand-overs per batch down to MIN_CHUNK events. The last
+# chunk is loaded after the batch is computed, so smaller chunks leave less waiting at the end; each chunk costs
+# three COPY statements.
 CHUNK = 100
+MIN_CHUNK = 20
 # While a stream is open the interpreter hands its lock to a waiting thread after this long (default 5 ms): the
 # writer, woken by the server, gets on within half a millisecond instead of stalling the load for up to 5 ms.
 SWITCH_INTERVAL = 0.0005
@@ -66,7 +68,7 @@ class BatchStream:
     """One batch's rows on their way to the server (see the module's invariants): ``add_event`` per applied event,
     ``finish`` once at the end (then the balances, states and problems are written by the caller)."""
 
-    def __init__(self, conn: Connection, move_ids: Sequence[int], recorded_at: datetime) -> None:
+    def __init__(self, conn: Connection, move_ids: Sequence[int], recorded_at: datetime, events: int) -> None:
         raw = conn.connection.driver_connection
         assert raw is not None
         self._raw: Any = raw
@@ -74,6 +76,7 @@ class BatchStream:
         self._journal = JournalText(move_ids, recorded_at)
         self._events: list[tuple[Any, ...]] = []
         self._moves_sent = 0
+        self._chunk = max(MIN_CHUNK, min(CHUNK, -(-events // 4)))  # ``events``: how many the batch may apply
         self._queue: queue.SimpleQueue[tuple[str, str, str] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._abandoned = False
@@ -91,7 +94,7 @@ class BatchStream:
         so far (``moves``: the stock's list, of which the stream sends what it has not sent yet)."""
         self._journal.add_event(event_id, entries)
         self._events.append(record)
-        if len(self._events) >= CHUNK:
+        if len(self._events) >= self._chunk:
             self._hand_over(moves)
 
     def _hand_over(self, moves: Sequence[PostedMove]) -> None:

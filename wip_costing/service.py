@@ -208,7 +208,7 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
         bound = _moves_bound(parsed, order_of, orders) if streaming else 0
         recorded, move_ids, balances = repo.recorded_events_with(conn, event_ids, bound, lock_balances)
         if streaming:
-            stream = BatchStream(conn, move_ids, now)
+            stream = BatchStream(conn, move_ids, now, len(parsed))
     else:
         recorded = repo.recorded_events(conn, event_ids)
         balances = lock_balances()
