@@ -289,21 +289,28 @@ def _raise_taken(exc: psycopg.errors.UniqueViolation) -> None:
 
 def moves_copy_text(moves: Sequence[PostedMove], ids: Sequence[int]) -> str:
     """``moves`` (no serials), each with its id from ``ids`` (reserved with ``NEXT_MOVE_IDS``), as the COPY text
-    ``copy_moves`` loads: what ``_copy_moves`` writes for them, formatted by hand (a hot path of costing)."""
-    t, lines = copy_text, []
-    times: dict[Any, str] = {}
+    ``copy_moves`` loads: what ``_copy_moves`` writes for them, formatted by hand (a hot path of costing). Texts that
+    repeat from move to move (items, locations, actors, reasons, references, times) are formatted once."""
+    lines = []
+    memo: dict[Any, str] = {None: "\\N"}
+
+    def t(value: Any) -> str:
+        found = memo.get(value)
+        if found is None:
+            found = memo[value] = copy_text(value)
+        return found
+
     for move_id, m in zip(ids, moves, strict=True):
         if m.serials:
             raise ValueError(f"move {m.idempotency_key} has serials: write it with write_moves")
-        effective, recorded = times.get(m.effective_at), times.get(m.recorded_at)
-        if effective is None:
-            effective = times[m.effective_at] = t(m.effective_at)
-        if recorded is None:
-            recorded = times[m.recorded_at] = t(m.recorded_at)
+        qty, value, requested = str(m.qty), str(m.value), m.requested_value
+        requested_text = "\\N" if requested is None else str(requested)
+        if "E" in qty or "E" in value or "E" in requested_text:  # str() chose exponent notation: fixed instead
+            qty, value, requested_text = copy_text(m.qty), copy_text(m.value), copy_text(requested)
         lines.append(
-            f"{move_id}\t{t(m.idempotency_key)}\t{m.kind}\t{t(m.item)}\t{t(m.qty)}\t{t(m.from_location)}\t"
-            f"{t(m.to_location)}\t{t(m.lot)}\t{t(m.value)}\t{t(m.requested_value)}\t{t(m.actor)}\t{t(m.reason)}\t"
-            f"{m.provenance}\t{effective}\t{recorded}\t{t(m.reference)}\t{t(m.reverses)}\t\n"
+            f"{move_id}\t{copy_text(m.idempotency_key)}\t{m.kind}\t{t(m.item)}\t{qty}\t{t(m.from_location)}\t"
+            f"{t(m.to_location)}\t{t(m.lot)}\t{value}\t{requested_text}\t{t(m.actor)}\t{t(m.reason)}\t"
+            f"{m.provenance}\t{t(m.effective_at)}\t{t(m.recorded_at)}\t{t(m.reference)}\t{t(m.reverses)}\t\n"
         )
     return "".join(lines)
 
