@@ -3,8 +3,10 @@
 ``apply_events(engine, events)``: parse (malformed -> rejected, stored with the raw payload), lock the orders'
 operation rows in sorted order, look up event ids already applied (same fingerprint -> duplicate, other ->
 conflict, stored), lock the ledger balances the batch can touch (sorted), apply the batch in memory event by
-event (a failing event is rejected with its reason and leaves the in-memory state as it was), then write
-everything set-based: applied events, problems, stock moves, journal lines, operation states.
+event (a refused event is rejected with its reason and leaves the in-memory state as it was), and write
+everything set-based: on PostgreSQL, batches of ``STREAM_FROM`` events or more have their stock moves, journal
+lines and event records loaded by a writer thread while they are computed (``wip_costing.batch_stream``); then
+balances, operation states and problems.
 
 Invariants: an event id is applied at most once (primary key; a transaction that loses a race is retried and
 then sees the duplicate); a completion never exceeds what is waiting (row locks); nothing is half-applied.

@@ -73,9 +73,18 @@ def test_cli_worked_example(engine: Engine, db_url: str, example_plant: Path, tm
     code, out = run("journal", "export", "--from", "2026-11-22", "--to", "2026-11-22", str(target))
     assert code == 0, out
     with target.open() as handle:
+        header = handle.readline().strip()
+        handle.seek(0)
         rows = list(csv.DictReader(handle))
+    assert header == ("id,entry,kind,event_id,effective_at,recorded_at,account,debit,credit,work_order,operation,"
+                      "work_center,provenance,item,stock_move_id,material,setup,labor,machine,energy")
     assert sum(int(r["debit"].replace(".", "")) for r in rows) == sum(int(r["credit"].replace(".", "")) for r in rows)
     assert {r["account"] for r in rows} >= {"WIP", "RM-INV", "FG-INV", "SCRAP-LOSS", "ABSORBED-LABOR"}
+    elements = ("material", "setup", "labor", "machine", "energy")
+    for r in rows:  # WIP and SCRAP-LOSS lines carry their element split, summing to their amount
+        split = sum((Decimal(r[e]) for e in elements if r[e]), Decimal(0))
+        expected = Decimal(r["debit"]) + Decimal(r["credit"]) if r["account"] in ("WIP", "SCRAP-LOSS") else 0
+        assert split == expected, r
     code, out = run("journal", "export", "--from", "2026-11-23", "--to", "2026-11-30", str(target))
     assert out.startswith("0 journal lines")
 
