@@ -34,14 +34,15 @@ from wip_costing import repository as repo
 from wip_costing.journal import JournalEntry
 from wip_costing.journal_writer import JOURNAL_COPY, JournalText
 
-# Events per hand-over: at most CHUNK, and at least four hand-overs per batch down to MIN_CHUNK events. The last
-# chunk is loaded after the batch is computed, so smaller chunks leave less waiting at the end; each chunk costs
-# three COPY statements.
+# Events per hand-over: at most CHUNK, and at least four hand-overs per batch down to MIN_CHUNK events; towards
+# the end of the batch the chunks halve (down to TAIL_CHUNK events), as the last one is loaded after the batch is
+# computed. Each chunk costs three COPY statements.
 CHUNK = 100
 MIN_CHUNK = 20
+TAIL_CHUNK = 10
 # While a stream is open the interpreter hands its lock to a waiting thread after this long (default 5 ms): the
 # writer, woken by the server, gets on within half a millisecond instead of stalling the load for up to 5 ms.
-SWITCH_INTERVAL = 0.0005
+SWITCH_INTERVAL = 0.0001
 _switch_lock = threading.Lock()
 _streams_open = 0
 _saved_interval = 0.0
@@ -77,6 +78,7 @@ class BatchStream:
         self._events: list[tuple[Any, ...]] = []
         self._moves_sent = 0
         self._chunk = max(MIN_CHUNK, min(CHUNK, -(-events // 4)))  # ``events``: how many the batch may apply
+        self._left = events  # at most this many events still to come
         self._queue: queue.SimpleQueue[tuple[str, str, str] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._abandoned = False
@@ -94,7 +96,9 @@ class BatchStream:
         so far (``moves``: the stock's list, of which the stream sends what it has not sent yet)."""
         self._journal.add_event(event_id, entries)
         self._events.append(record)
-        if len(self._events) >= self._chunk:
+        self._left -= 1
+        pending = len(self._events)
+        if pending >= self._chunk or (pending >= TAIL_CHUNK and pending >= self._left):
             self._hand_over(moves)
 
     def _hand_over(self, moves: Sequence[PostedMove]) -> None:

@@ -6,7 +6,9 @@ Revises: 0004
 Written by hand to match ``journal_lines`` in ``wip_costing/tables.py`` (``tests/integration/test_schema.py``
 checks it). A WIP, SCRAP-LOSS or variance line used to hold one cost element (``element``); it now holds its
 amount split into the columns ``material``, ``setup``, ``labor``, ``machine`` and ``energy`` (NULL: none of it), so
-a posting side needs one line per provenance instead of one per element.
+a posting side needs one line per provenance instead of one per element. The (account, effective_at) index is
+replaced by a block-range (BRIN) index on effective_at on PostgreSQL (a plain one on SQLite): the sums read most
+lines anyway, the export reads a time range, and a BRIN index costs next to nothing per inserted line.
 
 Upgrade: every existing line keeps its id, amounts and everything else; its one element becomes that element's
 column. Downgrade: a line holding one element gets it back in ``element``; a line holding several is replaced by
@@ -42,11 +44,15 @@ def upgrade() -> None:
         op.execute(f"UPDATE {TABLE} SET {name} = debit + credit WHERE element = '{name}'")
     with op.batch_alter_table(TABLE) as batch:
         batch.drop_column("element")
+    op.drop_index("ix_journal_lines_account_effective_at", table_name=TABLE)
+    op.create_index("ix_journal_lines_effective_at", TABLE, ["effective_at"], postgresql_using="brin")
     create_triggers(TABLE, INSTEAD)
 
 
 def downgrade() -> None:
     drop_triggers(TABLE)
+    op.drop_index("ix_journal_lines_effective_at", table_name=TABLE)
+    op.create_index("ix_journal_lines_account_effective_at", TABLE, ["account", "effective_at"])
     with op.batch_alter_table(TABLE) as batch:
         batch.add_column(sa.Column("element", sa.String(16), nullable=True))
     held = " + ".join(f"CASE WHEN {name} IS NULL THEN 0 ELSE 1 END" for name in ELEMENTS)

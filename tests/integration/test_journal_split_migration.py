@@ -96,6 +96,13 @@ def test_each_line_keeps_its_amount_and_element_through_the_migration(empty_engi
         rows = conn.execute(sa.select(new).order_by(new.c.id)).all()
         columns = {c["name"] for c in sa.inspect(conn).get_columns("journal_lines")}
     assert "element" not in columns and set(ELEMENT_COLUMNS) <= columns
+    with empty_engine.connect() as conn:
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("journal_lines")}
+        if empty_engine.dialect.name == "postgresql":
+            definition = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = "
+                                           "'ix_journal_lines_effective_at'")).scalar()
+            assert definition is not None and "USING brin (effective_at)" in definition
+    assert "ix_journal_lines_effective_at" in indexes and "ix_journal_lines_account_effective_at" not in indexes
     assert [r.id for r in rows] == [1, 2, 3, 4]
     assert [(r.account, r.debit, r.credit) for r in rows] == [
         ("WIP", D("4.00"), D("0.00")), ("RM-INV", D("0.00"), D("4.00")), ("WIP", D("0.00"), D("1.25")),
@@ -114,6 +121,8 @@ def test_each_line_keeps_its_amount_and_element_through_the_migration(empty_engi
     _downgrade(empty_engine, "0004")
     with empty_engine.connect() as conn:
         back = conn.execute(sa.select(old).order_by(old.c.id)).all()
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("journal_lines")}
+    assert "ix_journal_lines_account_effective_at" in indexes and "ix_journal_lines_effective_at" not in indexes
     assert [(r.entry, r.account, r.debit, r.credit, r.operation, r.element) for r in back] == [
         ("e1#1", "WIP", D("4.00"), D("0.00"), 10, "material"), ("e1#1", "RM-INV", D("0.00"), D("4.00"), 10, None),
         ("e1#2", "WIP", D("0.00"), D("1.25"), 10, "labor"), ("e1#2", "SCRAP-LOSS", D("1.25"), D("0.00"), 10, "labor"),
