@@ -19,7 +19,6 @@ row locks), and each order's figures come from one consistent statement.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -29,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from mes_common.money import ZERO
 from wip_costing.model import OrderSnapshot, OrderStatus
+from wip_costing.repository import load_snapshot
 from wip_costing.tables import wo_operations, work_orders
 
 OPEN = (OrderStatus.RELEASED.value, OrderStatus.IN_PROGRESS.value)
@@ -95,10 +95,10 @@ def open_component_needs(conn: Connection) -> dict[str, Decimal]:
     if not progress:
         return {}
     total: dict[str, Decimal] = {}
-    for order in conn.execute(select(o.id, o.snapshot).where(o.status.in_(OPEN)).order_by(o.id)):
+    for order in conn.execute(select(o.id, o.released_at, o.snapshot).where(o.status.in_(OPEN)).order_by(o.id)):
         if order.id not in progress:
             continue  # released after the first statement: its operations were not read with the others
-        snapshot = OrderSnapshot.from_json(json.loads(order.snapshot))
+        snapshot = load_snapshot(conn, order)
         for component, qty in remaining_needs(snapshot, progress[order.id]).items():
             total[component] = total.get(component, ZERO) + qty
     return dict(sorted(total.items()))

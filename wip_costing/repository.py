@@ -33,8 +33,13 @@ _SNAPSHOTS: dict[tuple[str, str, str], OrderSnapshot] = {}
 _DATABASES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
+def load_snapshot(conn: Connection, row: Any) -> OrderSnapshot:
+    """The frozen snapshot of a ``work_orders`` row (with ``id``, ``released_at`` and ``snapshot``), parsed once per
+    process: it never changes once released (cached by database, order and release time)."""
+    return _snapshot(conn, row, _database(conn))
+
+
 def _snapshot(conn: Connection, row: Any, database: str) -> OrderSnapshot:
-    # The snapshot never changes once released; parse it once per process (keyed by database and release time).
     key = (database, row.id, row.released_at.isoformat())
     found = _SNAPSHOTS.get(key)
     if found is None:

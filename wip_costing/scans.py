@@ -13,7 +13,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +23,8 @@ from sqlalchemy.engine import Connection
 from mes_common.db import utcnow
 from mes_common.errors import DomainError
 from routing.tables import work_center_machines, work_center_terminals
-from wip_costing.model import OrderSnapshot, OrderStatus, UnknownOrder, WipError
+from wip_costing.model import OrderStatus, UnknownOrder, WipError
+from wip_costing.repository import load_snapshot
 from wip_costing.tables import machine_scans, work_orders
 
 
@@ -62,14 +62,15 @@ def record_scan(conn: Connection, machine: str, work_order: str, *, operator: st
         if terminal_center != center:
             raise ScanRefused(f"terminal {terminal} belongs to {terminal_center}, machine {machine} to {center}")
     row = conn.execute(
-        select(work_orders.c.status, work_orders.c.snapshot).where(work_orders.c.id == work_order)
+        select(work_orders.c.id, work_orders.c.status, work_orders.c.released_at, work_orders.c.snapshot)
+        .where(work_orders.c.id == work_order)
     ).first()
     if row is None:
         raise UnknownOrder(f"work order {work_order!r} does not exist (scanned at machine {machine})")
     if row.status in (OrderStatus.COMPLETED.value, OrderStatus.CLOSED.value):
         raise ScanRefused(f"work order {work_order} is {row.status}: nothing more can be produced on it "
                           f"(scanned at machine {machine})")
-    snapshot = OrderSnapshot.from_json(json.loads(row.snapshot))
+    snapshot = load_snapshot(conn, row)
     try:
         operation = snapshot.op_at(center)
     except WipError as exc:
