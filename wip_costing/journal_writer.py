@@ -102,6 +102,9 @@ class JournalText:
             self._tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\t"
         tail = self._tail
         order = entry.work_order
+        # Both sides of a transfer share their split (one tuple): formatted once.
+        last_split: Any = None
+        split_text = _NO_SPLIT
         for account, debit, credit, line_order, operation, work_center, provenance, item, index, split in entry.lines:
             key = (line_order or order, operation, work_center, provenance, item)
             middle = fields.get(key)
@@ -112,9 +115,10 @@ class JournalText:
             credit_text = "0" if credit is ZERO else str(credit)
             if "E" in debit_text or "E" in credit_text:
                 debit_text, credit_text = amount(debit), amount(credit)
+            if split is not last_split:
+                last_split, split_text = split, _NO_SPLIT if split is None else _split_text(split)
             out.append(f"{head}{account}\t{debit_text}\t{credit_text}{middle}"
-                       f"{na if index is None else move_ids[index]}{tail}"
-                       f"{_NO_SPLIT if split is None else _split_text(split)}\n")
+                       f"{na if index is None else move_ids[index]}{tail}{split_text}\n")
 
     def _middle(self, key: tuple[Any, ...]) -> str:
         order, operation, work_center, provenance, item = key

@@ -169,12 +169,16 @@ async def test_the_same_events_forwarded_twice_count_once_in_the_ledger(
         await asyncio.sleep(1.5)
         await ln.machine.sim.stop_production()
         produced = await settle(ln)
-        outcomes = dict(ln.collector.metrics.outcomes)
-        errors = ln.collector.metrics.forward_errors
+        # The spool empties when the last batch is acknowledged, a moment before its outcomes are counted.
+        metrics = ln.collector.metrics
+        await wait_until(lambda: metrics.outcomes.get("duplicate", 0) > 0, timeout_s=10,
+                         what=f"the lost answers' events to come back as duplicates (outcomes {metrics.outcomes})")
+        outcomes = dict(metrics.outcomes)
+        errors = metrics.forward_errors
 
     sent = forwarders[0].sent
     assert_ledger_matches(pg_engine, produced)
-    assert errors >= 3 and outcomes.get("duplicate", 0) > 0  # the lost answers' events came back as duplicates
+    assert errors >= 3 and outcomes["duplicate"] > 0  # the lost answers' events came back as duplicates
     assert set(outcomes) <= {"applied", "duplicate"}
     distinct: dict[str, OperationEvent] = {}
     for event in sent:
