@@ -43,7 +43,7 @@ from ledger.model import (
 from ledger.queries import OnHandRow, average_costs, check, find_moves, onhand, onhand_by_item, onhand_json
 from ledger.serials import serial_history, serials_in_stock
 from ledger.tables import stock_balances, stock_lots, stock_moves
-from mes_common.db import Money, Qty, copy_text, is_postgres, utcnow
+from mes_common.db import Money, Qty, copy_raw, copy_statement, copy_text, is_postgres, utcnow
 from mes_common.money import ZERO, fmt_qty
 
 __all__ = [
@@ -216,7 +216,7 @@ _PG_INSERT_MOVE_WITH_ID = (
 )
 # From this many moves COPY (two round trips) beats one pipelined executemany.
 COPY_FROM = 4
-_PG_COPY_MOVES = f"COPY stock_moves (id, {', '.join(_MOVE_COLUMNS)}) FROM STDIN"
+_PG_COPY_MOVES = copy_statement(stock_moves, ["id", *_MOVE_COLUMNS])
 # Reserves %s move ids from the sequence (PostgreSQL): for ``_copy_moves``, and for callers that write rows naming
 # moves before the moves themselves and pass the ids to ``write_moves(..., ids=...)``.
 NEXT_MOVE_IDS = "SELECT nextval('stock_moves_id_seq') FROM generate_series(1, %s)"
@@ -318,12 +318,10 @@ def moves_copy_text(moves: Sequence[PostedMove], ids: Sequence[int]) -> str:
 def copy_moves(raw: Any, text: str) -> None:
     """Load ``text`` (``moves_copy_text``) into ``stock_moves`` on the psycopg connection ``raw``. A key taken by a
     concurrent transaction raises ``MoveConflict`` (the transaction must be rolled back, and may be retried)."""
-    with raw.cursor() as cur:
-        try:
-            with cur.copy(_PG_COPY_MOVES) as copy:
-                copy.write(text.encode())
-        except psycopg.errors.UniqueViolation as exc:
-            _raise_taken(exc)
+    try:
+        copy_raw(raw, _PG_COPY_MOVES, text)
+    except psycopg.errors.UniqueViolation as exc:
+        _raise_taken(exc)
 
 
 def _raise_lost_race(conn: Connection, missing: Sequence[PostedMove]) -> None:

@@ -172,11 +172,21 @@ def copy_text(value: Any) -> str:
     return str(value)
 
 
+def copy_statement(table: Any, columns: Sequence[str]) -> str:
+    """The COPY statement loading ``columns`` of ``table`` from COPY text."""
+    return f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+
+
+def copy_raw(raw: Any, statement: str, text: str) -> None:
+    """Load ``text`` (COPY text) with ``statement`` (``copy_statement``) on the psycopg connection ``raw``."""
+    with raw.cursor() as cur, cur.copy(statement) as copy:
+        copy.write(text.encode())
+
+
 def copy_into(conn: Connection, table: Any, columns: Sequence[str], text: str) -> None:
     raw = conn.connection.driver_connection
     assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        copy.write(text.encode())
+    copy_raw(raw, copy_statement(table, columns), text)
 
 
 def copy_or_insert(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from ledger import repository as ledger_repo
 from ledger.model import PostedMove
+from mes_common.db import copy_raw
 from wip_costing import repository as repo
 from wip_costing.journal import JournalEntry
 from wip_costing.journal_writer import JOURNAL_COPY, JournalText
@@ -145,7 +146,6 @@ class BatchStream:
                     ledger_repo.copy_moves(raw, moves_text)
                 for statement, text in ((JOURNAL_COPY, journal_text), (repo.EVENTS_COPY, events_text)):
                     if text:
-                        with raw.cursor() as cur, cur.copy(statement) as copy:
-                            copy.write(text.encode())
+                        copy_raw(raw, statement, text)
             except BaseException as exc:  # handed to the caller, which raises it
                 self._error = exc

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from mes_common.db import copy_into, copy_or_insert, copy_text, is_postgres
+from mes_common.db import copy_into, copy_or_insert, copy_statement, copy_text, is_postgres
 from mes_common.money import ZERO
 from wip_costing.journal import ELEMENTS, JournalEntry
 from wip_costing.tables import journal_lines
@@ -25,7 +25,7 @@ JOURNAL_COLUMNS = ("entry", "kind", "event_id", "account", "debit", "credit", "w
                    "work_center", "provenance", "item", "stock_move_id", "effective_at", "recorded_at",
                    *(element.value for element in ELEMENTS))
 
-JOURNAL_COPY = f"COPY {journal_lines.name} ({', '.join(JOURNAL_COLUMNS)}) FROM STDIN"
+JOURNAL_COPY = copy_statement(journal_lines, JOURNAL_COLUMNS)
 
 
 def journal_tuples(entries: Sequence[tuple[str, JournalEntry]], move_ids: Sequence[int], recorded_at: datetime

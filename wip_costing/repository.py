@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ledger import repository as ledger_repo
-from mes_common.db import Qty, copy_into, copy_or_insert, copy_text, is_postgres
+from mes_common.db import Qty, copy_into, copy_or_insert, copy_statement, copy_text, is_postgres
 from wip_costing.model import OpState, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Pool
 from wip_costing.tables import event_problems, operation_events, wo_operations, wo_serials, work_orders
@@ -289,7 +289,7 @@ def events_copy_text(rows: list[tuple[Any, ...]]) -> str:
     return "".join(lines)
 
 
-EVENTS_COPY = f"COPY {operation_events.name} ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+EVENTS_COPY = copy_statement(operation_events, EVENT_COLUMNS)
 
 
 def insert_problems(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -50,8 +50,8 @@ from wip_costing.release import CloseResult, close_in, release_in
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
-# From this many events a batch streams its journal lines to PostgreSQL while it is computed (below, the one
-# round trip reserving move ids costs more than the overlap gains).
+# From this many events a batch is written to PostgreSQL by a writer thread while it is computed (below, the
+# round trip reserving move ids and the writer's COPY statements cost more than the overlap gains).
 STREAM_FROM = 20
 
 
