@@ -27,7 +27,7 @@ from typing import NamedTuple, Protocol
 from mes_common.errors import DomainError
 from mes_common.money import CENTS, ZERO
 from wip_costing.events import OperationEvent
-from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, mirrored_lines, wip_lines
+from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, mirrored_lines, wip_credit_lines
 from wip_costing.model import (
     MoreThanWaiting,
     NoReworkOperation,
@@ -265,7 +265,7 @@ def _move_value(
         value = total(received)
         move = stock.receive(snapshot.item, snapshot.receiving_location, event.good, value, event=event, order=order)
         lines = [line(JournalLine, (Account.FG_INV, value, ZERO, order, None, None, prov, snapshot.item, move, None))]
-        lines += wip_lines(received, debit=False, order=order, operation=operation, work_center=wc)
+        lines += wip_credit_lines(received, order=order, operation=operation, work_center=wc)
         entries.append(JournalEntry(EntryKind.RECEIPT, when, event_id, order, lines))
         state.produced += event.good
     if out.qty or out.values:  # an emptied pool holds no bucket at all

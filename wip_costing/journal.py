@@ -109,35 +109,28 @@ def split_of(values: dict[Bucket, Decimal]) -> dict[Provenance, list[Decimal]]:
     return out
 
 
-def wip_lines(
-    values: dict[Bucket, Decimal], *, debit: bool, order: str, operation: int | None, work_center: str | None,
-    account: Account = Account.WIP,
-) -> list[JournalLine]:
-    """One ``account`` line (WIP unless said) per provenance holding value, on the debit or the credit side,
-    with its element split."""
-    # Positional tuple construction: this builds most of the journal's lines, thousands per batch.
-    new, lines = tuple.__new__, []
-    for provenance, split in split_of(values).items():
-        amount = split[0] + split[1] + split[2] + split[3] + split[4]
-        debit_amount, credit_amount = (amount, ZERO) if debit else (ZERO, amount)
-        lines.append(new(JournalLine, (account, debit_amount, credit_amount, order, operation, work_center,
-                                       provenance, None, None, tuple(split))))
-    return lines
+def wip_credit_lines(values: dict[Bucket, Decimal], *, order: str, operation: int,
+                     work_center: str) -> list[JournalLine]:
+    """Value leaving WIP at ``operation``: one WIP credit line per provenance holding value, with its element
+    split."""
+    return mirrored_lines(values, None, None, None, order=order, operation=operation, work_center=work_center)
 
 
 def mirrored_lines(
-    values: dict[Bucket, Decimal], account: Account, to_operation: int | None, to_work_center: str | None, *,
+    values: dict[Bucket, Decimal], account: Account | None, to_operation: int | None, to_work_center: str | None, *,
     order: str, operation: int, work_center: str,
 ) -> list[JournalLine]:
     """Value leaving WIP at ``operation``: per provenance holding value, a debit line to ``account`` at
-    ``to_operation`` / ``to_work_center`` (WIP of another operation, or SCRAP-LOSS), then the matching WIP credit
-    lines; both sides of a provenance share one element split."""
+    ``to_operation`` / ``to_work_center`` (WIP of another operation, or SCRAP-LOSS; none when ``account`` is None),
+    then the matching WIP credit lines; both sides of a provenance share one element split."""
+    # Positional tuple construction: this builds most of the journal's lines, thousands per batch.
     new, debits, credits = tuple.__new__, [], []
     for provenance, parts in split_of(values).items():
         split = tuple(parts)
         amount = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
-        debits.append(new(JournalLine, (account, amount, ZERO, order, to_operation, to_work_center, provenance, None,
-                                        None, split)))
+        if account is not None:
+            debits.append(new(JournalLine, (account, amount, ZERO, order, to_operation, to_work_center, provenance,
+                                            None, None, split)))
         credits.append(new(JournalLine, (Account.WIP, ZERO, amount, order, operation, work_center, provenance, None,
                                          None, split)))
     return debits + credits

@@ -23,7 +23,7 @@ from decimal import Decimal, localcontext
 
 from mes_common.money import ZERO, to_cents
 from mes_common.provenance import Provenance
-from wip_costing.journal import ELEMENTS, Account, EntryKind, JournalEntry, JournalLine, wip_lines
+from wip_costing.journal import ELEMENTS, Account, EntryKind, JournalEntry, JournalLine, wip_credit_lines
 from wip_costing.model import OrderClosed, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Element
 
@@ -80,8 +80,7 @@ def close(snapshot: OrderSnapshot, state: OrderState, when: datetime) -> tuple[O
         st = work.ops[op.number]
         for pool in (st.rework, st.first_pass):
             if pool.values:
-                lines += wip_lines(pool.values, debit=False, order=order, operation=op.number,
-                                   work_center=op.work_center)
+                lines += wip_credit_lines(pool.values, order=order, operation=op.number, work_center=op.work_center)
                 for (element, _), amount in pool.values.items():
                     residue[element] += amount
         st.written_off += st.waiting
