@@ -119,10 +119,9 @@ def post_issue_or_receipt(
             idempotency_key=idempotency_key, kind=kind, item=item, qty=qty,
             from_location=location if issue else None, to_location=None if issue else location, value=value,
             actor=actor, reason=reason, provenance=provenance, effective_at=effective_at, reference=reference,
-        ))
+        ), recorded_at=recorded_at)
     key = BalanceKey(item, location)
-    found = balances.get(key)
-    balance = found if found is not None else Balance(key)
+    balance = _balance(balances, key)
     if kind is MoveKind.ISSUE:
         if value is not None:
             raise InvalidMove(f"move {idempotency_key!r}: the value of an outgoing move is derived from the balance")
@@ -142,8 +141,7 @@ def post_issue_or_receipt(
         idempotency_key=idempotency_key, kind=kind, item=item, qty=qty, from_location=from_location,
         to_location=to_location, lot="", value=moved, requested_value=value, actor=actor, reason=reason,
         provenance=provenance, effective_at=effective_at, recorded_at=recorded_at or datetime.now(UTC),
-        reference=reference,
-        reverses=None, serials=(), id=None,
+        reference=reference, reverses=None, serials=(), id=None,
     )
     return move
 
