@@ -93,7 +93,9 @@ def fmt(amount: Decimal) -> str:
 
 def fmt_qty(qty: Decimal) -> str:
     """Quantity without trailing zeros: ``Decimal('90.000')`` -> ``'90'``."""
-    text = format(qty, "f")
+    text = str(qty)  # format(qty, "f"), faster (a hot path: every event's fingerprint) ...
+    if "E" in text:  # ... unless str() chose exponent notation
+        text = format(qty, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"

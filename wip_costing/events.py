@@ -18,13 +18,12 @@ from decimal import Context, Decimal
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from ledger.model import QTY_PLACES, decimal_places
 from mes_common.errors import DomainError
 from mes_common.money import BadNumber, dec, fmt_qty
 from mes_common.provenance import Provenance
 
-# Decimal places a quantity may have (the database's quantity columns hold six).
-QTY_PLACES = 6
-_QTY_QUANTUM = Decimal(1).scaleb(-QTY_PLACES)
+_QTY_QUANTUM = Decimal(1).scaleb(-QTY_PLACES)  # a quantity has at most QTY_PLACES places, as the database stores
 _WIDE = Context(prec=100)  # quantizing a parsed quantity never rounds for lack of digits
 
 FIELDS = (
@@ -114,7 +113,7 @@ class OperationEvent(NamedTuple):
         """
         if type(self.operation) is not int and self.operation is not None:
             return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
-        j, q = _json_text, _qty_text
+        j, q = _json_text, _qty_json
         kwh, minutes, machine, operator = self.kwh, self.actual_minutes, self.machine, self.operator
         serial, work_center, work_order = self.serial, self.work_center, self.work_order
         # Quantities, the provenance and the time are plain ASCII (digits, letters, "-", ":", "."): quoted as they are.
@@ -148,14 +147,9 @@ def _utc_text(moment: datetime) -> str:
     return text
 
 
-def _qty_text(qty: Decimal) -> str:
-    """``json.dumps(fmt_qty(qty))``, faster: ``str`` is ``format(qty, "f")`` unless it chose exponent notation."""
-    text = str(qty)
-    if "E" in text:
-        text = format(qty, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f'"{text or "0"}"'
+def _qty_json(qty: Decimal) -> str:
+    """``json.dumps(fmt_qty(qty))``: a quantity's text is plain ASCII (digits, "." and "-")."""
+    return f'"{fmt_qty(qty)}"'
 
 
 def _json_text(value: object) -> str:
@@ -194,8 +188,7 @@ def _quantity(raw: Mapping[str, Any], field: str, event_id: str | None) -> Decim
             number = dec(value, field=field)
         except BadNumber as exc:
             raise EventFormatError(event_id, field, str(exc)) from None
-        exponent = number.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -QTY_PLACES:  # "1.50000000" is 1.5; "1.0000001" is refused
+        if decimal_places(number) > QTY_PLACES:  # "1.50000000" is 1.5; "1.0000001" is refused
             exact = number.quantize(_QTY_QUANTUM, context=_WIDE)
             if exact != number:
                 raise EventFormatError(event_id, field, f"{fmt_qty(number)} has more than {QTY_PLACES} decimal places")
