@@ -44,7 +44,7 @@ from ledger.queries import OnHandRow, average_costs, check, find_moves, onhand, 
 from ledger.serials import serial_history, serials_in_stock
 from ledger.tables import stock_balances, stock_lots, stock_moves
 from mes_common.db import Money, Qty, copy_raw, copy_statement, copy_text, is_postgres, utcnow
-from mes_common.money import ZERO, fmt_qty
+from mes_common.money import ZERO, fmt, fmt_qty
 
 __all__ = [
     "OnHandRow",
@@ -303,14 +303,11 @@ def moves_copy_text(moves: Sequence[PostedMove], ids: Sequence[int]) -> str:
     for move_id, m in zip(ids, moves, strict=True):
         if m.serials:
             raise ValueError(f"move {m.idempotency_key} has serials: write it with write_moves")
-        qty, value, requested = str(m.qty), str(m.value), m.requested_value
-        requested_text = "\\N" if requested is None else str(requested)
-        if "E" in qty or "E" in value or "E" in requested_text:  # str() chose exponent notation: fixed instead
-            qty, value, requested_text = copy_text(m.qty), copy_text(m.value), copy_text(requested)
+        requested = "\\N" if m.requested_value is None else fmt(m.requested_value)
         lines.append(
-            f"{move_id}\t{copy_text(m.idempotency_key)}\t{m.kind}\t{t(m.item)}\t{qty}\t{t(m.from_location)}\t"
-            f"{t(m.to_location)}\t{t(m.lot)}\t{value}\t{requested_text}\t{t(m.actor)}\t{t(m.reason)}\t"
-            f"{m.provenance}\t{t(m.effective_at)}\t{t(m.recorded_at)}\t{t(m.reference)}\t{t(m.reverses)}\t\n"
+            f"{move_id}\t{copy_text(m.idempotency_key)}\t{m.kind}\t{t(m.item)}\t{fmt(m.qty)}\t"
+            f"{t(m.from_location)}\t{t(m.to_location)}\t{t(m.lot)}\t{fmt(m.value)}\t{requested}\t{t(m.actor)}\t"
+            f"{t(m.reason)}\t{m.provenance}\t{t(m.effective_at)}\t{t(m.recorded_at)}\t{t(m.reference)}\t{t(m.reverses)}\t\n"
         )
     return "".join(lines)
 

@@ -19,6 +19,8 @@ from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, e
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from mes_common.money import fmt
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -166,7 +168,7 @@ def copy_text(value: Any) -> str:
             return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
         return value
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return fmt(value)
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)

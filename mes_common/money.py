@@ -87,15 +87,14 @@ def mul_cents(qty: Decimal, price: Decimal) -> Decimal:
 
 
 def fmt(amount: Decimal) -> str:
-    """Canonical string form for JSON and CSV (no exponent)."""
-    return format(amount, "f")
+    """Canonical string form for JSON, CSV and COPY text: ``format(amount, "f")`` (no exponent), faster."""
+    text = str(amount)  # the same text, unless str() chose exponent notation (a hot path: every journal line)
+    return text if "E" not in text else format(amount, "f")
 
 
 def fmt_qty(qty: Decimal) -> str:
     """Quantity without trailing zeros: ``Decimal('90.000')`` -> ``'90'``."""
-    text = str(qty)  # format(qty, "f"), faster (a hot path: every event's fingerprint) ...
-    if "E" in text:  # ... unless str() chose exponent notation
-        text = format(qty, "f")
+    text = fmt(qty)
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text or "0"

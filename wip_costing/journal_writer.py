@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from mes_common.db import copy_into, copy_or_insert, copy_statement, copy_text, is_postgres
-from mes_common.money import ZERO
+from mes_common.money import ZERO, fmt
 from wip_costing.journal import ELEMENTS, JournalEntry
 from wip_costing.tables import journal_lines
 
@@ -95,7 +95,7 @@ class JournalText:
             self._add(f"{prefix}#{n}", entry)
 
     def _add(self, key_text: str, entry: JournalEntry) -> None:
-        move_ids, out, fields, amount, na = self._move_ids, self.lines, self._fields, _amount_text, "\\N"
+        move_ids, out, fields, na = self._move_ids, self.lines, self._fields, "\\N"
         head = f"{key_text}\t{entry.kind}\t{self._t(entry.event_id)}\t"
         if entry.effective_at is not self._when:  # an event's entries share their time: format it once
             self._when = entry.effective_at
@@ -110,11 +110,8 @@ class JournalText:
             middle = fields.get(key)
             if middle is None:
                 middle = fields[key] = self._middle(key)
-            # format(amount, "f") is slow: str() gives the same text for cents, "0" for ZERO (checked for "E").
-            debit_text = "0" if debit is ZERO else str(debit)
-            credit_text = "0" if credit is ZERO else str(credit)
-            if "E" in debit_text or "E" in credit_text:
-                debit_text, credit_text = amount(debit), amount(credit)
+            debit_text = "0" if debit is ZERO else fmt(debit)
+            credit_text = "0" if credit is ZERO else fmt(credit)
             if split is not last_split:
                 last_split, split_text = split, _NO_SPLIT if split is None else _split_text(split)
             out.append(f"{head}{account}\t{debit_text}\t{credit_text}{middle}"
@@ -131,16 +128,5 @@ _NO_SPLIT = "\t".join(["\\N"] * len(ELEMENTS))
 
 
 def _split_text(split: Sequence[Decimal]) -> str:
-    """An element split as COPY fields: each part as ``_amount_text`` gives it, ``\\N`` for none of it."""
-    text = "\t".join([str(part) if part else "\\N" for part in split])  # str() is format "f" for cents ...
-    if "E" in text:  # ... unless it chose exponent notation
-        text = "\t".join([_amount_text(part) if part else "\\N" for part in split])
-    return text
-
-
-def _amount_text(amount: Decimal) -> str:
-    """``format(amount, "f")``, faster: ``str`` gives the same text unless it picks exponent notation."""
-    if amount is ZERO:
-        return "0"
-    text = str(amount)
-    return text if "E" not in text else format(amount, "f")
+    """An element split as COPY fields: each part in fixed notation, ``\\N`` for none of it."""
+    return "\t".join([fmt(part) if part else "\\N" for part in split])

@@ -1,5 +1,5 @@
-"""``fmt_qty`` (``str`` first, fixed notation when ``str`` chose an exponent) writes what ``format(q, "f")`` with
-trailing zeros stripped writes."""
+"""``fmt`` and ``fmt_qty`` (``str`` first, fixed notation when ``str`` chose an exponent) write what
+``format(x, "f")`` writes (``fmt_qty``: with trailing zeros stripped)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from mes_common.money import fmt_qty
+from mes_common.money import fmt, fmt_qty
 
 
 def reference(qty: Decimal) -> str:
@@ -21,3 +21,9 @@ def reference(qty: Decimal) -> str:
                                  "1.23E-5", "-0", "-2.50", "123456789012345678.123456", "1E+30"])
 def test_fmt_qty_is_fixed_notation_without_trailing_zeros(qty: str) -> None:
     assert fmt_qty(Decimal(qty)) == reference(Decimal(qty))
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00", "12.34", "1E+1", "2.5E+0", "1E-7", "0.01", "-0.00", "-3.50",
+                                    "1E+25", "12345678901234567890.12"])
+def test_fmt_is_fixed_notation(amount: str) -> None:
+    assert fmt(Decimal(amount)) == format(Decimal(amount), "f")
