@@ -8,7 +8,6 @@ collectors as a controller reset (a new counter epoch), so nothing is counted tw
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,7 +20,7 @@ from ledger.service import post_moves
 from mes_bridge.collectors.runner import Collector
 from mes_bridge.collectors.scan_feed import DatabaseScanFeed
 from mes_bridge.demo import RELEASE_DATE, Echo, figures
-from mes_bridge.forwarder import InProcessForwarder
+from mes_bridge.forwarder import InProcessForwarder, sleep_or_stop
 from mes_bridge.plc_config import MachineConfig, load_configs
 from mes_bridge.simulators import start_simulators, stop_simulators
 from mes_bridge.spool import Spool
@@ -84,12 +83,10 @@ async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Pa
         # Machines start in routing order, a few seconds apart, so each finds parts waiting from the one before.
         for i, config in enumerate(sorted(configs, key=_routing_position)):
             if i and not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=stagger)
+                await sleep_or_stop(stop, stagger)
             simulators += await start_simulators([config])
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every)
+            await sleep_or_stop(stop, every)
             elapsed = loop.time() - started
             health = collector.metrics.health()
             outcomes = health["forwarder"]["outcomes"]

@@ -12,7 +12,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -193,16 +192,23 @@ async def forward_loop(spool: Spool, forwarder: Forwarder, stop: asyncio.Event, 
                 observer.forward_failed(f"{type(exc).__name__}: {exc}")
             if stop.is_set():
                 return
-            await _sleep_or_stop(stop, delay)
+            await sleep_or_stop(stop, delay)
             continue
         if stop.is_set():
             if sent == 0 or spool.depth == 0:
                 return
             continue
         if sent == 0:
-            await _sleep_or_stop(stop, idle_s)
+            await sleep_or_stop(stop, idle_s)
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:  # float-ok: seconds
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+async def sleep_or_stop(stop: asyncio.Event, seconds: float,  # float-ok: seconds
+                        wake: asyncio.Event | None = None) -> None:
+    """Sleep ``seconds``, less if ``stop`` (or ``wake``) is set meanwhile."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, wake) if event is not None]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

@@ -27,7 +27,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from mes_bridge.collectors.core import MachineSession, Snapshot, Value
-from mes_bridge.forwarder import backoff_delay
+from mes_bridge.forwarder import backoff_delay, sleep_or_stop
 from mes_bridge.plc_config import MachineConfig, RegisterSpec, TagSpec
 from mes_common.errors import DomainError
 
@@ -185,7 +185,7 @@ class ModbusClient:
             if stop.is_set():
                 break
             attempt += 1
-            await _sleep_or_stop(stop, backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s))
+            await sleep_or_stop(stop, backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s))
 
     async def _poll(self, client: AsyncModbusTcpClient, session: MachineSession, stop: asyncio.Event) -> None:
         reason = "connect"
@@ -199,7 +199,7 @@ class ModbusClient:
             last_job = values.get("job")
             await session.on_snapshot(Snapshot(self.config.machine, values, datetime.now(UTC), reason))
             reason = "poll"
-            await _sleep_or_stop(stop, interval, wake=session.read_requested)
+            await sleep_or_stop(stop, interval, wake=session.read_requested)
             if session.read_requested.is_set():
                 reason = "read-requested"
 
@@ -251,14 +251,3 @@ class ModbusClient:
             return await client.read_coils(address, count=count, device_id=unit)
         return await client.read_discrete_inputs(address, count=count, device_id=unit)
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float,  # float-ok: seconds
-                         wake: asyncio.Event | None = None) -> None:
-    """Sleep ``seconds``, less if ``stop`` (or ``wake``) is set meanwhile."""
-    waiters = [asyncio.ensure_future(event.wait()) for event in (stop, wake) if event is not None]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)

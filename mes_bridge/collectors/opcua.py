@@ -37,6 +37,7 @@ from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusC
 
 from mes_bridge.collectors.core import MachineSession, Snapshot
 from mes_bridge.collectors.opcua_setup import OpcUaConfigError, Tag, default_trust, machine_tags, make_client, tag_value
+from mes_bridge.forwarder import sleep_or_stop
 from mes_bridge.plc_config import MachineConfig
 from mes_common.errors import DomainError
 
@@ -136,8 +137,7 @@ class OpcUaClient:
                 link.reason,
                 delay,
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await sleep_or_stop(stop, delay)
 
     async def _connected(
         self, session: MachineSession, stop: asyncio.Event, lost_at: float | None, link: _Link

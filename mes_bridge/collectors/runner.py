@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -24,7 +23,7 @@ from typing import Any, Protocol
 
 from mes_bridge.collectors.core import MachineSession
 from mes_bridge.collectors.scan_feed import DatabaseScanFeed, ScanFeed, follow_scans, load_scans
-from mes_bridge.forwarder import Forwarder, backoff_delay, forward_loop
+from mes_bridge.forwarder import Forwarder, backoff_delay, forward_loop, sleep_or_stop
 from mes_bridge.metrics import CollectorMetrics
 from mes_bridge.plc_config import MachineConfig, load_configs
 from mes_bridge.spool import DEFAULT_CAPACITY, Spool
@@ -97,8 +96,7 @@ class Collector:
                 attempt += 1
                 session.record("client-crashed", f"{type(exc).__name__}: {exc}")
                 log.exception("%s: client crashed", session.machine)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff_delay(attempt, 0.5, 30.0))
+                await sleep_or_stop(stop, backoff_delay(attempt, 0.5, 30.0))
 
 
 def build_forwarder(args: argparse.Namespace) -> Forwarder:

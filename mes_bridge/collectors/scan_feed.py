@@ -9,12 +9,12 @@ under the order they know.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from mes_bridge.collectors.core import MachineSession
+from mes_bridge.forwarder import sleep_or_stop
 
 log = logging.getLogger("mes_bridge.collectors.scans")
 
@@ -54,8 +54,7 @@ async def follow_scans(feed: ScanFeed, sessions: Mapping[str, MachineSession], s
                        interval: float = 1.0) -> None:  # float-ok: seconds
     failing = False
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await sleep_or_stop(stop, interval)
         if stop.is_set():
             return
         try:
