@@ -66,7 +66,8 @@ class JournalText:
 
     ``move_ids[i]`` is the id of move index ``i``. The hot path of a batch: per entry its own fields are formatted
     once; per line its amounts (and element split), and the rest (order, operation, work center, provenance,
-    item) is looked up, as a batch repeats few combinations of them.
+    item) is looked up, as a batch repeats few combinations of them. Enum members are written with ``!s``
+    (``str()``: their value, in C) rather than by ``format()``, which runs Python code for an enum.
     """
 
     def __init__(self, move_ids: Sequence[int], recorded_at: datetime) -> None:
@@ -96,7 +97,7 @@ class JournalText:
 
     def _add(self, key_text: str, entry: JournalEntry) -> None:
         move_ids, out, fields, na = self._move_ids, self.lines, self._fields, "\\N"
-        head = f"{key_text}\t{entry.kind}\t{self._t(entry.event_id)}\t"
+        head = f"{key_text}\t{entry.kind!s}\t{self._t(entry.event_id)}\t"
         if entry.effective_at is not self._when:  # an event's entries share their time: format it once
             self._when = entry.effective_at
             self._tail = f"\t{entry.effective_at.isoformat()}\t{self._recorded}\t"
@@ -114,7 +115,7 @@ class JournalText:
             credit_text = "0" if credit is ZERO else fmt(credit)
             if split is not last_split:
                 last_split, split_text = split, _NO_SPLIT if split is None else _split_text(split)
-            out.append(f"{head}{account}\t{debit_text}\t{credit_text}{middle}"
+            out.append(f"{head}{account!s}\t{debit_text}\t{credit_text}{middle}"
                        f"{na if index is None else move_ids[index]}{tail}{split_text}\n")
 
     def _middle(self, key: tuple[Any, ...]) -> str:

@@ -288,6 +288,19 @@ def test_serial_numbers_are_in_one_place_at_a_time(plant: Engine) -> None:
         assert repo.check(conn) == []
 
 
+def test_serial_numbers_survive_a_batch_large_enough_to_be_copied(plant: Engine) -> None:
+    # From COPY_FROM moves PostgreSQL loads them by COPY: the serials travel in one escaped field.
+    batch = [serial_move(f"r{n}", MoveKind.RECEIPT, (f"SN-{n}a", f"SN\\{n}\tb"), to="FG", value="20")
+             for n in range(repo.COPY_FROM)]
+    with plant.begin() as conn:
+        posted = ledger_service.post_moves(conn, batch)
+    with plant.connect() as conn:
+        assert [ledger_queries.get_move(conn, m.id or 0).serials for m in posted] == [
+            (f"SN-{n}a", f"SN\\{n}\tb") for n in range(repo.COPY_FROM)]
+        assert repo.serial_history(conn, "FG-BRACKET", "SN\\2\tb") == [posted[2].id]
+        assert repo.check(conn) == []
+
+
 def test_serial_count_must_match_quantity() -> None:
     with pytest.raises(InvalidMove, match="2 serial numbers for a quantity of 3"):
         MoveRequest(idempotency_key="k", kind=MoveKind.RECEIPT, item="X", qty=D(3), to_location="FG",

@@ -6,8 +6,6 @@ import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-import pytest
-
 from ledger.model import Balance, BalanceKey, MoveKind
 from ledger.posting import post_issue_or_receipt
 from ledger.repository import _MOVE_COLUMNS, _move_row, moves_copy_text
@@ -36,10 +34,12 @@ def test_hand_built_text_matches_the_generic_format() -> None:
     assert moves_copy_text(moves, [7, 9]) == generic
 
 
-def test_moves_with_serials_are_refused() -> None:
+def test_serial_numbers_go_in_one_field_one_per_line() -> None:
     balances = {STEEL: Balance(STEEL, D(10), D("40.00"))}
-    move = post_issue_or_receipt(balances, idempotency_key="k", kind=MoveKind.ISSUE, item="RM-STEEL", qty=D(1),
+    move = post_issue_or_receipt(balances, idempotency_key="k", kind=MoveKind.ISSUE, item="RM-STEEL", qty=D(2),
                                  location="STORES", value=None, actor="a", reason="r", provenance=Provenance.MANUAL,
                                  effective_at=datetime(2026, 1, 1, tzinfo=UTC), reference=None)
-    with pytest.raises(ValueError, match="serials"):
-        moves_copy_text([dataclasses.replace(move, serials=("S1",))], [1])
+    move = dataclasses.replace(move, serials=("S1", "S\\2"))
+    text = moves_copy_text([move], [1])
+    assert text.endswith("\tS1\\nS\\\\2\n")
+    assert text == "\t".join(map(copy_text, [1, *(_move_row(move)[c] for c in _MOVE_COLUMNS)])) + "\n"
