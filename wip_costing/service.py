@@ -240,7 +240,7 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
                     raise UnknownOrder(f"event {event.event_id}: unknown {what}")
                 snap = orders[order_id][0]
                 state = states[order_id]
-                if state.status is OrderStatus.CLOSED:
+                if state.status is OrderStatus.CLOSED:  # before resolving the operation: "closed" is the reason given
                     raise OrderClosed(f"work order {order_id} is closed; event {event.event_id} cannot be applied")
                 operation = resolve_operation(snap, event)
                 new_state, new_entries = apply_completion(snap, state, event, operation, stock)

@@ -117,8 +117,10 @@ def test_short_stock_rejects_the_whole_event(plant: Engine) -> None:
 
 def test_closed_order_rejects_events(plant: Engine) -> None:
     close_order(plant, "WO-1")
-    out = apply_events(plant, [ev("late", 10, good=1)])
+    out = apply_events(plant, [ev("late", 10, good=1), ev("later", 99, good=1)])
     assert out[0].reason == "work order WO-1 is closed; event late cannot be applied"
+    # A closed order is the reason given even when the operation is not in its routing either.
+    assert out[1].reason == "work order WO-1 is closed; event later cannot be applied"
 
 
 def test_operation_from_work_center_must_be_unambiguous(engine: Engine, example_plant: Path, tmp_path: Path) -> None:
