@@ -120,7 +120,7 @@ def post_issue_or_receipt(
             from_location=location if issue else None, to_location=None if issue else location, value=value,
             actor=actor, reason=reason, provenance=provenance, effective_at=effective_at, reference=reference,
         ), recorded_at=recorded_at)
-    key = BalanceKey(item, location)
+    key = tuple.__new__(BalanceKey, (item, location, ""))  # BalanceKey(item, location), without its Python __new__
     balance = _balance(balances, key)
     if kind is MoveKind.ISSUE:
         if value is not None:
@@ -128,11 +128,11 @@ def post_issue_or_receipt(
         if balance.qty < qty:
             raise InsufficientStock(item, location, "", qty, balance.qty)
         moved = take_share(balance.value, balance.qty, qty)
-        balances[key] = Balance(key, balance.qty - qty, balance.value - moved)
+        balances[key] = _new_balance(key, balance.qty - qty, balance.value - moved)
         from_location, to_location = location, None
     elif kind is MoveKind.RECEIPT and value is not None:
         moved = value
-        balances[key] = Balance(key, balance.qty + qty, balance.value + moved)
+        balances[key] = _new_balance(key, balance.qty + qty, balance.value + moved)
         from_location, to_location = None, location
     else:
         raise InvalidMove(f"move {idempotency_key!r}: only issues and receipts at a given value are posted this way")
@@ -144,6 +144,13 @@ def post_issue_or_receipt(
         reference=reference, reverses=None, serials=(), id=None,
     )
     return move
+
+
+def _new_balance(key: BalanceKey, qty: Decimal, value: Decimal) -> Balance:
+    """``Balance(key, qty, value)`` without the frozen dataclass's ``__init__`` (a setattr per field): hot path."""
+    balance = object.__new__(Balance)
+    balance.__dict__.update(key=key, qty=qty, value=value)
+    return balance
 
 
 def _plainly_valid(key: str, qty: Decimal, value: Decimal | None, effective_at: datetime) -> bool:

@@ -194,9 +194,13 @@ def _move_value(
     if material.lines:
         entries.append(material)
     # The units' value leaving the pools: rework-flagged units first, then first-pass units.
+    # (``take`` returns a new dict: the batch may be it, and grow.)
     batch: Values = st.rework.take(rework_taken) if rework_taken else {}
     if first_pass_taken:
-        add_values(batch, st.first_pass.take(first_pass_taken))
+        if batch:
+            add_values(batch, st.first_pass.take(first_pass_taken))
+        else:
+            batch = st.first_pass.take(first_pass_taken)
     if material_value:
         bucket = (Element.MATERIAL, prov)
         batch[bucket] = batch.get(bucket, ZERO) + material_value
@@ -254,7 +258,10 @@ def _move_value(
             if qty:
                 part = out.take(qty)
                 pool.put(qty, part)
-                add_values(moved, part)
+                if moved:
+                    add_values(moved, part)
+                else:
+                    moved = part  # a new dict of ``take``'s; ``put`` copied its amounts
         nxt.received += event.good
         lines = mirrored_lines(moved, Account.WIP, next_spec.number, next_spec.work_center, order=order,
                                operation=operation, work_center=wc)
