@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from mes_common.db import copy_into, copy_or_insert, copy_statement, copy_text, is_postgres
-from mes_common.money import ZERO, fmt
+from mes_common.money import fmt
 from wip_costing.journal import ELEMENTS, JournalEntry
 from wip_costing.tables import journal_lines
 
@@ -111,11 +111,12 @@ class JournalText:
             middle = fields.get(key)
             if middle is None:
                 middle = fields[key] = self._middle(key)
-            debit_text = "0" if debit is ZERO else fmt(debit)
-            credit_text = "0" if credit is ZERO else fmt(credit)
+            amounts = f"{debit!s}\t{credit!s}"  # str() of each: fixed notation, unless it chose an exponent
+            if "E" in amounts:
+                amounts = f"{fmt(debit)}\t{fmt(credit)}"
             if split is not last_split:
                 last_split, split_text = split, _NO_SPLIT if split is None else _split_text(split)
-            out.append(f"{head}{account!s}\t{debit_text}\t{credit_text}{middle}"
+            out.append(f"{head}{account!s}\t{amounts}{middle}"
                        f"{na if index is None else move_ids[index]}{tail}{split_text}\n")
 
     def _middle(self, key: tuple[Any, ...]) -> str:
@@ -130,4 +131,7 @@ _NO_SPLIT = "\t".join(["\\N"] * len(ELEMENTS))
 
 def _split_text(split: Sequence[Decimal]) -> str:
     """An element split as COPY fields: each part in fixed notation, ``\\N`` for none of it."""
-    return "\t".join([fmt(part) if part else "\\N" for part in split])
+    text = "\t".join([str(part) if part else "\\N" for part in split])  # str(): fixed notation, unless ...
+    if "E" in text:  # ... it chose an exponent
+        text = "\t".join([fmt(part) if part else "\\N" for part in split])
+    return text

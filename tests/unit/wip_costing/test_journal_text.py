@@ -36,6 +36,7 @@ def test_copy_text_matches_the_rows_for_odd_values() -> None:
             JournalLine(Account.WIP, debit=D(0), credit=D("10.00"), operation=20,
                         split=(D(0), D("2.5E+0"), D("7.50"), D("0.00"), D(0))),
             JournalLine(Account.WIP, debit=D("1E-7"), work_order="WO-3"),
+            JournalLine(Account.SCRAP_LOSS, debit=D("1E+1"), split=(D("1E+1"), D(0), D(0), D(0), D(0))),
         ])),
     ]
     text = JournalText([7, 8], RECORDED)
