@@ -26,6 +26,7 @@ from typing import NamedTuple, Protocol
 
 from mes_common.errors import DomainError
 from mes_common.money import CENTS, ZERO
+from mes_common.provenance import Provenance
 from wip_costing.events import OperationEvent
 from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, mirrored_lines, wip_credit_lines
 from wip_costing.model import (
@@ -113,6 +114,10 @@ def conversion_costs(spec: OpSpec, event: OperationEvent, units: Decimal, setup_
     )
 
 
+# Per provenance, its buckets in ``Element`` order (material, setup, labor, machine, energy): built once.
+_BUCKETS_OF = {prov: tuple((element, prov) for element in Element) for prov in Provenance}
+
+
 class CostingBroke(RuntimeError):
     """A refusal raised after a completion began changing the order state: a bug, never an event's fault.
 
@@ -149,7 +154,6 @@ def complete(
             f"work order {order} operation {operation}: routing {snapshot.item} rev {snapshot.routing_revision} "
             f"has no rework operation for it, so {event.rework} units cannot be sent to rework"
         )
-    when = event.source_time
     prov = event.provenance
     wc = spec.work_center
     line = tuple.__new__  # lines built positionally (JournalLine field order): this is the hot path
@@ -158,7 +162,7 @@ def complete(
     first_time = not st.setup_charged
 
     # Material for first-pass units (the only step that can be refused: short stock).
-    material = JournalEntry(EntryKind.MATERIAL, when, event_id, order)
+    material: list[JournalLine] = []
     material_value = ZERO
     for need in spec.materials:
         qty = _qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
@@ -166,33 +170,33 @@ def complete(
             continue
         value, move = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
         if value:
-            material.lines.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, prov,
-                                                     need.component, None, (value, ZERO, ZERO, ZERO, ZERO))))
+            material.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, prov,
+                                               need.component, None, (value, ZERO, ZERO, ZERO, ZERO))))
             material_value += value
-        material.lines.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, prov,
-                                                 need.component, move, None)))
+        material.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, prov,
+                                           need.component, move, None)))
     try:
-        return _move_value(snapshot, state, event, operation, stock, material, material_value, rework_taken,
+        return _move_value(snapshot, spec, state, event, operation, stock, material, material_value, rework_taken,
                            first_pass_taken, units)
     except DomainError as exc:
         raise CostingBroke(f"event {event_id}: refused after work order {order} began to change: {exc}") from exc
 
 
 def _move_value(
-    snapshot: OrderSnapshot, state: OrderState, event: OperationEvent, operation: int, stock: StockPort,
-    material: JournalEntry, material_value: Decimal, rework_taken: Decimal, first_pass_taken: Decimal,
-    units: Decimal,
+    snapshot: OrderSnapshot, spec: OpSpec, state: OrderState, event: OperationEvent, operation: int,
+    stock: StockPort, material: list[JournalLine], material_value: Decimal, rework_taken: Decimal,
+    first_pass_taken: Decimal, units: Decimal,
 ) -> list[JournalEntry]:
-    """``complete`` from the first change on: the batch's value out of the pools, its conversion costs, and the
-    batch leaving to scrap, rework, the next operation or finished goods."""
+    """``complete`` from the first change on (``spec``: the operation's, ``material``: the lines of its issues):
+    the batch's value out of the pools, its conversion costs, and the batch leaving to scrap, rework, the next
+    operation or finished goods."""
     order, event_id, when, prov = snapshot.order_id, event.event_id, event.source_time, event.provenance
-    spec = snapshot.op(operation)
     wc = spec.work_center
     st = state.ops[operation]
     line = tuple.__new__
     entries: list[JournalEntry] = []
-    if material.lines:
-        entries.append(material)
+    if material:
+        entries.append(JournalEntry(EntryKind.MATERIAL, when, event_id, order, material))
     # The units' value leaving the pools: rework-flagged units first, then first-pass units.
     # (``take`` returns a new dict: the batch may be it, and grow.)
     batch: Values = st.rework.take(rework_taken) if rework_taken else {}
@@ -201,9 +205,9 @@ def _move_value(
             add_values(batch, st.first_pass.take(first_pass_taken))
         else:
             batch = st.first_pass.take(first_pass_taken)
+    material_bucket, setup_bucket, labor_bucket, machine_bucket, energy_bucket = _BUCKETS_OF[prov]
     if material_value:
-        bucket = (Element.MATERIAL, prov)
-        batch[bucket] = batch.get(bucket, ZERO) + material_value
+        batch[material_bucket] = batch.get(material_bucket, ZERO) + material_value
 
     conv = conversion_costs(spec, event, units, ZERO if st.setup_charged else spec.setup_min)
     st.setup_charged = True
@@ -213,8 +217,8 @@ def _move_value(
     if added:
         conversion.lines.append(line(JournalLine, (Account.WIP, added, ZERO, order, operation, wc, prov, None, None,
                                                    (ZERO, setup, conv.labor, conv.machine, conv.energy))))
-        for bucket, amount in (((Element.SETUP, prov), setup), ((Element.LABOR, prov), conv.labor),
-                               ((Element.MACHINE, prov), conv.machine), ((Element.ENERGY, prov), conv.energy)):
+        for bucket, amount in ((setup_bucket, setup), (labor_bucket, conv.labor), (machine_bucket, conv.machine),
+                               (energy_bucket, conv.energy)):
             if amount:
                 batch[bucket] = batch.get(bucket, ZERO) + amount
     for account, amount in (
