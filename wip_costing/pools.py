@@ -109,7 +109,8 @@ class Pool:
         return total(self.values)
 
     def take(self, qty: Decimal) -> Values:
-        """Remove ``qty`` units and return the value (per bucket) they take with them."""
+        """Remove ``qty`` units and return the value (per bucket) they take with them, in a new dict (the caller may
+        keep and change it: costing grows a completion's batch from it)."""
         if qty == 0:
             return {}
         if qty == self.qty:
