@@ -66,3 +66,14 @@ def test_emptying_a_pool_takes_what_the_general_path_takes() -> None:
         expected = general_take(general, qty)
         assert list(taken.items()) == list(expected.items())
         assert (fast.qty, fast.values) == (general.qty, general.values) == (D(0), {})
+
+
+@pytest.mark.parametrize("take", [D(0), D(2), D(5), D(10)])
+def test_take_returns_a_new_dict_the_caller_may_change(take: Decimal) -> None:
+    # Costing grows a completion's batch from what ``take`` returns: it must not be the pool's own.
+    pool = Pool(D(10), {BUCKETS[0]: D("10.00"), BUCKETS[4]: D("5.00")})
+    taken = pool.take(take)
+    before = (pool.qty, dict(pool.values))
+    taken[BUCKETS[0]] = D("999.99")
+    taken[BUCKETS[7]] = D("1.00")
+    assert (pool.qty, pool.values) == before
