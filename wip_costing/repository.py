@@ -230,14 +230,9 @@ _QTY = Qty()
 def _save_states_pg(conn: Connection, states: Sequence[OrderState], changed: Sequence[OrderState]) -> None:
     """Every operation row of ``states`` in one UPDATE, the changed order headers in another, both in one
     round trip (a psycopg pipeline)."""
-    columns: list[list[Any]] = [[] for _ in range(2 + len(_OP_COLUMNS))]
-    for st in states:
-        for s in st.ops.values():
-            for column, value in zip(columns, (
-                    st.order_id, s.operation, s.received, s.completed_good, s.scrapped, s.reworked, s.written_off,
-                    s.setup_charged, s.first_pass.qty, s.first_pass.value, json.dumps(s.first_pass.to_json()),
-                    s.rework.qty, s.rework.value, json.dumps(s.rework.to_json())), strict=True):
-                column.append(value)
+    names = ("b_work_order", "b_operation", *_OP_COLUMNS)  # keys of ``_op_row``, in the statement's order
+    rows = [_op_row(st.order_id, s) for st in states for s in st.ops.values()]
+    columns = [[row[name] for row in rows] for name in names]
     produced = [_QTY.exact(st.produced) for st in changed]  # what the Qty column type checks on the other paths
     raw = conn.connection.driver_connection
     assert raw is not None
