@@ -131,7 +131,12 @@ class OperationEvent(NamedTuple):
         )
 
     def fingerprint(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        return fingerprint_of(self.canonical_json())
+
+
+def fingerprint_of(canonical: str) -> str:
+    """The fingerprint of an event's canonical JSON (for callers that keep the JSON too)."""
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 _UTC_TEXTS: dict[datetime, str] = {}

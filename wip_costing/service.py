@@ -43,7 +43,7 @@ from wip_costing import journal_writer
 from wip_costing import repository as repo
 from wip_costing.batch_stream import BatchStream
 from wip_costing.costing import apply_completion, resolve_operation
-from wip_costing.events import EventFormatError, EventOutcome, OperationEvent, Status, parse_event
+from wip_costing.events import EventFormatError, EventOutcome, OperationEvent, Status, fingerprint_of, parse_event
 from wip_costing.journal import JournalEntry
 from wip_costing.model import OrderClosed, OrderSnapshot, OrderState, OrderStatus, UnknownOrder
 from wip_costing.release import CloseResult, close_in, release_in
@@ -223,7 +223,7 @@ def apply_events_in(conn: Connection, raw_events: list[OperationEvent | Mapping[
     with stream if stream is not None else contextlib.nullcontext():
         for index, event in parsed:
             canonical = event.canonical_json()
-            fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
+            fingerprint = fingerprint_of(canonical)
             seen = recorded.get(event.event_id)
             if seen is not None:
                 if seen == fingerprint:
