@@ -43,7 +43,7 @@ from ledger.model import (
 from ledger.queries import OnHandRow, average_costs, check, find_moves, onhand, onhand_by_item, onhand_json
 from ledger.serials import serial_history, serials_in_stock
 from ledger.tables import stock_balances, stock_lots, stock_moves
-from mes_common.db import Money, Qty, copy_raw, copy_statement, copy_text, is_postgres, utcnow
+from mes_common.db import Money, Qty, copy_raw, copy_statement, copy_text, copy_text_memo, is_postgres, utcnow
 from mes_common.money import ZERO, fmt, fmt_qty
 
 __all__ = [
@@ -278,14 +278,7 @@ def moves_copy_text(moves: Sequence[PostedMove], ids: Sequence[int]) -> str:
     loads: every field as ``copy_text`` formats ``_move_row``'s, formatted by hand (a hot path of costing). Texts
     that repeat from move to move (items, locations, actors, reasons, references, times) are formatted once."""
     lines = []
-    memo: dict[Any, str] = {None: "\\N"}
-
-    def t(value: Any) -> str:
-        found = memo.get(value)
-        if found is None:
-            found = memo[value] = copy_text(value)
-        return found
-
+    t = copy_text_memo()
     for move_id, m in zip(ids, moves, strict=True):
         requested = "\\N" if m.requested_value is None else fmt(m.requested_value)
         serials = copy_text("\n".join(m.serials)) if m.serials else ""

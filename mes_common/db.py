@@ -10,7 +10,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -172,6 +172,19 @@ def copy_text(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def copy_text_memo() -> Callable[[Any], str]:
+    """``copy_text``, remembering each value's text: for values that repeat through a batch (codes, times)."""
+    memo: dict[Any, str] = {None: "\\N"}
+
+    def text(value: Any) -> str:
+        found = memo.get(value)
+        if found is None:
+            found = memo[value] = copy_text(value)
+        return found
+
+    return text
 
 
 def copy_statement(table: Any, columns: Sequence[str]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from mes_common.db import copy_into, copy_or_insert, copy_statement, copy_text, is_postgres
+from mes_common.db import copy_into, copy_or_insert, copy_statement, copy_text, copy_text_memo, is_postgres
 from mes_common.money import fmt
 from wip_costing.journal import ELEMENTS, JournalEntry
 from wip_costing.tables import journal_lines
@@ -74,17 +74,10 @@ class JournalText:
         self.lines: list[str] = []
         self._move_ids = move_ids
         self._recorded = recorded_at.isoformat()
-        self._memo: dict[Any, str] = {}
+        self._t = copy_text_memo()
         self._fields: dict[tuple[Any, ...], str] = {}
         self._when: datetime | None = None
         self._tail = ""
-
-    def _t(self, value: Any) -> str:
-        memo = self._memo
-        found = memo.get(value)
-        if found is None:
-            found = memo[value] = copy_text(value)
-        return found
 
     def add_entry(self, key: str, entry: JournalEntry) -> None:
         self._add(self._t(key), entry)
