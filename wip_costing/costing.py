@@ -24,6 +24,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import NamedTuple, Protocol
 
+from ledger.model import QTY_PLACES, decimal_places
 from mes_common.errors import DomainError
 from mes_common.money import CENTS, ZERO
 from mes_common.provenance import Provenance
@@ -42,14 +43,13 @@ from wip_costing.model import (
 from wip_costing.pools import Element, Pool, Values, add_values, total
 
 MINUTES_PER_HOUR = Decimal(60)
-QTY_PLACES = Decimal("0.000001")
+_QTY_QUANTUM = Decimal(1).scaleb(-QTY_PLACES)
 
 
-def _qty(value: Decimal) -> Decimal:
-    """A component quantity as the ledger stores it: six places (half up), no trailing zeros."""
-    exponent = value.as_tuple().exponent
-    rounded = value.quantize(QTY_PLACES, rounding=ROUND_HALF_UP) if isinstance(exponent, int) and exponent < -6 \
-        else value
+def component_qty(value: Decimal) -> Decimal:
+    """A component quantity as the ledger stores it: ``QTY_PLACES`` places (half up), no trailing zeros (what a
+    completion issues, and what the planning feed expects open orders to issue)."""
+    rounded = value.quantize(_QTY_QUANTUM, rounding=ROUND_HALF_UP) if decimal_places(value) > QTY_PLACES else value
     return rounded.normalize() if rounded else ZERO
 
 
@@ -165,7 +165,7 @@ def complete(
     material: list[JournalLine] = []
     material_value = ZERO
     for need in spec.materials:
-        qty = _qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
+        qty = component_qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
         if qty <= 0:
             continue
         value, move = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)

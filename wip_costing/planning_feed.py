@@ -21,18 +21,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mes_common.money import ZERO
+from wip_costing.costing import component_qty
 from wip_costing.model import OrderSnapshot, OrderStatus
 from wip_costing.repository import load_snapshot
 from wip_costing.tables import wo_operations, work_orders
 
 OPEN = (OrderStatus.RELEASED.value, OrderStatus.IN_PROGRESS.value)
-QTY_PLACES = Decimal("0.000001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +72,8 @@ def remaining_needs(snapshot: OrderSnapshot, progress: Mapping[int, OpProgress])
         for m in op.materials:
             qty = m.qty_per_unit * units + (ZERO if started else m.fixed_qty)
             if qty > 0:
-                needs[m.component] = needs.get(m.component, ZERO) + _six_places(qty)
+                needs[m.component] = needs.get(m.component, ZERO) + component_qty(qty)
     return needs
-
-
-def _six_places(qty: Decimal) -> Decimal:
-    exponent = qty.as_tuple().exponent
-    return qty.quantize(QTY_PLACES, ROUND_HALF_UP) if isinstance(exponent, int) and exponent < -6 else qty
 
 
 def open_component_needs(conn: Connection) -> dict[str, Decimal]:
