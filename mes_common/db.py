@@ -204,10 +204,7 @@ def copy_into(conn: Connection, table: Any, columns: Sequence[str], text: str) -
     copy_raw(raw, copy_statement(table, columns), text)
 
 
-def copy_or_insert(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    if is_postgres(conn):
-        # Formatting the text rows here is several times faster than write_row's per-value adaptation.
-        copy_into(conn, table, columns, "".join("\t".join(map(copy_text, row)) + "\n" for row in rows))
-    else:
-        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-
+def insert_rows(conn: Connection, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) in one executemany: the path for databases without COPY
+    (PostgreSQL writers send their COPY text through ``copy_into``)."""
+    conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])

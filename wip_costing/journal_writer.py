@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from mes_common.db import copy_into, copy_or_insert, copy_statement, copy_text, copy_text_memo, is_postgres
+from mes_common.db import copy_into, copy_statement, copy_text, copy_text_memo, insert_rows, is_postgres
 from mes_common.money import fmt
 from wip_costing.journal import ELEMENTS, JournalEntry
 from wip_costing.tables import journal_lines
@@ -51,7 +51,7 @@ def insert_journal(conn: Connection, entries: Sequence[tuple[str, JournalEntry]]
     if not is_postgres(conn):
         rows = journal_tuples(entries, move_ids, recorded_at)
         if rows:
-            copy_or_insert(conn, journal_lines, JOURNAL_COLUMNS, rows)
+            insert_rows(conn, journal_lines, JOURNAL_COLUMNS, rows)
         return len(rows)
     text = JournalText(move_ids, recorded_at)
     for key, entry in entries:

@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from ledger import repository as ledger_repo
-from mes_common.db import Qty, copy_into, copy_or_insert, copy_statement, copy_text, is_postgres
+from mes_common.db import Qty, copy_into, copy_statement, copy_text, insert_rows, is_postgres
 from wip_costing.model import OpState, OrderSnapshot, OrderState, OrderStatus
 from wip_costing.pools import Pool
 from wip_costing.tables import event_problems, operation_events, wo_operations, wo_serials, work_orders
@@ -264,7 +264,7 @@ def insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     if not is_postgres(conn):
-        copy_or_insert(conn, operation_events, EVENT_COLUMNS, rows)
+        insert_rows(conn, operation_events, EVENT_COLUMNS, rows)
         return
     copy_into(conn, operation_events, EVENT_COLUMNS, events_copy_text(rows))
 
