@@ -21,14 +21,16 @@ from bom import repository
 from bom.model import BomLine, BomVersion, CycleError, VersionState
 from mes_common.csv_cells import Boolean, Code, Column, Date, Integer, Number
 from mes_common.errors import DomainError
+from mes_common.limits import MAX_PCT, MAX_QTY_PER
 from routing.importer import parse_table
 
 ZERO = Decimal(0)
 
 BOM_COLUMNS: tuple[Column, ...] = (
     Code("parent"), Code("revision", max_length=32), Date("valid_from"), Date("valid_to", required=False),
-    Code("component"), Number("qty_per", positive=True, places=6), Code("uom", max_length=16),
-    Number("scrap_pct", minimum=ZERO, places=6, required=False), Integer("operation", minimum=1, required=False),
+    Code("component"), Number("qty_per", positive=True, places=6, maximum=MAX_QTY_PER), Code("uom", max_length=16),
+    Number("scrap_pct", minimum=ZERO, places=6, maximum=MAX_PCT,
+           required=False), Integer("operation", minimum=1, required=False),
     Boolean("phantom"),
 )
 BOM_OPTIONAL: tuple[Column, ...] = (Boolean("fixed_qty", required=False),)

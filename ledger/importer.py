@@ -25,8 +25,11 @@ from ledger import queries as ledger_queries
 from ledger import repository as repo
 from ledger import service as ledger_service
 from ledger.model import Item, ItemKind, Location, LocationKind, MoveKind, MoveRequest
+from ledger.units import unit_problem
 from mes_common.csv_cells import Choice, Code, Number, Text
 from mes_common.csv_validation import CsvRow, CsvTable, parse_csv
+from mes_common.errors import DomainError
+from mes_common.limits import MAX_RATE
 from mes_common.money import ZERO, mul_cents
 from mes_common.provenance import Provenance
 
@@ -43,7 +46,7 @@ BALANCE_COLUMNS = (
     Code("location"),
     Code("lot", required=False),
     Number("qty", positive=True, places=6),
-    Number("unit_cost", minimum=ZERO, places=6),
+    Number("unit_cost", minimum=ZERO, places=6, maximum=MAX_RATE),
 )
 
 
@@ -122,7 +125,10 @@ def import_balances(
     requests = []
     for row in table.rows:
         if _known(table, row, known_items, known_locations):
-            requests.append(_opening_receipt(row, label, digest, actor, effective_at))
+            try:
+                requests.append(_opening_receipt(row, label, digest, actor, effective_at))
+            except DomainError as exc:  # a value beyond the ledger's range (qty x unit cost)
+                table.add_issue(row.line, "unit_cost", exc.message)
     table.raise_if_issues()
     before = ledger_queries.find_moves(conn, [r.idempotency_key for r in requests])
     ledger_service.post_moves(conn, requests)
@@ -131,9 +137,17 @@ def import_balances(
 
 def _known(table: CsvTable, row: CsvRow, items: dict[str, Item], locations: dict[str, Location]) -> bool:
     ok = True
-    if row["item"] not in items:
+    item = items.get(str(row["item"]))
+    if item is None:
         table.add_issue(row.line, "item", f"unknown item {row['item']} (import items first)")
         ok = False
+    else:
+        qty = row["qty"]
+        assert isinstance(qty, Decimal)
+        problem = unit_problem(qty, item.uom)
+        if problem is not None:
+            table.add_issue(row.line, "qty", f"{problem} (item {item.code})")
+            ok = False
     if row["location"] not in locations:
         table.add_issue(row.line, "location", f"unknown location {row['location']} (import locations first)")
         ok = False

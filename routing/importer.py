@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from mes_common.csv_cells import Code, Column, Date, Integer, Number, Text
 from mes_common.csv_validation import CsvTable, parse_csv
 from mes_common.errors import DomainError
+from mes_common.limits import CODE_LENGTH, MAX_KWH, MAX_MINUTES, MAX_RATE, too_long
 from routing import repository
 from routing.model import Operation, RoutingVersion, WorkCenter
 from routing.tables import work_center_machines, work_center_terminals
@@ -37,9 +38,9 @@ _items = table("items", column("code"))
 _locations = table("locations", column("code"))
 
 WORK_CENTER_COLUMNS: tuple[Column, ...] = (
-    Code("code"), Text("name"), Number("labor_rate", minimum=ZERO, places=6),
-    Number("machine_rate", minimum=ZERO, places=6), Number("energy_tariff", minimum=ZERO, places=6),
-    Code("cost_center"),
+    Code("code"), Text("name"), Number("labor_rate", minimum=ZERO, places=6, maximum=MAX_RATE),
+    Number("machine_rate", minimum=ZERO, places=6, maximum=MAX_RATE),
+    Number("energy_tariff", minimum=ZERO, places=6, maximum=MAX_RATE), Code("cost_center"),
 )
 WORK_CENTER_OPTIONAL: tuple[Column, ...] = (
     Code("machines", required=False, max_length=2000), Code("terminals", required=False, max_length=2000),
@@ -47,9 +48,11 @@ WORK_CENTER_OPTIONAL: tuple[Column, ...] = (
 )
 OPERATION_COLUMNS: tuple[Column, ...] = (
     Code("item"), Code("revision", max_length=32), Date("valid_from"), Date("valid_to", required=False),
-    Integer("operation", minimum=1), Code("work_center"), Number("setup_min", minimum=ZERO, places=6),
-    Number("run_min_per_unit", minimum=ZERO, places=6), Number("std_kwh_per_unit", minimum=ZERO, places=6),
-    Number("yield_pct", positive=True, places=6), Integer("rework_to", minimum=1, required=False),
+    Integer("operation", minimum=1), Code("work_center"),
+    Number("setup_min", minimum=ZERO, places=6, maximum=MAX_MINUTES),
+    Number("run_min_per_unit", minimum=ZERO, places=6, maximum=MAX_MINUTES),
+    Number("std_kwh_per_unit", minimum=ZERO, places=6, maximum=MAX_KWH),
+    Number("yield_pct", positive=True, places=6, maximum=Decimal(100)), Integer("rework_to", minimum=1, required=False),
     Text("quality_standard", required=False),
 )
 OPERATION_OPTIONAL: tuple[Column, ...] = (Code("after", required=False, max_length=200),)
@@ -96,6 +99,8 @@ def import_work_centers(conn: Connection, source: str | Path | bytes, name: str 
         machines, terminals = split_codes(row.get("machines")), split_codes(row.get("terminals"))
         for kind, values in (("machines", machines), ("terminals", terminals)):
             for value in values:
+                if len(value) > CODE_LENGTH:
+                    parsed.add_issue(row.line, kind, f"code {too_long(value, CODE_LENGTH)}")
                 first = owners.setdefault((kind, value), (str(row["code"]), row.line))
                 if first[0] != row["code"]:
                     parsed.add_issue(row.line, kind, f"{value} already belongs to work center {first[0]} "

@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import NamedTuple, Protocol
 
 from ledger.model import QTY_PLACES, decimal_places
+from ledger.units import unit_places, unit_problem
 from mes_common.errors import DomainError
 from mes_common.money import CENTS, ZERO
 from mes_common.provenance import Provenance
@@ -144,6 +145,13 @@ def complete(
             f"work order {order} operation {operation} runs at {spec.work_center}, "
             f"but event {event_id} comes from {event.work_center}"
         )
+    uom = snapshot.uom
+    if uom and unit_places(uom) < QTY_PLACES:
+        for name, qty in (("good", event.good), ("scrap", event.scrap), ("rework", event.rework)):
+            problem = unit_problem(qty, uom)
+            if problem is not None:
+                raise WipError(f"event {event_id}: field {name!r}: {problem} (work order {order} makes "
+                               f"{snapshot.item}, counted in {uom})")
     st = state.ops[operation]
     units = event.good + event.scrap + event.rework
     first_pass, rework_pool = st.first_pass, st.rework

@@ -20,8 +20,10 @@ from bom.explosion import operation_materials
 from bom.rollup import standard_cost
 from ledger import repository as ledger_repo
 from ledger.model import ItemKind, LocationKind
+from ledger.units import check_unit
 from mes_common.db import utcnow
 from mes_common.errors import DomainError
+from mes_common.limits import CODE_LENGTH, MAX_QTY
 from mes_common.money import ZERO, fmt_qty, to_cents
 from routing import repository as routing_repo
 from wip_costing import journal_writer
@@ -91,7 +93,7 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
             wc.machine_rate, wc.energy_tariff, supply, op.rework_to, next_op, materials,
         ))
     return OrderSnapshot(order_id, item, qty, receiving_location, bom.revision if bom else None, routing.revision,
-                         tuple(specs))
+                         tuple(specs), found[item].uom)
 
 
 def release_in(conn: Connection, order_id: str, item: str, qty: Decimal, on: date | None, due_date: date | None,
@@ -100,11 +102,15 @@ def release_in(conn: Connection, order_id: str, item: str, qty: Decimal, on: dat
         raise WipError(f"work order id {order_id!r} is empty or has surrounding spaces")
     if not isinstance(qty, Decimal) or qty <= 0:
         raise WipError(f"work order {order_id}: quantity must be positive, got {qty}")
+    if qty > MAX_QTY or len(order_id) > CODE_LENGTH:
+        raise WipError(f"work order {order_id[:64]}: the id is at most {CODE_LENGTH} characters and the quantity "
+                       f"at most {MAX_QTY:,}")
     if repo.order_row(conn, order_id) is not None:
         raise WipError(f"work order {order_id} already exists")
     now = utcnow()
     day = on or now.date()
     snapshot = build_snapshot(conn, order_id, item, qty, day, receiving_location)
+    check_unit(qty, snapshot.uom, f"work order {order_id}: quantity")
     repo.insert_order(conn, snapshot, OrderState.released(snapshot), released_on=day, released_at=now,
                       due_date=due_date, serials=serials)
     return snapshot

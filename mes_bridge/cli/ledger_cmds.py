@@ -22,8 +22,9 @@ from ledger import queries as ledger_queries
 from ledger import repository as repo
 from ledger import service as ledger_service
 from ledger.model import BalanceKey, MoveKind, MoveRequest, PostedMove, UnknownItem, UnknownLocation
-from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
-from mes_common.money import BadNumber, dec, fmt, fmt_qty, mul_cents
+from mes_bridge.cli.common import cli_number, domain_errors, engine_from_settings, fail
+from mes_common.limits import MAX_QTY, MAX_RATE, MAX_VALUE
+from mes_common.money import fmt, fmt_qty, mul_cents
 from mes_common.provenance import Provenance
 
 app = typer.Typer(help="Stock ledger: items, locations, moves, balances.", no_args_is_help=True)
@@ -63,11 +64,11 @@ def parse_moment(text: str, *, end_of_day: bool) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_MAXIMA = {"qty": MAX_QTY, "counted": MAX_QTY, "delta": MAX_QTY, "value": MAX_VALUE, "unit cost": MAX_RATE}
+
+
 def _number(text: str, name: str) -> Decimal:
-    try:
-        return dec(text, field=name)
-    except BadNumber as exc:
-        raise fail(f"error: {exc}") from None
+    return cli_number(text, name, maximum=_MAXIMA[name], signed=name == "delta")
 
 
 @app.command("import")

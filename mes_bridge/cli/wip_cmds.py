@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
+from mes_bridge.cli.common import cli_number, domain_errors, engine_from_settings, fail
+from mes_common.limits import MAX_QTY
 from mes_common.money import fmt
 
 wo_app = typer.Typer(help="Work orders.", no_args_is_help=True)
@@ -53,11 +54,11 @@ def release(
     """Release a work order, freezing the BOM and routing versions effective on --date."""
     from wip_costing.service import release_order
 
+    quantity = cli_number(qty, "quantity", maximum=MAX_QTY, above=True)
     try:
-        quantity = Decimal(qty)
         day = date.fromisoformat(on) if on else None
         due_day = date.fromisoformat(due) if due else None
-    except (InvalidOperation, ValueError) as exc:
+    except ValueError as exc:
         raise fail(f"error: {exc}") from None
     with engine_from_settings() as engine, domain_errors():
         snap = release_order(engine, wo_id, item, quantity, on=day, due_date=due_day, receiving_location=receiving,
@@ -116,27 +117,15 @@ def show(wo_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -
               f"{o['rework']['value']:>12}")
 
 
-def _read_events(path: Path) -> list[Any]:
-    events: list[Any] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            events.append(f"line {number}: not JSON ({exc.msg}): {line[:200]}")
-    return events
-
-
 @events_app.command("apply")
 def apply(file: Path) -> None:
     """Apply the events of a JSON-lines file; one outcome per event. Exit 1 if any was rejected or conflicting."""
-    from wip_costing.events import Status
+    from wip_costing.events import Status, read_jsonl
     from wip_costing.service import apply_events
 
     if not file.is_file():
         raise fail(f"error: no such file {file}")
-    events = _read_events(file)
+    events = read_jsonl(file.read_bytes())
     bad = 0
     with engine_from_settings() as engine:
         for start in range(0, len(events), BATCH):
