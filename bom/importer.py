@@ -20,8 +20,10 @@ from sqlalchemy.engine import Connection
 from bom import repository
 from bom.model import BomLine, BomVersion, CycleError, VersionState
 from mes_common.csv_cells import Boolean, Code, Column, Date, Integer, Number
+from mes_common.csv_validation import CsvTable
 from mes_common.errors import DomainError
 from mes_common.limits import MAX_PCT, MAX_QTY_PER
+from routing import repository as routing_repository
 from routing.importer import parse_table
 
 ZERO = Decimal(0)
@@ -67,6 +69,7 @@ def import_bom(
     first_line: dict[tuple[str, str], int] = {}
     for (parent, revision), rows in groups.items():
         first_line[(parent, revision)] = rows[0].line
+        _check_operations(conn, parsed, parent, revision, rows)
         try:
             lines = tuple(
                 BomLine(str(r["component"]), r["qty_per"], str(r["uom"]), r["scrap_pct"] or ZERO,
@@ -93,6 +96,25 @@ def import_bom(
     released = [f"{v.item} rev {v.revision}" for v in to_release]
     unchanged = [f"{v.item} rev {v.revision}" for v in versions if f"{v.item} rev {v.revision}" not in released]
     return BomImportResult(released, unchanged)
+
+
+def _check_operations(conn: Connection, parsed: CsvTable, parent: str, revision: str, rows: list[Any]) -> None:
+    """A line consumed at an operation that the parent's routing (the released one effective when the revision
+    starts) does not have would make every release of the parent fail: refused here, when the routing is known."""
+    valid_from = rows[0]["valid_from"]
+    if not isinstance(valid_from, date):
+        return
+    routing = routing_repository.effective_routing(conn, parent, valid_from)
+    if routing is None:
+        return
+    numbers = {op.number for op in routing.operations}
+    for row in rows:
+        operation = row["operation"]
+        if operation is not None and operation not in numbers:
+            have = ", ".join(str(n) for n in sorted(numbers))
+            parsed.add_issue(row.line, "operation", f"BOM {parent} rev {revision} consumes {row['component']} at "
+                             f"operation {operation}, which routing {parent} rev {routing.revision} (effective "
+                             f"{valid_from.isoformat()}) does not have (operations {have})")
 
 
 def _line_of(exc: DomainError, first_line: dict[tuple[str, str], int]) -> int:

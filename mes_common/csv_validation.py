@@ -22,8 +22,10 @@ API::
     rows = read_csv(path, COLUMNS, key=("code",))        # parse_csv + raise_if_issues in one call
 
 The column types and the character checks live in ``mes_common.csv_cells``, the issue report in
-``mes_common.csv_report``. Here: the file must be UTF-8 (a byte-order mark is refused) and its header exactly
-the expected column names; every field (and the header) is checked for characters that hide or deceive before
+``mes_common.csv_report``. Here: the file must be UTF-8 (a byte-order mark at the very
+start, as Excel writes it, is skipped; anywhere else it is refused like any invisible character) and its header
+exactly the expected column names, separated by commas, semicolons or tabs (the delimiter is the one the
+header is written with); every field (and the header) is checked for characters that hide or deceive before
 it is parsed, then for leading/trailing spaces and empty required fields (an empty optional field parses to
 ``None``). A row's key (``key=`` column names) must be unique within the file. Only rows without any problem
 reach ``CsvTable.rows``.
@@ -109,14 +111,10 @@ def parse_csv(
     table = CsvTable(label, tuple(columns))
     text = _decode(data, table)
     if text.startswith("\ufeff"):
-        table.add_issue(
-            1,
-            columns[0].name if columns else "",
-            "U+FEFF ZERO WIDTH NO-BREAK SPACE at position 1 (byte-order mark; save the file as UTF-8 without BOM)",
-        )
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        text = text[1:]  # the byte-order mark Excel writes at the very start of "CSV UTF-8": not part of the data
     expected = [c.name for c in columns]
+    delimiter = detect_delimiter(text, expected)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
     try:
         header = next(reader, None)
     except csv.Error as exc:
@@ -125,7 +123,7 @@ def parse_csv(
     if header is None:
         table.add_issue(1, "", f"empty file (expected header {','.join(expected)})")
         return table
-    header_ok = _check_header(header, expected, table)
+    header_ok = _check_header(header, expected, table, delimiter)
     seen: dict[tuple[object, ...], int] = {}
     end_line = reader.line_num
     while True:
@@ -156,7 +154,21 @@ def parse_csv(
     return table
 
 
-def _check_header(header: list[str], expected: list[str], table: CsvTable) -> bool:
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def detect_delimiter(text: str, expected: Sequence[str]) -> str:
+    """The delimiter of a file whose first line is ``expected``'s names (optional columns may follow):
+    a comma, or a semicolon or tab as spreadsheets in many locales write CSV; a comma when none fits (the header
+    check then names what the first line holds)."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    for delimiter in DELIMITERS:
+        if first.split(delimiter)[: len(expected)] == list(expected):
+            return delimiter
+    return ","
+
+
+def _check_header(header: list[str], expected: list[str], table: CsvTable, delimiter: str = ",") -> bool:
     ok = True
     for index, cell in enumerate(header):
         for pos, ch in hidden_chars(cell):
@@ -164,7 +176,11 @@ def _check_header(header: list[str], expected: list[str], table: CsvTable) -> bo
             ok = False
     if header != expected:
         if ok:
-            table.add_issue(1, "", f"header is {','.join(header)!r}, expected exactly {','.join(expected)!r}")
+            shown = delimiter.join(header)
+            others = [f"{name}s" for sep, name in DELIMITERS.items() if sep != delimiter and sep in shown]
+            hint = (f" (separated by {' and '.join(others)}: such a file is read only when its header names "
+                    "exactly the expected columns)" if others and len(header) == 1 else "")
+            table.add_issue(1, "", f"header is {shown!r}, expected exactly {','.join(expected)!r}{hint}")
         ok = False
     return ok
 

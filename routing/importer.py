@@ -25,7 +25,7 @@ from sqlalchemy import column, select, table
 from sqlalchemy.engine import Connection
 
 from mes_common.csv_cells import Code, Column, Date, Integer, Number, Text
-from mes_common.csv_validation import CsvTable, parse_csv
+from mes_common.csv_validation import CsvTable, detect_delimiter, parse_csv
 from mes_common.errors import DomainError
 from mes_common.limits import CODE_LENGTH, MAX_KWH, MAX_MINUTES, MAX_RATE, too_long
 from routing import repository
@@ -66,8 +66,9 @@ class ImportResult:
 
 def columns_for(data: bytes, base: Sequence[Column], optional: Sequence[Column]) -> tuple[Column, ...]:
     """The expected columns: the SPEC header plus whichever known optional columns the file's header adds."""
-    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
-    header = next(csv.reader(io.StringIO(text)), [])
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    names = [c.name for c in base]
+    header = next(csv.reader(io.StringIO(text), delimiter=detect_delimiter(text, names)), [])
     by_name = {c.name: c for c in optional}
     extra = [by_name[name] for name in header[len(base):] if name in by_name]
     return (*base, *extra)

@@ -153,6 +153,9 @@ def list_events(
     if as_json:
         print(json.dumps({"rows": [{**r, "recorded_at": r["recorded_at"].isoformat()} for r in rows]}, indent=2))
         return
+    if not rows:
+        print(f"no {status or 'rejected or conflicting'} events stored")
+        return
     for r in rows:
         print(f"{r['recorded_at'].isoformat()} {r['status']} {r['event_id'] or '-'}: {r['reason']}")
 
