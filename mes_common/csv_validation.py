@@ -38,9 +38,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from mes_common.csv_cells import Column, FieldError, describe_char, hidden_chars
 from mes_common.csv_report import CsvImportError, CsvIssue
@@ -63,6 +65,9 @@ class CsvRow(Mapping[str, object]):
         return len(self.data)
 
 
+MAX_ISSUES = 10_000
+
+
 @dataclass
 class CsvTable:
     """Result of ``parse_csv``: the rows without problems and every issue found so far."""
@@ -72,57 +77,68 @@ class CsvTable:
     rows: list[CsvRow] = field(default_factory=list)
     issues: list[CsvIssue] = field(default_factory=list)
 
+    omitted: int = 0  # issues beyond ``MAX_ISSUES``: counted, not kept (a large bad file stays small in memory)
+
     def add_issue(self, row: int, column: str, message: str) -> None:
         """Record a problem found by the caller (unknown code, existing record...) in the same report."""
+        if len(self.issues) >= MAX_ISSUES:
+            self.omitted += 1
+            return
         self.issues.append(CsvIssue(row, column, message, self.file))
 
     def raise_if_issues(self) -> None:
         if self.issues:
-            raise CsvImportError(self.file, self.issues)
+            raise CsvImportError(self.file, self.issues, omitted=self.omitted)
 
 
-def _decode(data: bytes, table: CsvTable) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        bad = data[exc.start : exc.end].hex(" ").upper()
-        table.add_issue(line, "", f"not UTF-8: byte(s) 0x{bad} at byte offset {exc.start}")
-        return data.decode("utf-8", errors="replace")
+def _lines(stream: BinaryIO, table: CsvTable, progress: Callable[[int], None] | None) -> Iterator[str]:
+    """The file's lines as text, each decoded on its own (a line that is not UTF-8 is reported with its number
+    and byte offset, and read with U+FFFD in place of the bad bytes); a byte-order mark at the very start, as
+    Excel writes "CSV UTF-8", is not part of the data."""
+    offset = 0
+    for number, raw in enumerate(stream, 1):
+        if progress is not None:
+            progress(len(raw))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.end].hex(" ").upper()
+            table.add_issue(number, "", f"not UTF-8: byte(s) 0x{bad} at byte offset {offset + exc.start}")
+            text = raw.decode("utf-8", errors="replace")
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        offset += len(raw)
+        yield text
 
 
-def parse_csv(
-    source: str | Path | bytes,
+def iter_csv(
+    stream: BinaryIO,
     columns: Sequence[Column],
+    table: CsvTable,
     *,
     key: Sequence[str] = (),
-    name: str | None = None,
-) -> CsvTable:
-    """Read and validate a CSV file (a path, or its bytes) against ``columns``; never raises for bad content.
-
-    ``key`` names the columns whose combined values must be unique in the file. ``name`` is how the file is
-    named in issues (default: the path's file name).
-    """
-    if isinstance(source, bytes):
-        data, label = source, name or "<csv>"
-    else:
-        path = Path(source)
-        data, label = path.read_bytes(), name or path.name
-    table = CsvTable(label, tuple(columns))
-    text = _decode(data, table)
-    if text.startswith("\ufeff"):
-        text = text[1:]  # the byte-order mark Excel writes at the very start of "CSV UTF-8": not part of the data
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[CsvRow]:
+    """The valid rows of the CSV file ``stream`` (binary), read as they come: problems go to ``table``'s issues,
+    never raised. ``key``: columns whose combined values must be unique in the file (remembered per row: a
+    streaming caller with a large file leaves it empty and checks uniqueness itself). ``progress`` is called
+    with the number of bytes of each line read."""
+    lines = _lines(stream, table, progress)
+    first = next(lines, None)
     expected = [c.name for c in columns]
-    delimiter = detect_delimiter(text, expected)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
+    if first is None:
+        table.add_issue(1, "", f"empty file (expected header {','.join(expected)})")
+        return
+    delimiter = detect_delimiter(first, expected)
+    reader = csv.reader(itertools.chain((first,), lines), strict=True, delimiter=delimiter)
     try:
         header = next(reader, None)
     except csv.Error as exc:
         table.add_issue(1, "", f"unreadable header: {exc}")
-        return table
+        return
     if header is None:
         table.add_issue(1, "", f"empty file (expected header {','.join(expected)})")
-        return table
+        return
     header_ok = _check_header(header, expected, table, delimiter)
     seen: dict[tuple[object, ...], int] = {}
     end_line = reader.line_num
@@ -150,7 +166,30 @@ def parse_csv(
                 table.add_issue(start, key[0], f"duplicate key ({shown}), first on row {seen[key_value]}")
                 continue
             seen[key_value] = start
-        table.rows.append(row)
+        yield row
+
+
+def parse_csv(
+    source: str | Path | bytes,
+    columns: Sequence[Column],
+    *,
+    key: Sequence[str] = (),
+    name: str | None = None,
+) -> CsvTable:
+    """Read and validate a CSV file (a path, or its bytes) against ``columns``; never raises for bad content.
+
+    ``key`` names the columns whose combined values must be unique in the file. ``name`` is how the file is
+    named in issues (default: the path's file name).
+    """
+    if isinstance(source, bytes):
+        stream: BinaryIO = io.BytesIO(source)
+        label = name or "<csv>"
+    else:
+        path = Path(source)
+        stream, label = path.open("rb"), name or path.name
+    table = CsvTable(label, tuple(columns))
+    with stream:
+        table.rows.extend(iter_csv(stream, columns, table, key=key))
     return table
 
 
@@ -158,10 +197,10 @@ DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
 def detect_delimiter(text: str, expected: Sequence[str]) -> str:
-    """The delimiter of a file whose first line is ``expected``'s names (optional columns may follow):
-    a comma, or a semicolon or tab as spreadsheets in many locales write CSV; a comma when none fits (the header
-    check then names what the first line holds)."""
-    first = text.split("\n", 1)[0].rstrip("\r")
+    """The delimiter of a file whose first line (of ``text``) is ``expected``'s names (optional columns may
+    follow): a comma, or a semicolon or tab as spreadsheets in many locales write CSV; a comma when none fits
+    (the header check then names what the first line holds)."""
+    first = text[: text.find("\n") if "\n" in text[:10_000] else 10_000].rstrip("\r")
     for delimiter in DELIMITERS:
         if first.split(delimiter)[: len(expected)] == list(expected):
             return delimiter

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from mes_common.limits import MAX_QTY, MAX_RATE, MAX_VALUE
 from mes_common.money import fmt, fmt_qty, mul_cents
 from mes_common.provenance import Provenance
 
+PROGRESS_FROM = 1_000_000  # bytes: a file this large shows a progress bar on stderr
 app = typer.Typer(help="Stock ledger: items, locations, moves, balances.", no_args_is_help=True)
 
 
@@ -76,18 +78,42 @@ def import_(
     kind: Annotated[ImportKind, typer.Argument(help="items | locations | balances")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="UTF-8 CSV with SPEC's header")],
     actor: Actor = _default_actor(),
-    when: When = None,
+    when: Annotated[str | None, typer.Option(
+        "--date", help="balances: their effective date (default 1970-01-01, the start of the ledger's time, so "
+                       "opening balances come before every event)")] = None,
+    adjust: Annotated[bool, typer.Option(
+        "--adjust", help="balances: post the difference to an earlier import of a balance as a count adjustment "
+                         "(needs --reason)")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why the count adjustments (with --adjust)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what the import would change; write nothing")] = False,
 ) -> None:
-    """Import a CSV file, all or nothing; every problem is reported with its row, column and character."""
+    """Import a CSV file, all or nothing; every problem is reported with its row, column and character.
+
+    Idempotent: records and balances already imported with the same content are counted "already present"."""
+    if adjust != (reason is not None) or (reason is not None and kind is not ImportKind.balances):
+        raise fail("error: --adjust and --reason go together, with balances")
     effective_at = parse_moment(when, end_of_day=False) if when else None
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        if kind is ImportKind.items:
-            result = importer.import_items(conn, file, actor=actor)
-        elif kind is ImportKind.locations:
-            result = importer.import_locations(conn, file, actor=actor)
+    size = file.stat().st_size
+    with domain_errors(), engine_from_settings() as engine, engine.connect() as conn, \
+            typer.progressbar(length=size, label=f"importing {file.name}", file=sys.stderr,
+                              hidden=size < PROGRESS_FROM) as bar:
+        transaction = conn.begin()
+        try:
+            if kind is ImportKind.items:
+                result = importer.import_items(conn, file, actor=actor, progress=bar.update)
+            elif kind is ImportKind.locations:
+                result = importer.import_locations(conn, file, actor=actor)
+            else:
+                result = importer.import_balances(conn, file, actor=actor, effective_at=effective_at,
+                                                  adjust_reason=reason, progress=bar.update)
+        except BaseException:
+            transaction.rollback()
+            raise
+        if dry_run:
+            transaction.rollback()
         else:
-            result = importer.import_balances(conn, file, actor=actor, effective_at=effective_at)
-    typer.echo(str(result))
+            transaction.commit()
+    typer.echo(f"{result} (dry run: nothing written)" if dry_run else str(result))
 
 
 @app.command()

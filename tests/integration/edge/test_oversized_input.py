@@ -23,7 +23,8 @@ ITEMS = "code,name,uom,kind\n"
      "f.csv: row 2, column qty: 1000000000000000000000000000000 is out of range (allowed: above 0 to "
      "1,000,000,000)"),
     (("ledger", "import", "balances"), BALANCES + "RM-STEEL,STORES,,999999999,999999\n",
-     "f.csv: row 2, column unit_cost: move 'import:balances:"),
+     "f.csv: row 2, column unit_cost: value 999998999000001.00 is out of range (allowed: 0 to "
+     "1,000,000,000,000) (qty x unit cost)"),
     (("ledger", "import", "balances"), BALANCES + "RM-STEEL,STORES,,1,10000000\n",
      "f.csv: row 2, column unit_cost: 10000000 is out of range (allowed: 0 to 1,000,000)"),
     (("bom", "import"), BOM + "FG-BRACKET,B,2027-01-01,,RM-STEEL,1234567890123456789012345,pcs,0,10,false\n",
