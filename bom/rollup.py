@@ -193,7 +193,7 @@ def roll_up(
 
 def standard_cost(conn: Any, item: str, as_of: date, qty: Decimal = Decimal(1)) -> CostRollup:
     """Roll up ``item``'s standard cost per unit from the database (released BOMs and routings effective
-    on ``as_of``, current work-center rates, the ledger's moving-average costs)."""
+    on ``as_of``, the work-center rates effective then, the ledger's moving-average costs)."""
     from bom import repository as bom_repo  # late imports: the pure roll-up above needs no database
     from ledger.repository import average_costs
     from routing import repository as routing_repo
@@ -208,7 +208,8 @@ def standard_cost(conn: Any, item: str, as_of: date, qty: Decimal = Decimal(1)) 
         return None
 
     costs = average_costs(conn, sorted(_leaves(boms, routing_of, item, as_of)))
-    return roll_up(item, as_of, Decimal(qty), boms, routing_of, routing_repo.work_centers(conn), costs.get)
+    return roll_up(item, as_of, Decimal(qty), boms, routing_of, routing_repo.work_centers(conn, as_of=as_of),
+                   costs.get)
 
 
 def _leaves(

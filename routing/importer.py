@@ -62,6 +62,7 @@ OPERATION_OPTIONAL: tuple[Column, ...] = (Code("after", required=False, max_leng
 class ImportResult:
     written: list[str]  # work-center codes, or "ITEM rev REV" of each released routing
     unchanged: list[str]
+    changes: tuple[str, ...] = ()  # work centers: what the import changed, one line each
 
 
 def columns_for(data: bytes, base: Sequence[Column], optional: Sequence[Column]) -> tuple[Column, ...]:
@@ -85,8 +86,11 @@ def parse_table(source: str | Path | bytes, base: Sequence[Column], optional: Se
     return parse_csv(data, columns_for(data, base, optional), key=key, name=label)
 
 
-def import_work_centers(conn: Connection, source: str | Path | bytes, name: str | None = None) -> ImportResult:
-    """Insert or update the work centers of a CSV file (all or nothing)."""
+def import_work_centers(conn: Connection, source: str | Path | bytes, name: str | None = None, *,
+                        effective: date | None = None) -> ImportResult:
+    """Insert or update the work centers of a CSV file (all or nothing): changed rates start a new version on
+    ``effective`` (default today), machines and terminals are linked, never unlinked
+    (``routing.repository.save_work_centers``)."""
     parsed = parse_table(source, WORK_CENTER_COLUMNS, WORK_CENTER_OPTIONAL, ("code",), name)
     locations = {r.get("supply_location") for r in parsed.rows} - {None}
     known_locations = set(conn.execute(select(_locations.c.code).where(_locations.c.code.in_(locations))).scalars())
@@ -124,8 +128,14 @@ def import_work_centers(conn: Connection, source: str | Path | bytes, name: str 
                 _, line = owners[(kind, value)]
                 parsed.add_issue(line, kind, f"{value} already belongs to work center {owner}")
     parsed.raise_if_issues()
-    repository.save_work_centers(conn, centers)
-    return ImportResult(codes, [])
+    label = name or (Path(source).name if not isinstance(source, bytes) else "")
+    try:
+        changes = repository.save_work_centers(conn, centers, effective=effective, source=f"import:{label}")
+    except DomainError as exc:
+        parsed.add_issue(1, "", exc.message)
+        parsed.raise_if_issues()
+    changed = {line.split(":")[0].removeprefix("work center ") for line in changes if line.startswith("work center")}
+    return ImportResult([c for c in codes if c in changed], [c for c in codes if c not in changed], tuple(changes))
 
 
 def _d(value: object) -> Decimal:

@@ -60,7 +60,7 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
                 std_cost.setdefault(m.component, m.unit_cost)
         except DomainError:
             std_cost = ledger_repo.average_costs(conn, [n.component for ns in needs.values() for n in ns])
-    centers = routing_repo.work_centers(conn, {op.work_center for op in order})
+    centers = routing_repo.work_centers(conn, {op.work_center for op in order}, as_of=on)
     default_supply: str | None = None
     if receiving_location is None:
         kind = LocationKind.FINISHED if found[item].kind is ItemKind.FINISHED else LocationKind.STORES

@@ -89,3 +89,39 @@ def test_items_reimport_says_what_it_would_change(db_url: str, example_plant: Pa
     assert cli(db_url, "ledger", "import", "items", str(changed), "--dry-run")[1] == \
         "items from items.csv: 1 imported, 1 already present (dry run: nothing written)\n"
     assert ledger_state(db_url) == before
+
+
+def test_work_center_rates_are_versioned_and_links_kept(engine: Engine, db_url: str, example_plant: Path,
+                                                        tmp_path: Path) -> None:
+    from tests.integration.wip_costing.plant import load_plant
+
+    load_plant(engine, example_plant)
+    same = str(example_plant / "work_centers.csv")
+    assert cli(db_url, "routing", "import", "work-centers", same) == (
+        0, "imported 0 work center(s): ; 3 unchanged\n", "")
+    assert cli(db_url, "wo", "release", "FG-BRACKET", "10", "--id", "WO-1", "--date", "2026-11-22")[0] == 0
+    dearer = tmp_path / "wc.csv"
+    dearer.write_text("code,name,labor_rate,machine_rate,energy_tariff,cost_center\n"
+                      "WC-LASER,Laser cutting,40.00,60.00,0.20,CC-100\n")
+    code, out, err = cli(db_url, "routing", "import", "work-centers", str(dearer), "--date", "2026-12-01")
+    assert code == 0, err
+    assert out == ("imported 1 work center(s): WC-LASER; 0 unchanged\n"
+                   "  work center WC-LASER: rates from 2026-12-01: labor 30 -> 40, machine 60, energy 0.2 (orders "
+                   "released before keep theirs)\n")
+    assert json.loads(cli(db_url, "bom", "rollup", "FG-BRACKET", "--as-of", "2026-11-30", "--json")[1])["total"] \
+        == "10.68"
+    assert json.loads(cli(db_url, "bom", "rollup", "FG-BRACKET", "--as-of", "2026-12-01", "--json")[1])["total"] \
+        == "11.01"
+    code, out, _ = cli(db_url, "routing", "work-centers", "--json")
+    laser = next(r for r in json.loads(out)["rows"] if r["code"] == "WC-LASER")
+    assert (laser["machines"], laser["terminals"]) == (["CNC-1", "LASER-1"], ["T-LASER-1"])
+    assert json.loads(cli(db_url, "wo", "show", "WO-1", "--json")[1])["status"] == "released"
+    again = cli(db_url, "routing", "import", "work-centers", str(dearer), "--date", "2026-12-01")
+    assert again == (0, "imported 0 work center(s): ; 1 unchanged\n", "")
+    other = tmp_path / "wc2.csv"
+    other.write_text(dearer.read_text().replace("40.00", "45.00"))
+    code, _, err = cli(db_url, "routing", "import", "work-centers", str(other), "--date", "2026-12-01")
+    assert code == 1
+    assert ("wc2.csv: row 1: work center WC-LASER: rates from 2026-12-01 are already labor 40, machine 60, energy "
+            "0.2; a rate version is never changed: give the new rates another effective "
+            "date") in err
