@@ -115,6 +115,16 @@ def _load(conn: Connection, table: Table, rows: Iterator[tuple[object, ...]]) ->
 def _write_chunk(conn: Connection, table: Table, names: list[str], chunk: list[tuple[object, ...]]) -> None:
     if is_postgres(conn) and conn.dialect.driver == "psycopg":
         copy_into(conn, table, names, "".join("\t".join(copy_text(v) for v in row) + "\n" for row in chunk))
+    elif conn.dialect.name == "sqlite":
+        # The driver's executemany with the columns' own bind processing (scaled integers for decimals): the
+        # statement is the same for every chunk, and SQLAlchemy's per-row parameter handling costs more than it.
+        processors = [c.type.bind_processor(conn.dialect) for c in table.columns]
+        rows = [tuple(v if p is None or v is None else p(v) for p, v in zip(processors, row, strict=True))
+                for row in chunk]
+        marks = ", ".join("?" * len(names))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", rows)
+        cursor.close()
     else:
         insert_rows(conn, table, names, chunk)
 

@@ -87,6 +87,8 @@ def lookalike_of(ch: str) -> str | None:
 
 def hidden_chars(value: str) -> list[tuple[int, str]]:
     """(1-based position, character) of every invisible, control or unusual-space character in ``value``."""
+    if value.isascii() and value.isprintable():  # the common case: printable ASCII hides nothing
+        return []
     found = []
     for pos, ch in enumerate(value, start=1):
         if ch == " ":
@@ -135,6 +137,8 @@ class Code(Column):
     max_length: int = 64
 
     def check_chars(self, value: str) -> list[str]:
+        if value.isascii() and value.isprintable():  # the common case, and nothing to report
+            return []
         messages = []
         hidden = {pos for pos, _ in hidden_chars(value)}
         for pos, ch in enumerate(value, start=1):
@@ -162,6 +166,8 @@ class Text(Column):
 
     def check_chars(self, value: str) -> list[str]:
         messages = super().check_chars(value)
+        if value.isascii():  # no other script to mix in
+            return messages
         for match in re.finditer(r"\w+", value):
             word = match.group()
             if not any(_script(ch) == "LATIN" for ch in word):
