@@ -103,6 +103,67 @@ def lock_balances(conn: Connection, keys: Iterable[BalanceKey]) -> dict[BalanceK
     return result
 
 
+def lock_balances_with_lots(conn: Connection, keys: Iterable[BalanceKey]
+                            ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]]]:
+    """``lock_balances`` of ``keys``, and also of every lot with stock of the same item at the same location (in
+    the same sorted sweep); returns the balances and, per (item, location), its lots with stock in the order of
+    their first receipt (the order an issue takes them, ``ledger.lots``). On PostgreSQL one round trip, as
+    ``lock_balances``."""
+    wanted = sorted({BalanceKey(*k) for k in keys})
+    if not wanted:
+        return {}, {}
+    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+        return _pg_lock_with_lots(conn, wanted)
+    b, lots, m = stock_balances.c, stock_lots.c, stock_moves.c
+    pairs = sorted({(k.item, k.location) for k in wanted})
+    found = conn.execute(
+        select(b.item, b.location, b.lot)
+        .join_from(stock_balances, stock_lots, (lots.item == b.item) & (lots.lot == b.lot))
+        .join(stock_moves, m.id == lots.first_move_id)
+        .where(tuple_(b.item, b.location).in_(pairs), b.lot != "", b.qty > 0)
+        .order_by(b.item, b.location, m.effective_at, lots.first_move_id, b.lot)
+    ).all()
+    order: dict[tuple[str, str], list[str]] = {}
+    for item, location, lot in found:
+        order.setdefault((item, location), []).append(lot)
+    extra = [BalanceKey(item, location, lot) for (item, location), held in order.items() for lot in held]
+    return lock_balances(conn, [*wanted, *extra]), order
+
+
+# The requested rows and every lot row with stock of the same item x location, locked in key order, with each lot's
+# first receipt (for the issue order).
+_PG_LOCK_WITH_LOTS = (
+    "SELECT b.item, b.location, b.lot, b.qty, b.value, m.effective_at, l.first_move_id FROM stock_balances b "
+    "JOIN (SELECT DISTINCT item, location FROM unnest(%s::text[], %s::text[]) AS p(item, location)) p "
+    "ON (b.item, b.location) = (p.item, p.location) "
+    "LEFT JOIN stock_lots l ON (l.item, l.lot) = (b.item, b.lot) LEFT JOIN stock_moves m ON m.id = l.first_move_id "
+    "WHERE (b.item, b.location, b.lot) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])) "
+    "OR (b.lot <> '' AND b.qty > 0) "
+    "ORDER BY b.item, b.location, b.lot FOR UPDATE OF b"
+)
+
+
+def _pg_lock_with_lots(conn: Connection, ordered: list[BalanceKey]
+                       ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]]]:
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    items, places = [k.item for k in ordered], [k.location for k in ordered]
+    with dbapi_conn.pipeline():
+        with dbapi_conn.cursor() as create:
+            create.executemany(_PG_CREATE_BALANCE, ordered)
+        lock = dbapi_conn.cursor()
+        lock.execute(_PG_LOCK_WITH_LOTS, [items, places, items, places, [k.lot for k in ordered]])
+    with lock:
+        rows = lock.fetchall()
+    balances: dict[BalanceKey, Balance] = {}
+    firsts: dict[tuple[str, str], list[tuple[Any, int, str]]] = {}
+    for item, location, lot, qty, value, first_at, first_id in rows:
+        key = BalanceKey(item, location, lot)
+        balances[key] = Balance(key, qty, value)
+        if lot and qty > 0 and first_id is not None:
+            firsts.setdefault((item, location), []).append((first_at, first_id, lot))
+    return balances, {pair: [lot for *_, lot in sorted(held)] for pair, held in firsts.items()}
+
+
 _PG_CREATE_BALANCE = (
     "INSERT INTO stock_balances (item, location, lot, qty, value) VALUES (%s, %s, %s, 0, 0) ON CONFLICT DO NOTHING"
 )

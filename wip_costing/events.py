@@ -41,7 +41,7 @@ _WIDE = Context(prec=100)  # quantizing a parsed quantity never rounds for lack 
 
 FIELDS = (
     "event_id", "work_order", "serial", "operation", "good", "scrap", "rework", "kwh",
-    "actual_minutes", "operator", "machine", "work_center", "provenance", "source_time",
+    "actual_minutes", "operator", "machine", "work_center", "provenance", "source_time", "lot",
 )
 
 _FIELD_SET = frozenset(FIELDS)
@@ -102,6 +102,7 @@ class OperationEvent(NamedTuple):
     operator: str | None = None
     machine: str | None = None
     work_center: str | None = None
+    lot: str | None = None  # the lot of the components to issue (default: oldest lots first)
 
     @property
     def processed(self) -> Decimal:
@@ -125,7 +126,7 @@ class OperationEvent(NamedTuple):
             "work_center": self.work_center,
             "provenance": self.provenance.value,
             "source_time": _utc_text(self.source_time),
-        }
+        } | ({} if self.lot is None else {"lot": self.lot})  # no "lot" key without one: fingerprints stay as they were
 
     def canonical_json(self) -> str:
         """The event's content as compact JSON with sorted keys: what the fingerprint hashes, and what is stored.
@@ -133,7 +134,7 @@ class OperationEvent(NamedTuple):
         Exactly ``json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))``, written out by hand (this
         runs once per event on the hot path): keys in sorted order, strings through ``_json_text``.
         """
-        if type(self.operation) is not int and self.operation is not None:
+        if (type(self.operation) is not int and self.operation is not None) or self.lot is not None:
             return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
         j, q = _json_text, _qty_json
         kwh, minutes, machine, operator = self.kwh, self.actual_minutes, self.machine, self.operator
@@ -322,7 +323,7 @@ def parse_event(raw: Mapping[str, Any]) -> OperationEvent:
     if work_order is None and serial is None:
         raise EventFormatError(event_id, "work_order", "is required (or a serial number resolving to one)")
     kwh, minutes = get("kwh"), get("actual_minutes")
-    operator, machine, work_center = get("operator"), get("machine"), get("work_center")
+    operator, machine, work_center, lot = get("operator"), get("machine"), get("work_center"), get("lot")
     return OperationEvent(
         event_id, _time(raw, event_id), provenance, work_order, serial, operation, good, scrap, rework,
         None if kwh is None else _quantity(kwh, "kwh", event_id, MAX_KWH),
@@ -330,6 +331,7 @@ def parse_event(raw: Mapping[str, Any]) -> OperationEvent:
         None if operator is None else _text_value(operator, "operator", event_id),
         None if machine is None else _text_value(machine, "machine", event_id),
         None if work_center is None else _text_value(work_center, "work_center", event_id),
+        None if lot is None else _text_value(lot, "lot", event_id),
     )
 
 

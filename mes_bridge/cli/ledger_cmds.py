@@ -338,3 +338,23 @@ def serials(
         found = repo.serials_in_stock(conn, item, location)
     for serial, where, lot in found:
         typer.echo(f"{serial}\t{where}\t{lot}")
+
+
+@app.command("lot-usage")
+def lot_usage(
+    item: str,
+    lot: str,
+    as_json: Annotated[bool, typer.Option("--json", help='{"rows": [{"work_order", "qty", "value", "first", '
+                                                         '"last"}]}')] = False,
+) -> None:
+    """Which work orders consumed LOT of ITEM (where-used by lot), with how much and when."""
+    with engine_from_settings() as engine, engine.connect() as conn:
+        rows = ledger_queries.lot_consumers(conn, item, lot)
+    if as_json:
+        typer.echo(json.dumps({"rows": rows}))
+        return
+    if not rows:
+        typer.echo(f"no work order consumed lot {lot} of {item}")
+        return
+    for r in rows:
+        typer.echo(f"{r['work_order']}\t{r['qty']}\t{r['value']}\t{r['first']}\t{r['last']}")

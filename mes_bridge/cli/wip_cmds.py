@@ -115,6 +115,8 @@ def show(wo_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -
         print(f"{o['operation']:>5} {o['work_center']:<10} {o['received']:>8} {o['completed_good']:>8} "
               f"{o['scrapped']:>8} {o['reworked']:>8} {o['waiting']:>8} {o['first_pass']['value']:>12} "
               f"{o['rework']['value']:>12}")
+    for m in view["materials"]:
+        print(f"issued {m['qty']} {m['item']}" + (f" lot {m['lot']}" if m["lot"] else "") + f" value {m['value']}")
 
 
 @events_app.command("apply")
