@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mes_bridge import schema  # noqa: E402
+from mes_bridge.bootstrap import Services  # noqa: E402
 from mes_common.db import make_engine  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
+from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
 from wip_costing.events import Status  # noqa: E402
-from wip_costing.service import apply_events, release_order  # noqa: E402
 
 ORDERS = 20
 
@@ -48,11 +49,11 @@ def events(prefix: str, count: int) -> list[dict[str, Any]]:
     return out
 
 
-def run_apply(engine: Any, batch: int, count: int) -> float:
+def run_apply(services: Services, batch: int, count: int) -> float:
     evs = events(f"b{batch}-{uuid.uuid4().hex[:6]}", count)
     start = time.perf_counter()
     for i in range(0, count, batch):
-        outcomes = apply_events(engine, evs[i:i + batch])
+        outcomes = services.handle(ApplyEvents(evs[i:i + batch]))
         bad = [o for o in outcomes if o.status is not Status.APPLIED]
         if bad:
             raise SystemExit(f"unexpected outcome {bad[0]}")
@@ -87,14 +88,15 @@ def main() -> None:
     url = make_url(args.pg_url).set(database=name)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     engine = make_engine(url.render_as_string(hide_password=False))
+    services = Services(engine)  # as the API and the CLI run commands: handlers in units of work, shared caches
     try:
         schema.upgrade(engine)
         load_plant(engine, ROOT / "mes_bridge" / "example_plant")
         with engine.begin() as conn:  # plenty of stock for every batch size
             conn.execute(text("UPDATE stock_balances SET qty = qty * 10000, value = value * 10000"))
         for n in range(ORDERS):
-            release_order(engine, f"WO-{n}", "FG-BRACKET", Decimal(1_000_000), on=date(2026, 11, 22))
-        apply_events(engine, events("warmup", 300))
+            services.handle(ReleaseOrder(f"WO-{n}", "FG-BRACKET", Decimal(1_000_000), on=date(2026, 11, 22)))
+        services.handle(ApplyEvents(events("warmup", 300)))
         with engine.connect() as conn:  # what autovacuum does on a live system: planner statistics
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
@@ -108,7 +110,7 @@ def main() -> None:
                     conn.exec_driver_sql("ANALYZE")
                     conn.commit()
                 count = min(args.events, 1000) if batch == 1 else args.events
-                rates.append(run_apply(engine, batch, count))
+                rates.append(run_apply(services, batch, count))
                 bases.append(run_baseline(dsn, batch, count))
             rate, base = statistics.median(rates), statistics.median(bases)
             spread = f"{min(rates):,.0f}-{max(rates):,.0f}"

@@ -19,12 +19,15 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from mes_bridge.spool import Spool
 from wip_costing.events import EventOutcome, OperationEvent, Status, parse_event
+
+if TYPE_CHECKING:
+    from mes_bridge.bootstrap import Services
 
 log = logging.getLogger("mes_bridge.forwarder")
 
@@ -46,15 +49,16 @@ def backoff_delay(attempt: int, base: float = 0.2, cap: float = 30.0) -> float: 
 
 
 class InProcessForwarder:
-    """Applies events directly with ``wip_costing.service.apply_events`` on an engine (same process)."""
+    """Applies events through the service layer in this process (``Services.handle(ApplyEvents(...))``, the
+    handler the API uses too)."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     async def forward(self, events: Sequence[OperationEvent]) -> Sequence[EventOutcome]:
-        from wip_costing.service import apply_events  # imported late: the collector edge may not need it
+        from wip_costing.commands import ApplyEvents  # imported late: the collector edge may not need it
 
-        return list(await asyncio.to_thread(apply_events, self.engine, list(events)))
+        return list(await asyncio.to_thread(self.services.handle, ApplyEvents(list(events))))
 
 
 class HttpForwarder:

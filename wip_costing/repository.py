@@ -12,7 +12,6 @@ Invariants:
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -28,34 +27,42 @@ from wip_costing.pools import Pool
 from wip_costing.tables import event_problems, operation_events, wo_operations, wo_serials, work_orders
 
 T = TypeVar("T")
-_SNAPSHOTS: dict[tuple[str, str, str], OrderSnapshot] = {}
-# The database each engine points at, rendered once per engine (it keys the snapshot cache).
-_DATABASES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-def load_snapshot(conn: Connection, row: Any) -> OrderSnapshot:
-    """The frozen snapshot of a ``work_orders`` row (with ``id``, ``released_at`` and ``snapshot``), parsed once per
-    process: it never changes once released (cached by database, order and release time)."""
-    return _snapshot(conn, row, _database(conn))
+class SnapshotCache:
+    """Parsed order snapshots of one database, for the process (owned by ``wip_costing.unit_of_work.Caches``).
+
+    Invalidation: a snapshot never changes once released, so an entry is keyed by the order and its release
+    time (an order id released again after its database was emptied is another key); at ``limit`` entries the
+    cache starts over."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._found: dict[tuple[str, str], OrderSnapshot] = {}
+
+    def clear(self) -> None:
+        self._found.clear()
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def get(self, row: Any) -> OrderSnapshot:
+        """The snapshot of a ``work_orders`` row (with ``id``, ``released_at`` and ``snapshot``)."""
+        key = (row.id, row.released_at.isoformat())
+        found = self._found.get(key)
+        if found is None:
+            found = OrderSnapshot.from_json(json.loads(row.snapshot))
+            if len(self._found) >= self.limit:
+                self._found.clear()
+            self._found[key] = found
+        return found
 
 
-def _snapshot(conn: Connection, row: Any, database: str) -> OrderSnapshot:
-    key = (database, row.id, row.released_at.isoformat())
-    found = _SNAPSHOTS.get(key)
-    if found is None:
-        found = OrderSnapshot.from_json(json.loads(row.snapshot))
-        if len(_SNAPSHOTS) > 50_000:
-            _SNAPSHOTS.clear()
-        _SNAPSHOTS[key] = found
-    return found
-
-
-def _database(conn: Connection) -> str:
-    engine = conn.engine
-    found = _DATABASES.get(engine)
-    if found is None:
-        found = _DATABASES[engine] = engine.url.render_as_string()
-    return found
+def load_snapshot(row: Any, cache: SnapshotCache | None = None) -> OrderSnapshot:
+    """The frozen snapshot of a ``work_orders`` row, parsed once per ``cache`` (or now, without one)."""
+    if cache is None:
+        return OrderSnapshot.from_json(json.loads(row.snapshot))
+    return cache.get(row)
 
 
 def serial_orders(conn: Connection, serials: Iterable[str]) -> dict[str, str]:
@@ -66,7 +73,8 @@ def serial_orders(conn: Connection, serials: Iterable[str]) -> dict[str, str]:
     return {r.serial: r.work_order for r in rows}
 
 
-def lock_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, tuple[OrderSnapshot, OrderState]]:
+def lock_orders(conn: Connection, order_ids: Iterable[str], snapshots: SnapshotCache | None = None
+                ) -> dict[str, tuple[OrderSnapshot, OrderState]]:
     """Lock the operation rows of ``order_ids`` (sorted) and load each order's snapshot and state."""
     wanted = sorted(set(order_ids))
     if not wanted:
@@ -88,9 +96,8 @@ def lock_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, tuple[O
             Pool(r.rw_qty, Pool.values_from_json(json.loads(r.rw_values))),
         )
     out: dict[str, tuple[OrderSnapshot, OrderState]] = {}
-    database = _database(conn)
     for r in order_rows:
-        snap = _snapshot(conn, r, database)
+        snap = load_snapshot(r, snapshots)
         status = OrderStatus(r.status)
         out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced, status, r.produced))
     return out

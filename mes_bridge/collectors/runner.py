@@ -106,10 +106,11 @@ def build_forwarder(args: argparse.Namespace) -> Forwarder:
         return RecordingSink(args.sink)
     if args.url:
         return HttpForwarder(args.url, args.token or "")
+    from mes_bridge.bootstrap import Services
     from mes_common.db import make_engine
     from mes_common.settings import Settings
 
-    return InProcessForwarder(make_engine(args.database or Settings().resolved_database_url()))
+    return InProcessForwarder(Services(make_engine(args.database or Settings().resolved_database_url())))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -144,7 +145,7 @@ def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:
     (over HTTP they will come from the API)."""
     from mes_bridge.forwarder import InProcessForwarder
 
-    return DatabaseScanFeed(forwarder.engine) if isinstance(forwarder, InProcessForwarder) else None
+    return DatabaseScanFeed(forwarder.services) if isinstance(forwarder, InProcessForwarder) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

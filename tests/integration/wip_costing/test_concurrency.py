@@ -90,7 +90,7 @@ def test_the_same_event_from_two_processes_is_applied_once(pg_engine: Engine, pg
 def test_an_event_id_racing_for_two_orders_is_retried_into_a_conflict(pg_engine: Engine, example_plant: Path) -> None:
     import threading
 
-    from wip_costing.service import apply_events_in
+    from wip_costing.apply import apply_events_in
 
     load_plant(pg_engine, example_plant)
     for n in range(2):

@@ -15,7 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.conftest import _truncate_all
-from wip_costing import costing, service
+from wip_costing import apply as service
+from wip_costing import costing
 from wip_costing.events import Status
 from wip_costing.service import apply_events, release_order
 
@@ -164,7 +165,7 @@ def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(p
                                                                                 example_plant: Path) -> None:
     import threading
 
-    from wip_costing.service import apply_events_in
+    from wip_costing.apply import apply_events_in
 
     _truncate_all(pg_engine)
     load_plant(pg_engine, example_plant)
