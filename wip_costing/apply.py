@@ -5,9 +5,10 @@ The batch: parse (malformed -> rejected, stored with the raw payload), lock the 
 operation rows in sorted order, look up event ids already applied (same fingerprint -> duplicate, other ->
 conflict, stored), lock the ledger balances the batch can touch (sorted), apply the batch in memory event by
 event (a refused event is rejected with its reason and leaves the in-memory state as it was), and write
-everything set-based: on PostgreSQL, batches of ``STREAM_FROM`` events or more have their stock moves, journal
-lines and event records loaded by a writer thread while they are computed (``wip_costing.batch_stream``); then
-balances, operation states and problems.
+everything through one ``BatchWriter`` (``wip_costing.batch_writer``): on PostgreSQL, batches of ``STREAM_FROM``
+events or more have their stock moves, journal lines and event records loaded while they are computed
+(``StreamingWriter``), others are written set-based at the end (``PlainWriter``); then balances, operation
+states and problems.
 
 Invariants: an event id is applied at most once (primary key; a transaction that loses a race is retried by the
 unit of work and then sees the duplicate); a completion never exceeds what is waiting (row locks); nothing is
@@ -16,7 +17,6 @@ half-applied.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -26,8 +26,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from ledger import repository as ledger_repo
 from ledger.model import (
     Balance,
@@ -36,21 +34,17 @@ from ledger.model import (
     PostedMove,
 )
 from ledger.posting import post_issue_or_receipt
-from mes_common.db import is_postgres, utcnow
+from mes_common.db import utcnow
 from mes_common.errors import DomainError
-from wip_costing import journal_writer
 from wip_costing import repository as repo
-from wip_costing.batch_stream import BatchStream
+from wip_costing.batch_stream import StreamingWriter
+from wip_costing.batch_writer import STREAM_FROM, BatchWriter, PlainWriter
 from wip_costing.costing import apply_completion, resolve_operation
 from wip_costing.events import EventFormatError, EventOutcome, OperationEvent, Status, fingerprint_of, parse_event
-from wip_costing.journal import JournalEntry
 from wip_costing.model import OrderClosed, OrderSnapshot, OrderState, OrderStatus, UnknownOrder
-from wip_costing.repository import SnapshotCache
+from wip_costing.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
-# From this many events a batch is written to PostgreSQL by a writer thread while it is computed (below, the
-# round trip reserving move ids and the writer's COPY statements cost more than the overlap gains).
-STREAM_FROM = 20
 
 
 @dataclass
@@ -130,10 +124,11 @@ def _problem(event_id: str | None, status: Status, reason: str, raw: Any, finger
             "payload": _payload(raw), "recorded_at": now}
 
 
-def apply_events_in(conn: Connection, raw_events: Sequence[OperationEvent | Mapping[str, Any]],
-                    snapshots: SnapshotCache | None = None) -> list[EventOutcome]:
-    """Apply ``raw_events`` inside the caller's transaction (the caller commits, or retries on a lost race);
-    one outcome per event, in order. ``snapshots``: the unit of work's cache of parsed order snapshots."""
+def apply_events_in(uow: UnitOfWork, raw_events: Sequence[OperationEvent | Mapping[str, Any]]
+                    ) -> list[EventOutcome]:
+    """Apply ``raw_events`` inside ``uow``'s transaction (the caller commits, or retries on a lost race); one
+    outcome per event, in order."""
+    conn = uow.conn
     now = utcnow()
     outcomes: list[EventOutcome | None] = [None] * len(raw_events)
     problems: list[dict[str, Any]] = []
@@ -150,7 +145,8 @@ def apply_events_in(conn: Connection, raw_events: Sequence[OperationEvent | Mapp
     order_of: dict[int, str | None] = {
         i: e.work_order if e.work_order is not None else by_serial.get(e.serial or "") for i, e in parsed
     }
-    orders = repo.lock_orders(conn, [o for o in order_of.values() if o is not None], snapshots)
+    orders = repo.lock_orders(conn, [o for o in order_of.values() if o is not None], uow.caches.snapshots)
+    loaded = repo.headers(orders)
 
     keys: set[BalanceKey] = set()
     for snap, _state in orders.values():
@@ -162,28 +158,18 @@ def apply_events_in(conn: Connection, raw_events: Sequence[OperationEvent | Mapp
     def lock_balances() -> dict[BalanceKey, Balance]:
         return ledger_repo.lock_balances(conn, keys) if keys else {}
 
-    event_ids = [e.event_id for _, e in parsed]
-    move_ids: list[int] = []
-    stream: BatchStream | None = None
-    if is_postgres(conn) and conn.dialect.driver == "psycopg":
-        # Batches of STREAM_FROM events or more are written to the server while they are computed (it loads one
-        # chunk on the other core while the next is computed). Journal lines name their stock moves, so the
-        # moves' ids are reserved first: with the applied-event look-up and the balance locks, one round trip.
-        streaming = len(parsed) >= STREAM_FROM
-        bound = _moves_bound(parsed, order_of, orders) if streaming else 0
-        recorded, move_ids, balances = repo.recorded_events_with(conn, event_ids, bound, lock_balances)
-        if streaming:
-            stream = BatchStream(conn, move_ids, now, len(parsed))
-    else:
-        recorded = repo.recorded_events(conn, event_ids)
-        balances = lock_balances()
+    # Large PostgreSQL batches are written while they are computed; their journal lines name their stock moves,
+    # so the moves' ids are reserved first (with the applied-event look-up and the balance locks: one round trip).
+    streaming = uow.postgres and len(parsed) >= STREAM_FROM
+    bound = _moves_bound(parsed, order_of, orders) if streaming else 0
+    recorded, move_ids, balances = repo.recorded_events_with(
+        conn, [e.event_id for _, e in parsed], bound, lock_balances)
+    writer: BatchWriter = (StreamingWriter(conn, move_ids, now, len(parsed)) if streaming
+                           else PlainWriter(conn, now))
     stock = LedgerStock(balances, recorded_at=now)
-
     states: dict[str, OrderState] = {o: state for o, (_s, state) in orders.items()}
     dirty: set[str] = set()
-    applied: list[tuple[Any, ...]] = []
-    entries: list[tuple[str, JournalEntry]] = []
-    with stream if stream is not None else contextlib.nullcontext():
+    with writer:
         for index, event in parsed:
             canonical = event.canonical_json()
             fingerprint = fingerprint_of(canonical)
@@ -214,25 +200,10 @@ def apply_events_in(conn: Connection, raw_events: Sequence[OperationEvent | Mapp
             states[order_id] = new_state
             dirty.add(order_id)
             recorded[event.event_id] = fingerprint
-            record = (event.event_id, fingerprint, order_id, operation, event.provenance.value, canonical,
-                      event.source_time, now)
-            if stream is not None:
-                stream.add_event(event.event_id, new_entries, record, stock.moves)
-            else:
-                entries.extend((f"{event.event_id}#{n}", entry) for n, entry in enumerate(new_entries, 1))
-                applied.append(record)
+            writer.add_event((event.event_id, fingerprint, order_id, operation, event.provenance.value, canonical,
+                              event.source_time, now), new_entries, stock.moves)
             outcomes[index] = EventOutcome(event.event_id, Status.APPLIED)
-        if stream is not None:
-            stream.finish(stock.moves)
-
-    if stream is not None:
-        ledger_repo.write_balances(conn, stock.balances)
-    else:
-        repo.insert_events(conn, applied)
-        written = ledger_repo.write_moves(conn, stock.moves, stock.balances) if stock.moves else []
-        journal_writer.insert_journal(conn, entries, written, now)
-    repo.save_states(conn, [states[o] for o in sorted(dirty)])
-    repo.insert_problems(conn, problems)
+        writer.finish(stock.moves, stock.balances, [states[o] for o in sorted(dirty)], loaded, problems)
     assert all(o is not None for o in outcomes)
     return outcomes  # type: ignore[return-value]
 

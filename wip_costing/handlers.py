@@ -38,7 +38,7 @@ from wip_costing.unit_of_work import UnitOfWork
 
 def apply_events(cmd: ApplyEvents, uow: UnitOfWork) -> list[EventOutcome]:
     """One outcome per event, in order: applied, duplicate, conflict or rejected (the last two are stored)."""
-    outcomes = apply_events_in(uow.conn, list(cmd.events), uow.caches.snapshots)
+    outcomes = apply_events_in(uow, list(cmd.events))
     uow.commit()
     return outcomes
 

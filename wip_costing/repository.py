@@ -12,7 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -79,13 +79,11 @@ def lock_orders(conn: Connection, order_ids: Iterable[str], snapshots: SnapshotC
     wanted = sorted(set(order_ids))
     if not wanted:
         return {}
-    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+    if is_postgres(conn):
         op_rows, order_rows = _pg_lock_orders(conn, wanted)
-    else:
+    else:  # SQLite: writers are serialised by BEGIN IMMEDIATE, so reading is locking
         c = wo_operations.c
         query = select(wo_operations).where(c.work_order.in_(wanted)).order_by(c.work_order, c.operation)
-        if is_postgres(conn):
-            query = query.with_for_update()
         op_rows = list(conn.execute(query))
         order_rows = list(conn.execute(select(work_orders).where(work_orders.c.id.in_(wanted))))
     ops: dict[str, dict[int, OpState]] = {}
@@ -99,7 +97,7 @@ def lock_orders(conn: Connection, order_ids: Iterable[str], snapshots: SnapshotC
     for r in order_rows:
         snap = load_snapshot(r, snapshots)
         status = OrderStatus(r.status)
-        out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced, status, r.produced))
+        out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced))
     return out
 
 
@@ -149,20 +147,25 @@ _PG_RECORDED = "SELECT event_id, fingerprint FROM operation_events WHERE event_i
 
 def recorded_events_with(conn: Connection, event_ids: Iterable[str], move_count: int, then: Callable[[], T]
                          ) -> tuple[dict[str, str], list[int], T]:
-    """PostgreSQL (psycopg): ``recorded_events``, ``move_count`` stock-move ids reserved from the ledger's
-    sequence (see ``ledger.repository.write_moves(ids=...)``) and ``then()`` (the balance locks, whose own
-    pipeline nests in this one), in one round trip; the server runs them in this order."""
+    """``recorded_events``, ``move_count`` stock-move ids reserved from the ledger's sequence (PostgreSQL only; see
+    ``ledger.repository.write_moves(ids=...)``) and ``then()`` (the balance locks). On PostgreSQL in one round
+    trip (a pipeline, in which ``then``'s own pipeline nests; the server runs them in this order)."""
+    if not is_postgres(conn):
+        if move_count > 0:
+            raise ValueError("reserved move ids are for PostgreSQL only")
+        recorded = recorded_events(conn, event_ids)
+        return recorded, [], then()
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.pipeline():
-        recorded = raw.cursor()
-        recorded.execute(_PG_RECORDED, [sorted(set(event_ids))])
+        found = raw.cursor()
+        found.execute(_PG_RECORDED, [sorted(set(event_ids))])
         ids = raw.cursor()
         if move_count > 0:
             ids.execute(ledger_repo.NEXT_MOVE_IDS, [move_count])
         result = then()
-    with recorded, ids:
-        return dict(recorded.fetchall()), [i for (i,) in ids.fetchall()] if move_count > 0 else [], result
+    with found, ids:
+        return dict(found.fetchall()), [i for (i,) in ids.fetchall()] if move_count > 0 else [], result
 
 
 def _op_row(order: str, s: OpState) -> dict[str, Any]:
@@ -195,12 +198,25 @@ def insert_order(conn: Connection, snapshot: OrderSnapshot, state: OrderState, *
         conn.execute(insert(wo_serials), [{"serial": s, "work_order": snapshot.order_id} for s in serials])
 
 
-def save_states(conn: Connection, states: Sequence[OrderState], closed_at: datetime | None = None) -> None:
-    """Write the quantities and pools of ``states`` (already locked by ``lock_orders``)."""
+Header = tuple[OrderStatus, Any]  # an order's (status, produced), as ``lock_orders`` read it
+
+
+def headers(orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> dict[str, Header]:
+    """Each locked order's header as read: ``save_states`` writes only the headers that differ from it."""
+    return {order_id: (state.status, state.produced) for order_id, (_snap, state) in orders.items()}
+
+
+def save_states(conn: Connection, states: Sequence[OrderState], loaded: Mapping[str, Header] | None = None,
+                closed_at: datetime | None = None) -> None:
+    """Write the quantities and pools of ``states`` (already locked by ``lock_orders``), and the headers (status,
+    produced) that differ from ``loaded`` (all of them without it)."""
     if not states:
         return
-    changed = [st for st in states if (st.status, st.produced) != (st.loaded_status, st.loaded_produced)]
-    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+    if loaded is None:
+        changed = list(states)
+    else:
+        changed = [st for st in states if (st.status, st.produced) != loaded.get(st.order_id)]
+    if is_postgres(conn):
         _save_states_pg(conn, states, changed)
     else:
         _update_ops(conn, states)
