@@ -132,12 +132,12 @@ def lock_balances_with_lots(conn: Connection, keys: Iterable[BalanceKey]
 # The requested rows and every lot row with stock of the same item x location, locked in key order, with each lot's
 # first receipt (for the issue order).
 _PG_LOCK_WITH_LOTS = (
-    "SELECT b.item, b.location, b.lot, b.qty, b.value, m.effective_at, l.first_move_id FROM stock_balances b "
-    "JOIN (SELECT DISTINCT item, location FROM unnest(%s::text[], %s::text[]) AS p(item, location)) p "
-    "ON (b.item, b.location) = (p.item, p.location) "
-    "LEFT JOIN stock_lots l ON (l.item, l.lot) = (b.item, b.lot) LEFT JOIN stock_moves m ON m.id = l.first_move_id "
-    "WHERE (b.item, b.location, b.lot) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])) "
-    "OR (b.lot <> '' AND b.qty > 0) "
+    "SELECT b.item, b.location, b.lot, b.qty, b.value, m.effective_at, l.first_move_id "
+    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(item, location, lot) "
+    "JOIN stock_balances b ON b.item = k.item AND b.location = k.location "
+    "AND (b.lot = k.lot OR (k.lot = '' AND b.lot <> '' AND b.qty > 0)) "
+    "LEFT JOIN stock_lots l ON l.item = b.item AND l.lot = b.lot AND b.lot <> '' "
+    "LEFT JOIN stock_moves m ON m.id = l.first_move_id "
     "ORDER BY b.item, b.location, b.lot FOR UPDATE OF b"
 )
 
@@ -150,7 +150,7 @@ def _pg_lock_with_lots(conn: Connection, ordered: list[BalanceKey]
         with dbapi_conn.cursor() as create:
             create.executemany(_PG_CREATE_BALANCE, ordered)
         lock = dbapi_conn.cursor()
-        lock.execute(_PG_LOCK_WITH_LOTS, [items, places, items, places, [k.lot for k in ordered]])
+        lock.execute(_PG_LOCK_WITH_LOTS, [items, places, [k.lot for k in ordered]])
     with lock:
         rows = lock.fetchall()
     balances: dict[BalanceKey, Balance] = {}
@@ -280,6 +280,15 @@ _PG_COPY_MOVES = copy_statement(stock_moves, ["id", *_MOVE_COLUMNS])
 # Reserves %s move ids from the sequence (PostgreSQL): for the COPY of ``write_moves``, and for callers that write
 # rows naming moves before the moves themselves and pass the ids to ``write_moves(..., ids=...)``.
 NEXT_MOVE_IDS = "SELECT nextval('stock_moves_id_seq') FROM generate_series(1, %s)"
+
+
+def reserve_move_ids(conn: Connection, count: int) -> list[int]:
+    """``count`` stock-move ids from the sequence (PostgreSQL), for ``write_moves(..., ids=...)``."""
+    if count <= 0:
+        return []
+    return [move_id for (move_id,) in conn.exec_driver_sql(NEXT_MOVE_IDS, (count,))]
+
+
 _KEY_IN_DETAIL = re.compile(r"\(idempotency_key\)=\((.*)\) already exists")
 
 

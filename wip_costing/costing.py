@@ -63,8 +63,9 @@ class StockPort(Protocol):
 
     def issue(
         self, item: str, location: str, qty: Decimal, *, event: OperationEvent, order: str
-    ) -> tuple[Decimal, int]:
-        """Issue ``qty`` and return (value taken, move index); raises a DomainError when stock is short."""
+    ) -> list[tuple[Decimal, int]]:
+        """Issue ``qty`` and return (value taken, move index) per move: one, or one per lot when the stock is held
+        in lots (oldest first, or the event's lot); raises a DomainError when stock is short."""
         ...
 
     def receive(
@@ -176,13 +177,15 @@ def complete(
         qty = component_qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
         if qty <= 0:
             continue
-        value, move = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
+        pieces = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
+        value = pieces[0][0] if len(pieces) == 1 else sum((v for v, _ in pieces), ZERO)
         if value:
             material.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, prov,
                                                need.component, None, (value, ZERO, ZERO, ZERO, ZERO))))
             material_value += value
-        material.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, prov,
-                                           need.component, move, None)))
+        for piece, move in pieces:  # one credit per stock move (per lot): the journal names each move's lot
+            material.append(line(JournalLine, (Account.RM_INV, ZERO, piece, order, None, None, prov,
+                                               need.component, move, None)))
     try:
         return _move_value(snapshot, spec, state, event, operation, stock, material, material_value, rework_taken,
                            first_pass_taken, units)
