@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import case, select
 from sqlalchemy.engine import Connection
@@ -99,3 +100,37 @@ def _dec(value: object) -> Decimal:
     if isinstance(value, Decimal):
         return value
     return Decimal(int(value)).scaleb(-6)  # type: ignore[call-overload]
+
+
+LATER_MOVES_SQL = ("SELECT item, from_location, to_location, lot, effective_at, qty FROM stock_moves "
+                   "WHERE item = ANY(%s) AND effective_at > %s")
+
+
+def later_moves(conn: Connection, keys: Iterable[BalanceKey], after: datetime
+                ) -> dict[BalanceKey, list[tuple[datetime, Decimal]]]:
+    """Per balance of ``keys`` (any lot of their item at their location), its recorded moves dated after ``after``
+    as (moment, signed quantity): what a batch of moves dated ``after`` or later must not drive negative. Call it
+    with the balances locked, so no other transaction adds to them (PostgreSQL: ``LATER_MOVES_SQL`` in the lock's
+    round trip, grouped by ``group_later``)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    m = stock_moves.c
+    rows = conn.execute(
+        select(m.item, m.from_location, m.to_location, m.lot, m.effective_at, m.qty)
+        .where(m.item.in_(sorted({k.item for k in keys})), m.effective_at > after)
+    ).all()
+    return group_later(rows, keys)
+
+
+def group_later(rows: Iterable[Sequence[Any]], keys: Iterable[BalanceKey]
+                ) -> dict[BalanceKey, list[tuple[datetime, Decimal]]]:
+    """(item, from_location, to_location, lot, effective_at, qty) rows as signed moves per balance of ``keys``'
+    items and locations."""
+    pairs = {(k.item, k.location) for k in keys}
+    found: dict[BalanceKey, list[tuple[datetime, Decimal]]] = {}
+    for item, source, target, lot, moment, qty in rows:
+        for location, sign in ((source, -1), (target, 1)):
+            if location is not None and (item, location) in pairs:
+                found.setdefault(BalanceKey(item, location, lot), []).append((moment, sign * qty))
+    return found

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ledger.history import LATER_MOVES_SQL, group_later, later_moves
 from ledger.master import (
     add_items,
     add_locations,
@@ -102,17 +104,21 @@ def lock_balances(conn: Connection, keys: Iterable[BalanceKey]) -> dict[BalanceK
     return result
 
 
-def lock_balances_with_lots(conn: Connection, keys: Iterable[BalanceKey]
-                            ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]]]:
+Later = dict[BalanceKey, list[tuple[datetime, Decimal]]]
+
+
+def lock_balances_with_lots(conn: Connection, keys: Iterable[BalanceKey], later_than: datetime | None = None
+                            ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]], Later]:
     """``lock_balances`` of ``keys``, and also of every lot with stock of the same item at the same location (in
     the same sorted sweep); returns the balances and, per (item, location), its lots with stock in the order of
-    their first receipt (the order an issue takes them, ``ledger.lots``). On PostgreSQL one round trip, as
-    ``lock_balances``."""
+    their first receipt (the order an issue takes them, ``ledger.lots``), and (``later_than``) the moves of those
+    balances dated after that moment (``ledger.history.later_moves``, read once the rows are locked). On
+    PostgreSQL one round trip, as ``lock_balances``."""
     wanted = sorted({BalanceKey(*k) for k in keys})
     if not wanted:
-        return {}, {}
+        return {}, {}, {}
     if is_postgres(conn) and conn.dialect.driver == "psycopg":
-        return _pg_lock_with_lots(conn, wanted)
+        return _pg_lock_with_lots(conn, wanted, later_than)
     b, lots, m = stock_balances.c, stock_lots.c, stock_moves.c
     pairs = sorted({(k.item, k.location) for k in wanted})
     found = conn.execute(
@@ -126,7 +132,8 @@ def lock_balances_with_lots(conn: Connection, keys: Iterable[BalanceKey]
     for item, location, lot in found:
         order.setdefault((item, location), []).append(lot)
     extra = [BalanceKey(item, location, lot) for (item, location), held in order.items() for lot in held]
-    return lock_balances(conn, [*wanted, *extra]), order
+    locked = lock_balances(conn, [*wanted, *extra])
+    return locked, order, {} if later_than is None else later_moves(conn, wanted, later_than)
 
 
 # The requested rows and every lot row with stock of the same item x location, locked in key order, with each lot's
@@ -142,8 +149,8 @@ _PG_LOCK_WITH_LOTS = (
 )
 
 
-def _pg_lock_with_lots(conn: Connection, ordered: list[BalanceKey]
-                       ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]]]:
+def _pg_lock_with_lots(conn: Connection, ordered: list[BalanceKey], later_than: datetime | None
+                       ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]], Later]:
     dbapi_conn: Any = conn.connection.dbapi_connection
     items, places = [k.item for k in ordered], [k.location for k in ordered]
     with dbapi_conn.pipeline():
@@ -151,6 +158,11 @@ def _pg_lock_with_lots(conn: Connection, ordered: list[BalanceKey]
             create.executemany(_PG_CREATE_BALANCE, ordered)
         lock = dbapi_conn.cursor()
         lock.execute(_PG_LOCK_WITH_LOTS, [items, places, [k.lot for k in ordered]])
+        after = dbapi_conn.cursor()
+        if later_than is not None:  # after the lock: nobody else adds moves to these balances now
+            after.execute(LATER_MOVES_SQL, [sorted(set(items)), later_than])
+    with after:
+        later = group_later(after.fetchall(), ordered) if later_than is not None else {}
     with lock:
         rows = lock.fetchall()
     balances: dict[BalanceKey, Balance] = {}
@@ -160,7 +172,7 @@ def _pg_lock_with_lots(conn: Connection, ordered: list[BalanceKey]
         balances[key] = Balance(key, qty, value)
         if lot and qty > 0 and first_id is not None:
             firsts.setdefault((item, location), []).append((first_at, first_id, lot))
-    return balances, {pair: [lot for *_, lot in sorted(held)] for pair, held in firsts.items()}
+    return balances, {pair: [lot for *_, lot in sorted(held)] for pair, held in firsts.items()}, later
 
 
 _PG_CREATE_BALANCE = (

@@ -52,7 +52,7 @@ def release_order(cmd: ReleaseOrder, uow: UnitOfWork) -> OrderSnapshot:
 
 
 def close_order(cmd: CloseOrder, uow: UnitOfWork) -> CloseResult:
-    result = close_in(uow.conn, cmd.order_id, uow.caches.snapshots)
+    result = close_in(uow.conn, cmd.order_id, uow.caches.snapshots, force=cmd.force)
     uow.commit()
     return result
 

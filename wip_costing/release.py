@@ -25,12 +25,20 @@ from ledger.units import check_unit
 from mes_common.db import utcnow
 from mes_common.errors import DomainError
 from mes_common.limits import CODE_LENGTH, MAX_QTY
-from mes_common.money import ZERO
+from mes_common.money import ZERO, fmt, fmt_qty
 from routing import repository as routing_repo
 from wip_costing import journal_writer
 from wip_costing import repository as repo
 from wip_costing.journal import Account, JournalEntry
-from wip_costing.model import MaterialSpec, OpSpec, OrderSnapshot, OrderState, UnknownOrder, WipError
+from wip_costing.model import (
+    MaterialSpec,
+    OpSpec,
+    OrderSnapshot,
+    OrderState,
+    OrderStatus,
+    UnknownOrder,
+    WipError,
+)
 from wip_costing.pools import Element
 from wip_costing.reports import element_balances
 from wip_costing.tables import journal_lines
@@ -127,6 +135,12 @@ class ReleaseCaches(Protocol):
     routings: routing_repo.RoutingCache
 
 
+class UnitsWaiting(WipError):
+    """Closing an order with units still waiting, without ``force``."""
+
+    code = "units_waiting"
+
+
 @dataclass(frozen=True)
 class CloseResult:
     order_id: str
@@ -142,11 +156,23 @@ def actual_costs(conn: Connection, order_id: str) -> dict[Element, Decimal]:
     return {Element(name): Decimal(value) for name, value in sums._mapping.items()}
 
 
-def close_in(conn: Connection, order_id: str, snapshots: repo.SnapshotCache | None = None) -> CloseResult:
+def close_in(conn: Connection, order_id: str, snapshots: repo.SnapshotCache | None = None, *,
+             force: bool = False) -> CloseResult:
+    """Close the order; one with units still waiting only when ``force``d (else ``UnitsWaiting``, naming them
+    and the value that would go to variance)."""
     orders = repo.lock_orders(conn, [order_id], snapshots)
     if order_id not in orders:
         raise UnknownOrder(f"unknown work order {order_id}")
     snapshot, state = orders[order_id]
+    waiting = [(op, st.waiting, st.first_pass.value + st.rework.value) for op, st in sorted(state.ops.items())
+               if st.waiting]
+    if waiting and not force and state.status is not OrderStatus.CLOSED:
+        units = sum((qty for _, qty, _ in waiting), ZERO)
+        value = sum((v for _, _, v in waiting), ZERO)
+        where = ", ".join(f"{fmt_qty(qty)} at operation {op} worth {fmt(v)}" for op, qty, v in waiting)
+        raise UnitsWaiting(f"work order {order_id} has {fmt_qty(units)} units still waiting ({where}): closing "
+                           f"would write them off and move {fmt(value)} to variance accounts; close it with --force "
+                           "to do so")
     now = utcnow()
     closed, entry = close(snapshot, state, now)
     if entry is not None:

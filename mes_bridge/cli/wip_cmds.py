@@ -88,12 +88,16 @@ def scan(
 
 
 @wo_app.command("close")
-def close(wo_id: str) -> None:
-    """Close a work order: any residue goes to variance accounts by cause."""
+def close(
+    wo_id: str,
+    force: Annotated[bool, typer.Option("--force", help="close even with units still waiting (written off)")] = False,
+) -> None:
+    """Close a work order: any residue goes to variance accounts by cause. With units still waiting it is refused,
+    saying what value would go to variance, unless --force."""
     from wip_costing.commands import CloseOrder
 
     with services_from_settings() as services, domain_errors():
-        result = services.handle(CloseOrder(wo_id))
+        result = services.handle(CloseOrder(wo_id, force))
     print("\n".join(describe_close(result)))
 
 

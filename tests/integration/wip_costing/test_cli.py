@@ -89,6 +89,10 @@ def test_cli_worked_example(engine: Engine, db_url: str, example_plant: Path, tm
     assert out.startswith("0 journal lines")
 
     code, out = run("wo", "close", "WO-1")
+    assert (code, out) == (1, "error: work order WO-1 has 3 units still waiting (3 at operation 30 worth 25.71): "
+                              "closing would write them off and move 25.71 to variance accounts; close it with "
+                              "--force to do so\n")
+    code, out = run("wo", "close", "WO-1", "--force")
     assert code == 0, out
     assert "VAR-SCRAP" in out
     code, out = run("wip", "value", "--json")
