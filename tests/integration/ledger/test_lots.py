@@ -28,8 +28,10 @@ def test_lots_are_locked_with_their_item_oldest_first(plant: Engine) -> None:
             receipt("r-0", "RM-BOLT", "3", "0.30"),
         ])
     with plant.begin() as conn:
-        balances, lots = repo.lock_balances_with_lots(conn, [BalanceKey("RM-STEEL", "STORES"),
-                                                             BalanceKey("RM-BOLT", "STORES")])
+        balances, lots, later = repo.lock_balances_with_lots(conn, [BalanceKey("RM-STEEL", "STORES"),
+                                                                    BalanceKey("RM-BOLT", "STORES")],
+                                                             T0 + timedelta(days=1))
+    assert later == {BalanceKey("RM-STEEL", "STORES", "L-B"): [(T0 + timedelta(days=2), D(5))]}
     assert lots == {("RM-STEEL", "STORES"): ["L-A", "L-C", "L-B"]}
     assert balances[BalanceKey("RM-STEEL", "STORES", "L-C")].value == D("120.00")
     assert balances[BalanceKey("RM-STEEL", "STORES")].qty == 0  # created by the lock, empty
