@@ -139,6 +139,32 @@ class SecurityConfig(_Model):
         return self
 
 
+class ConnectionConfig(_Model):
+    """How hard and how often a collector talks to the machine (all in milliseconds).
+
+    The defaults read again within about 2 s of a server coming back: the reconnect backoff starts at
+    ``reconnect_initial_ms`` and doubles up to ``reconnect_max_ms`` (each wait jittered to [half, full]), so a
+    server that returns is tried again within ``reconnect_max_ms`` plus one connect.
+    """
+
+    request_timeout_ms: int = Field(default=4000, gt=0, le=600_000)
+    connect_timeout_ms: int = Field(default=8000, gt=0, le=600_000)
+    # OPC UA keepalive probe (a read of the server state): a frozen server is noticed within about two of these.
+    keepalive_interval_ms: int = Field(default=1000, gt=0, le=600_000)
+    session_timeout_ms: int = Field(default=60_000, ge=1000, le=3_600_000)
+    reconnect_initial_ms: int = Field(default=200, gt=0, le=600_000)
+    reconnect_max_ms: int = Field(default=1000, gt=0, le=3_600_000)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> ConnectionConfig:
+        if self.reconnect_max_ms < self.reconnect_initial_ms:
+            raise ValueError(
+                f"reconnect_max_ms ({self.reconnect_max_ms}) must not be below "
+                f"reconnect_initial_ms ({self.reconnect_initial_ms})"
+            )
+        return self
+
+
 class InspectionConfig(_Model):
     """Vision station: pass -> good, fail -> scrap or rework, at the inspected operation."""
 
@@ -183,6 +209,7 @@ class MachineConfig(_Model):
     operation: int | None = Field(default=None, gt=0)
     publishing_interval_ms: int = Field(default=250, gt=0)
     poll_interval_ms: int = Field(default=1000, gt=0)
+    connection: ConnectionConfig = ConnectionConfig()
     security: SecurityConfig = SecurityConfig()
     counters: dict[str, TagSpec]
     job: TagSpec | None = None

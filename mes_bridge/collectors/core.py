@@ -242,6 +242,10 @@ class SessionObserver(Protocol):
 
     def recorded(self, machine: str, kind: str, detail: str) -> None: ...
 
+    def error(self, machine: str, error: str | None) -> None:
+        """The machine's standing problems now (unusable nodes, lost connection), None when there are none."""
+        ...
+
 
 class NullObserver:
     def connected(self, machine: str, up: bool) -> None:
@@ -254,6 +258,9 @@ class NullObserver:
         pass
 
     def recorded(self, machine: str, kind: str, detail: str) -> None:
+        pass
+
+    def error(self, machine: str, error: str | None) -> None:
         pass
 
 
@@ -280,6 +287,8 @@ class MachineSession:
         self._pending_scan: tuple[str | None, datetime] | None = None
         # Set to ask the protocol client for a full reading now (it clears it when it reads).
         self.read_requested = asyncio.Event()
+        # Standing problems by subject ("connection", "node good", ...): what the machine's health shows as error.
+        self.problems: dict[str, str] = {}
 
     def scan(self, work_order: str | None) -> None:
         """A work order was scanned at this machine's terminal.
@@ -336,7 +345,23 @@ class MachineSession:
             if result.events:
                 self.observer.events_spooled(self.machine, len(result.events))
 
+    @property
+    def error(self) -> str | None:
+        return "; ".join(self.problems[key] for key in sorted(self.problems)) or None
+
+    def problem(self, subject: str, detail: str | None) -> None:
+        """Set (or with None clear) a standing problem of this machine, shown in its health until cleared."""
+        if detail is None:
+            if self.problems.pop(subject, None) is None:
+                return
+        elif self.problems.get(subject) == detail:
+            return
+        else:
+            self.problems[subject] = detail
+        self.observer.error(self.machine, self.error)
+
     def on_connected(self) -> None:
+        self.problem("connection", None)
         self.connected = True
         self.observer.connected(self.machine, True)
         log.info("%s: connected to %s", self.machine, self.config.endpoint)
@@ -347,6 +372,8 @@ class MachineSession:
         self.observer.connected(self.machine, False)
         if was:
             self.record("disconnected", reason)
+        if reason != "collector stopped":
+            self.problem("connection", f"disconnected from {self.config.endpoint}: {reason}")
 
     def record(self, kind: str, detail: str) -> None:
         """An explicit collector event: logged and counted (counter backwards, reconnect gap, ...)."""

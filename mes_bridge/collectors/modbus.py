@@ -141,15 +141,18 @@ def plan_reads(config: MachineConfig, max_gap: int = 8, max_count: int = 120) ->
 class ModbusClient:
     """``ProtocolClient`` for one Modbus TCP machine (unit ``device_id`` at ``endpoint``)."""
 
-    def __init__(self, config: MachineConfig, *, timeout_s: float = 2.0, backoff_base_s: float = 0.2,
-                 backoff_cap_s: float = 10.0) -> None:  # float-ok: seconds
+    def __init__(self, config: MachineConfig, *, timeout_s: float | None = None,
+                 backoff_base_s: float | None = None,
+                 backoff_cap_s: float | None = None) -> None:  # float-ok: seconds
         if config.protocol != "modbus":
             raise ValueError(f"machine {config.machine}: protocol {config.protocol} is not modbus")
         self.config = config
         self.host, self.port = config.host_port(DEFAULT_PORT)
-        self.timeout_s = timeout_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
+        # Explicit options win over the machine file's ``connection`` settings (tests, benchmarks).
+        connection = config.connection
+        self.timeout_s = timeout_s or connection.request_timeout_ms / 1000
+        self.backoff_base_s = backoff_base_s or connection.reconnect_initial_ms / 1000
+        self.backoff_cap_s = backoff_cap_s or connection.reconnect_max_ms / 1000
         self._unreadable: set[str] = set()
         self._blocks = plan_reads(config)
         self._refused_blocks: set[ReadBlock] = set()  # devices that reject a span read tag by tag
@@ -177,6 +180,8 @@ class ModbusClient:
             except (ModbusException, ConnectionError, OSError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.info("%s: %s", self.config.machine, reason)
+                if not up:
+                    session.problem("connection", f"cannot connect to {self.config.endpoint}: {reason}")
             finally:
                 client.close()
             if up:
@@ -215,7 +220,7 @@ class ModbusClient:
                         assert tag.reg is not None
                         offset = tag.reg.address - block.start
                         values[name] = tag_value(name, tag, decode_registers(tag.reg, words[offset:]))
-                        self._unreadable.discard(name)
+                        self._readable(name, session)
                     continue
                 self._refused_blocks.add(block)
                 log.info("%s: %s %d..%d refused as one read (%s); reading tag by tag", self.config.machine,
@@ -236,10 +241,17 @@ class ModbusClient:
                 log.warning("%s: %s", self.config.machine, detail)
                 if session is not None:
                     session.record("register-unreadable", detail)
+                    session.problem(f"register {name}", detail)
             return None
-        self._unreadable.discard(name)
+        self._readable(name, session)
         words = list(response.bits if spec.table in ("coil", "discrete") else response.registers)
         return tag_value(name, tag, decode_registers(spec, words))
+
+    def _readable(self, name: str, session: MachineSession | None) -> None:
+        if name in self._unreadable:
+            self._unreadable.discard(name)
+            if session is not None:
+                session.problem(f"register {name}", None)
 
     async def _read(self, client: AsyncModbusTcpClient, table: str, address: int, count: int) -> Any:
         unit = self.config.device_id

@@ -36,7 +36,16 @@ from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
 from mes_bridge.collectors.core import MachineSession, Snapshot
-from mes_bridge.collectors.opcua_setup import OpcUaConfigError, Tag, default_trust, machine_tags, make_client, tag_value
+from mes_bridge.collectors.opcua_setup import (
+    OpcUaConfigError,
+    Tag,
+    default_trust,
+    machine_tags,
+    make_client,
+    needs_namespaces,
+    resolve_tags,
+    tag_value,
+)
 from mes_bridge.forwarder import sleep_or_stop
 from mes_bridge.plc_config import MachineConfig
 from mes_common.errors import DomainError
@@ -46,15 +55,22 @@ log = logging.getLogger(__name__)
 SAFE_CHUNK = 100  # nodes per request when the server announces no limit we can use
 MAX_NODES_PER_READ = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead
 MAX_MONITORED_ITEMS_PER_CALL = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall
+NAMESPACE_ARRAY = ua.ObjectIds.Server_NamespaceArray
 
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Capped exponential backoff with jitter: attempt n waits a random time in [cap_n / 2, cap_n]."""
 
-    initial: float = 0.5
-    maximum: float = 30.0
+    initial: float = 0.2
+    maximum: float = 1.0
     factor: float = 2.0
+
+    @classmethod
+    def of(cls, config: MachineConfig) -> Backoff:
+        """The machine file's reconnect backoff (``connection.reconnect_initial_ms`` / ``reconnect_max_ms``)."""
+        connection = config.connection
+        return cls(initial=connection.reconnect_initial_ms / 1000, maximum=connection.reconnect_max_ms / 1000)
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         ceiling = min(self.maximum, self.initial * self.factor ** min(attempt, 32))
@@ -75,23 +91,28 @@ class OpcUaClient:
         *,
         base_dir: Path | None = None,
         backoff: Backoff | None = None,
-        request_timeout: float = 4.0,
-        watchdog_interval: float = 1.0,
-        session_timeout_ms: int = 60_000,
+        request_timeout: float | None = None,
+        watchdog_interval: float | None = None,
+        session_timeout_ms: int | None = None,
         password: str | None = None,
         trust: Path | None = None,
     ) -> None:
         if config.protocol != "opcua":
             raise OpcUaConfigError(f"machine {config.machine}: protocol {config.protocol!r} is not opcua")
         self.config = config
-        self.tags = machine_tags(config)
+        # As configured (``nsu=`` ids unresolved); ``tags`` / ``_by_node`` are this connection's resolved nodes.
+        self.configured = machine_tags(config)
+        self.tags = [] if needs_namespaces(self.configured) else list(self.configured)
         self._by_node = {tag.node_id: tag for tag in self.tags}
         # Relative certificate paths are relative to the machine's config file (else the working directory).
         self._base_dir = base_dir or (config.source.parent if config.source else Path.cwd())
-        self.backoff = backoff or Backoff()
-        self._request_timeout = request_timeout
-        self._watchdog_interval = watchdog_interval
-        self._session_timeout_ms = session_timeout_ms
+        # Explicit options win over the machine file's ``connection`` settings (tests, benchmarks).
+        connection = config.connection
+        self.backoff = backoff or Backoff.of(config)
+        self._request_timeout = request_timeout or connection.request_timeout_ms / 1000
+        self._connect_timeout = max(self._request_timeout, connection.connect_timeout_ms / 1000)
+        self._watchdog_interval = watchdog_interval or connection.keepalive_interval_ms / 1000
+        self._session_timeout_ms = session_timeout_ms or connection.session_timeout_ms
         self._password = password
         self._trust = trust if trust is not None else default_trust(config, self._base_dir)
         self._rng = random.Random()
@@ -121,6 +142,7 @@ class OpcUaClient:
             if not link.up and not stop.is_set():
                 self.failures += 1
                 self.last_failure = link.reason
+                session.problem("connection", f"cannot connect to {self.config.endpoint}: {link.reason}")
             if link.up:
                 attempt, lost_at = 0, None
                 session.on_disconnected("collector stopped" if stop.is_set() else link.reason)
@@ -160,8 +182,9 @@ class OpcUaClient:
 
         client.connection_lost_callback = on_lost
         try:
-            await asyncio.wait_for(client.connect(), self._request_timeout * 2)
+            await asyncio.wait_for(client.connect(), self._connect_timeout)
             self.connects += 1
+            await self._resolve(client)
             read_limit = await self._limit(client, MAX_NODES_PER_READ)
             monitor_limit = await self._limit(client, MAX_MONITORED_ITEMS_PER_CALL)
             link.up = True
@@ -210,7 +233,8 @@ class OpcUaClient:
 
     async def read_all(self, client: Client, read_limit: int) -> dict[str, int | Decimal | str | None]:
         """Every tag's current value, read in as few requests as the server's limit allows."""
-        values: dict[str, int | Decimal | str | None] = {}
+        # A tag left out on this connection (its namespace is not on the server) reads as None.
+        values: dict[str, int | Decimal | str | None] = {tag.name: None for tag in self.configured}
         for chunk in _chunks(self.tags, read_limit):
             params = ua.ReadParameters()
             params.TimestampsToReturn = ua.TimestampsToReturn.Both
@@ -242,17 +266,42 @@ class OpcUaClient:
         except (ValueError, ArithmeticError) as exc:
             await self._report_bad(tag, str(exc))
             return None
-        self._reported_bad.discard(tag.name)
+        self._report_good(tag)
         return value
 
     async def _report_bad(self, tag: Tag, problem: str) -> None:
+        """A node that cannot be used: named in the machine's health (until it reads again) and recorded once."""
+        detail = f"{tag.named()}: {problem}"
+        if self._session is not None:
+            self._session.problem(f"node {tag.name}", detail)
         if tag.name in self._reported_bad:
             return
         self._reported_bad.add(tag.name)
         if self._session is not None:
-            self._session.record("node-unusable", f"{tag.name} node {tag.node_id.to_string()}: {problem}")
+            self._session.record("node-unusable", detail)
         else:
-            log.warning("machine %s: %s node %s unusable: %s", self.config.machine, tag.name, tag.node_id, problem)
+            log.warning("machine %s: %s unusable", self.config.machine, detail)
+
+    def _report_good(self, tag: Tag) -> None:
+        if tag.name in self._reported_bad:
+            self._reported_bad.discard(tag.name)
+            if self._session is not None:
+                self._session.problem(f"node {tag.name}", None)
+
+    async def _resolve(self, client: Client) -> None:
+        """This connection's node ids: ``nsu=`` ids get the namespace index the server uses now.
+
+        A server may renumber its namespaces when it restarts, so the array is read on every connect; a namespace
+        the server does not have leaves that tag out (named in the health) and the machine's other tags work.
+        """
+        if not needs_namespaces(self.configured):
+            return
+        namespaces = await client.get_node(ua.NodeId(NAMESPACE_ARRAY)).read_value()
+        self.tags, problems = resolve_tags(self.configured, [str(uri) for uri in namespaces])
+        self._by_node = {tag.node_id: tag for tag in self.tags}
+        for tag in self.configured:
+            if tag.name in problems:
+                await self._report_bad(tag, problems[tag.name])
 
     async def _deliver_full(self, session: MachineSession, client: Client, read_limit: int, reason: str) -> None:
         values = await asyncio.wait_for(self.read_all(client, read_limit), self._request_timeout * 2)

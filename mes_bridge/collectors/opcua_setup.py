@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,29 +37,72 @@ class OpcUaConfigError(DomainError):
 
 @dataclass(frozen=True, slots=True)
 class Tag:
+    """One configured node of a machine, for one connection: ``node_id`` carries the server's namespace index."""
+
     name: str  # counter name, "job" or "energy"
     node_id: ua.NodeId
+    text: str = ""  # the node id as written in the machine's file (what errors and health name)
+
+    def named(self) -> str:
+        return f"{self.name} node {self.text or self.node_id.to_string()}"
 
 
 def machine_tags(config: MachineConfig) -> list[Tag]:
-    """The nodes of one machine, counters first, then job and energy."""
+    """The nodes of one machine as configured, counters first, then job and energy.
+
+    ``nsu=`` node ids keep their namespace URI (``ua.ExpandedNodeId``) until ``resolve_tags`` gives them the index
+    the server uses on this connection.
+    """
     tags: list[Tag] = []
     for name, counter in config.counters.items():
         if counter.node is None:
             raise OpcUaConfigError(f"machine {config.machine}: counter {name!r} has no OPC UA node")
-        tags.append(Tag(name, _node_id(config, name, counter.node)))
-    if config.job is not None and config.job.node is not None:
-        tags.append(Tag("job", _node_id(config, "job", config.job.node)))
-    if config.energy is not None and config.energy.node is not None:
-        tags.append(Tag("energy", _node_id(config, "energy", config.energy.node)))
+        tags.append(Tag(name, _node_id(config, name, counter.node), counter.node))
+    for name, spec in (("job", config.job), ("energy", config.energy)):
+        if spec is not None and spec.node is not None:
+            tags.append(Tag(name, _node_id(config, name, spec.node), spec.node))
     return tags
+
+
+def needs_namespaces(tags: Sequence[Tag]) -> bool:
+    """Whether any node is addressed by namespace URI (so the server's namespace array must be read)."""
+    return any(isinstance(tag.node_id, ua.ExpandedNodeId) and tag.node_id.NamespaceUri for tag in tags)
+
+
+def resolve_tags(tags: Sequence[Tag], namespaces: Sequence[str]) -> tuple[list[Tag], dict[str, str]]:
+    """The tags with ``nsu=`` ids turned into plain node ids against the server's ``NamespaceArray``.
+
+    Returns the usable tags and, per tag name, why a tag is not usable (its namespace URI is not on the server).
+    Indexes may change when a server restarts, so this runs on every connect.
+    """
+    usable: list[Tag] = []
+    problems: dict[str, str] = {}
+    for tag in tags:
+        node_id = tag.node_id
+        uri = node_id.NamespaceUri if isinstance(node_id, ua.ExpandedNodeId) else None
+        if not uri:
+            usable.append(tag)
+            continue
+        if uri not in namespaces:
+            problems[tag.name] = f"namespace {uri!r} is not on the server (its namespaces: {', '.join(namespaces)})"
+            continue
+        index = list(namespaces).index(uri)
+        resolved = ua.NodeId(node_id.Identifier, index, node_id.NodeIdType)
+        usable.append(Tag(tag.name, resolved, tag.text))
+    return usable, problems
 
 
 def _node_id(config: MachineConfig, tag: str, text: str) -> ua.NodeId:
     try:
-        return ua.NodeId.from_string(text)
+        node_id = ua.NodeId.from_string(text)
     except Exception:
         raise OpcUaConfigError(f"machine {config.machine}: {tag} node {text!r} is not an OPC UA node id") from None
+    if isinstance(node_id, ua.ExpandedNodeId) and node_id.ServerIndex:
+        raise OpcUaConfigError(
+            f"machine {config.machine}: {tag} node {text!r} points at another server (svr=); give the node on "
+            f"{config.endpoint}"
+        )
+    return node_id
 
 
 def tag_value(tag: str, variant_value: Any) -> int | Decimal | str | None:

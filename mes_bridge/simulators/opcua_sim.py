@@ -139,6 +139,7 @@ class OpcUaSimulator:
         self.on_change = on_change
         self.server: Server | None = None
         self._nodes: dict[tuple[str, str], ua.NodeId] = {}  # (machine, tag) -> node id
+        self.leading_namespaces: list[str] = []  # registered first on the next server built (test hook)
         self._production: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self.largest_read = 0  # most nodes a client read in one request (checks the client's chunking)
@@ -223,20 +224,29 @@ class OpcUaSimulator:
         await self._start(replacement)
 
     async def _build_address_space(self, server: Server) -> None:
-        namespaces: dict[int, int] = {}
+        # Namespaces a vendor's server registers before the machine's own: changing them between restarts moves
+        # the index of every ``nsu=`` namespace, as a real server may do.
+        for uri in self.leading_namespaces:
+            await server.register_namespace(uri)
         for machine in self.machines.values():
-            tags = self._tags(machine)
-            for _, node_text, _ in tags:
-                node_id = ua.NodeId.from_string(node_text)
-                while node_id.NamespaceIndex not in namespaces:
-                    index = await server.register_namespace(f"urn:mes-bridge:simulator:ns{len(namespaces) + 2}")
-                    namespaces[index] = index
-            first_ns = ua.NodeId.from_string(tags[0][1]).NamespaceIndex
+            tags = [(tag, await self._server_node_id(server, text), value) for tag, text, value in self._tags(machine)]
+            first_ns = tags[0][1].NamespaceIndex
             folder = await server.nodes.objects.add_object(ua.NodeId(ua.String(machine.name), first_ns), machine.name)
-            for tag, node_text, (value, variant) in tags:
-                node_id = ua.NodeId.from_string(node_text)
+            for tag, node_id, (value, variant) in tags:
                 await folder.add_variable(node_id, ua.QualifiedName(tag, node_id.NamespaceIndex), value, variant)
                 self._nodes[(machine.name, tag)] = node_id
+
+    async def _server_node_id(self, server: Server, text: str) -> ua.NodeId:
+        """The node id a configured ``ns=`` or ``nsu=`` text has on this server (namespaces registered as needed)."""
+        node_id = ua.NodeId.from_string(text)
+        uri = node_id.NamespaceUri if isinstance(node_id, ua.ExpandedNodeId) else None
+        if uri:
+            index = await server.register_namespace(uri)  # the existing index when already registered
+            return ua.NodeId(node_id.Identifier, index, node_id.NodeIdType)
+        while node_id.NamespaceIndex >= len(await server.get_namespace_array()):
+            count = len(await server.get_namespace_array())
+            await server.register_namespace(f"urn:mes-bridge:simulator:ns{count}")
+        return node_id
 
     def _tags(self, machine: SimulatedMachine) -> list[tuple[str, str, tuple[Any, ua.VariantType]]]:
         config = machine.config
