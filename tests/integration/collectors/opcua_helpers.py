@@ -99,10 +99,12 @@ class WatchedSession(MachineSession):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.snapshots: list[Snapshot] = []
+        self.arrived: list[float] = []  # monotonic arrival time of each snapshot
         self.records: list[tuple[str, str]] = []
 
     async def on_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshots.append(snapshot)
+        self.arrived.append(time.monotonic())
         await super().on_snapshot(snapshot)
 
     def record(self, kind: str, detail: str) -> None:
