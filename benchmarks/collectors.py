@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -199,15 +200,20 @@ async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: f
     protocol_of: dict[str, str] = {}
 
     class TimedSpool(Spool):
-        def commit(self, machine: str, events: Any, state: Any) -> bool:
-            stored = super().commit(machine, events, state)
-            if stored:
+        def submit(self, machine: str, events: Any, state: Any) -> Future[bool]:
+            done = super().submit(machine, events, state)
+
+            def timed(future: Future[bool]) -> None:  # runs in the writer thread right after the commit
+                if future.exception() is not None or not future.result():
+                    return
                 now = time.time()  # float-ok: wall clock
                 for event in events:
                     if event.event_id not in committed:
                         committed[event.event_id] = now
                         read_to_commit[protocol_of[machine]].append((now - event.source_time.timestamp()) * 1000)
-            return stored
+
+            done.add_done_callback(timed)
+            return done
 
     configs = load_configs(folder / "plant")
     protocol_of.update({c.machine: c.protocol for c in configs})

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -226,9 +227,17 @@ class StateStore(Protocol):
 
     def load_state(self, machine: str) -> MachineState | None: ...
 
-    def commit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> bool:
-        """Store events and state in one durable transaction; False (nothing stored) when the spool is full."""
+    def submit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> Future[bool]:
+        """Store events and state in one durable transaction; the future resolves once that is on disk:
+        True, or False (nothing stored) when the spool is full."""
         ...
+
+
+def stored_now(outcome: bool) -> Future[bool]:
+    """An already resolved ``submit`` outcome, for stores that write synchronously (in memory)."""
+    done: Future[bool] = Future()
+    done.set_result(outcome)
+    return done
 
 
 class SessionObserver(Protocol):
@@ -267,8 +276,8 @@ class NullObserver:
 class MachineSession:
     """One machine's collector state: turns snapshots into spooled events, reports health.
 
-    ``on_snapshot`` is serialised per machine; the SQLite commit (with fsync) runs in a worker thread so a
-    slow disk never blocks the other machines' clients.
+    ``on_snapshot`` is serialised per machine; the SQLite commit (with fsync) runs in the spool's writer thread,
+    shared with the other machines' readings, so a slow disk never blocks the event loop.
     """
 
     def __init__(self, config: MachineConfig, store: StateStore, observer: SessionObserver | None = None) -> None:
@@ -328,7 +337,8 @@ class MachineSession:
                 self.state = current
                 self._take_scan(snapshot)
                 return
-            stored = await asyncio.to_thread(self.store.commit, self.machine, result.events, result.state)
+            # Group commit: the spool's writer stores this reading with the others that arrive meanwhile.
+            stored = await asyncio.wrap_future(self.store.submit(self.machine, result.events, result.state))
             if not stored:
                 self.state = current
                 if not self._spool_full:

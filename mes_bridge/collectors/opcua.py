@@ -296,7 +296,7 @@ class OpcUaClient:
         """
         if not needs_namespaces(self.configured):
             return
-        namespaces = await client.get_node(ua.NodeId(NAMESPACE_ARRAY)).read_value()
+        namespaces = await client.get_node(ua.NodeId(ua.Int32(NAMESPACE_ARRAY))).read_value()
         self.tags, problems = resolve_tags(self.configured, [str(uri) for uri in namespaces])
         self._by_node = {tag.node_id: tag for tag in self.tags}
         for tag in self.configured:

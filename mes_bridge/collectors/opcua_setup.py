@@ -87,7 +87,7 @@ def resolve_tags(tags: Sequence[Tag], namespaces: Sequence[str]) -> tuple[list[T
             problems[tag.name] = f"namespace {uri!r} is not on the server (its namespaces: {', '.join(namespaces)})"
             continue
         index = list(namespaces).index(uri)
-        resolved = ua.NodeId(node_id.Identifier, index, node_id.NodeIdType)
+        resolved = ua.NodeId(node_id.Identifier, ua.Int16(index), node_id.NodeIdType)
         usable.append(Tag(tag.name, resolved, tag.text))
     return usable, problems
 

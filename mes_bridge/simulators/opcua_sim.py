@@ -242,7 +242,7 @@ class OpcUaSimulator:
         uri = node_id.NamespaceUri if isinstance(node_id, ua.ExpandedNodeId) else None
         if uri:
             index = await server.register_namespace(uri)  # the existing index when already registered
-            return ua.NodeId(node_id.Identifier, index, node_id.NodeIdType)
+            return ua.NodeId(node_id.Identifier, ua.Int16(index), node_id.NodeIdType)
         while node_id.NamespaceIndex >= len(await server.get_namespace_array()):
             count = len(await server.get_namespace_array())
             await server.register_namespace(f"urn:mes-bridge:simulator:ns{count}")

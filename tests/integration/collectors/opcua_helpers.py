@@ -10,13 +10,14 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mes_bridge.collectors.core import MachineSession, MachineState, Snapshot
+from mes_bridge.collectors.core import MachineSession, MachineState, Snapshot, stored_now
 from mes_bridge.collectors.opcua import Backoff, OpcUaClient
 from mes_bridge.plc_config import MachineConfig, parse_config
 from wip_costing.events import OperationEvent
@@ -85,12 +86,12 @@ class MemoryStore:
     def load_state(self, machine: str) -> MachineState | None:
         return self.states.get(machine)
 
-    def commit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> bool:
+    def submit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> Future[bool]:
         for event in events:
             self.events.setdefault(event.event_id, event)
         self.states[machine] = state
         self.commits += 1
-        return True
+        return stored_now(True)
 
 
 class WatchedSession(MachineSession):
