@@ -127,6 +127,10 @@ class SecurityConfig(_Model):
     certificate: Path | None = None
     private_key: Path | None = None
     server_certificate: Path | None = None
+    # Strict: a server is accepted only when its certificate is in ``trusted_servers`` (default: the folder
+    # ``trusted-servers/`` next to ``certificate``); an unknown one is refused, its thumbprint in the error.
+    strict: bool = False
+    trusted_servers: Path | None = None
     username: str | None = None
     password_env: str | None = None
 
@@ -134,6 +138,8 @@ class SecurityConfig(_Model):
     def _certificates(self) -> SecurityConfig:
         if self.policy != "None" and (self.certificate is None or self.private_key is None):
             raise ValueError(f"policy {self.policy} needs 'certificate' and 'private_key'")
+        if self.strict and self.policy == "None":
+            raise ValueError("strict needs policy Basic256Sha256: with policy None no server certificate is checked")
         if self.username is not None and self.password_env is None:
             raise ValueError("'username' needs 'password_env' (the environment variable holding the password)")
         return self

@@ -114,7 +114,7 @@ class OpcUaClient:
         self._watchdog_interval = watchdog_interval or connection.keepalive_interval_ms / 1000
         self._session_timeout_ms = session_timeout_ms or connection.session_timeout_ms
         self._password = password
-        self._trust = trust if trust is not None else default_trust(config, self._base_dir)
+        self._trust = trust  # None: the machine file's trust folder, looked up at every connect (it may appear later)
         self._rng = random.Random()
         self._job: str | None = None
         self._energy: Decimal | None = None
@@ -172,7 +172,7 @@ class OpcUaClient:
             watchdog_interval=self._watchdog_interval,
             session_timeout_ms=self._session_timeout_ms,
             password=self._password,
-            trust=self._trust,
+            trust=self._trust if self._trust is not None else default_trust(self.config, self._base_dir),
         )
         lost = asyncio.Event()
 

@@ -25,7 +25,7 @@ from asyncua import Client, ua
 from asyncua.crypto import security_policies
 
 from mes_bridge.plc_config import MachineConfig
-from mes_bridge.security import TrustList, application_uri_of
+from mes_bridge.security import ServerTrust, application_uri_of
 from mes_common.errors import DomainError
 
 
@@ -130,13 +130,28 @@ def config_path(base_dir: Path, value: Path | str | None) -> Path | None:
     return path if path.is_absolute() else base_dir / path
 
 
+def trust_folder(config: MachineConfig, base_dir: Path) -> Path | None:
+    """Where the machine's trusted server certificates live: ``trusted_servers``, else ``trusted-servers/`` next to
+    the client certificate (None without either)."""
+    security = config.security
+    if security.trusted_servers is not None:
+        return config_path(base_dir, security.trusted_servers)
+    certificate = config_path(base_dir, security.certificate)
+    return None if certificate is None else certificate.parent / "trusted-servers"
+
+
 def default_trust(config: MachineConfig, base_dir: Path) -> Path | None:
-    """``trusted-servers/`` next to the client certificate, when that folder exists."""
-    certificate = config_path(base_dir, config.security.certificate)
-    if certificate is None:
-        return None
-    folder = certificate.parent / "trusted-servers"
-    return folder if folder.is_dir() else None
+    """The trust folder the client checks servers against: in strict mode always (it must exist), otherwise only
+    when the folder exists."""
+    folder = trust_folder(config, base_dir)
+    if config.security.strict:
+        if folder is None or not folder.is_dir():
+            raise OpcUaConfigError(
+                f"machine {config.machine}: strict security needs the trust folder {folder} with the server's "
+                f"certificate (mes-bridge certs trust SERVER-CERT-FILE --machine {config.machine})"
+            )
+        return folder
+    return folder if folder is not None and folder.is_dir() else None
 
 
 async def make_client(
@@ -176,7 +191,7 @@ async def make_client(
             mode=mode,
         )
     if trust is not None:
-        client.certificate_validator = TrustList(trust)
+        client.certificate_validator = ServerTrust(trust)
     if security is not None and security.username:
         client.set_user(security.username)
         if password is None and security.password_env:

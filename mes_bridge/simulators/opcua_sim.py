@@ -105,6 +105,7 @@ class OpcUaSimulator:
         max_monitored_items_per_call: int | None = None,
         on_change: ChangeHook | None = None,
         base_dir: Path | None = None,
+        strict: bool = False,
     ) -> None:
         if not configs:
             raise SimulatorError("an OPC UA simulator needs at least one machine config")
@@ -130,6 +131,7 @@ class OpcUaSimulator:
         if self._policy != "None" and (certificate is None or private_key is None):
             self._certificate, self._private_key, default_trust = demo_credentials(configs[0], base_dir)
             self._trust = trust or default_trust
+        self._strict = strict  # asyncua's own strict client-certificate validation instead of the trust list
         self._users = dict(users) if users is not None else users_from_config(configs)
         self._allow_anonymous = allow_anonymous if allow_anonymous is not None else not self._users
         self._limits = {
@@ -196,6 +198,7 @@ class OpcUaSimulator:
             trust=self._trust,
             users=self._users,
             allow_anonymous=self._allow_anonymous,
+            strict=self._strict,
         )
         await self._build_address_space(server)
         for node_id, limit in self._limits.items():
