@@ -41,7 +41,8 @@ async def test_certs_created_by_the_cli_are_accepted_by_a_strict_server_and_stri
 
     created = _cli("certs", "create", "--machine", "CNC-T", "--config", str(plc))
     client_cert = plc / "pki" / "cnc-t-cert.der"
-    assert f"certificate:     {client_cert}" in created and f"private key:     {plc / 'pki' / 'cnc-t-key.pem'}" in created
+    assert f"certificate:     {client_cert}" in created
+    assert f"private key:     {plc / 'pki' / 'cnc-t-key.pem'}" in created
     assert "application URI: urn:mes-bridge:collector:CNC-T" in created
     assert f"thumbprint:      {thumbprint(load_certificate(client_cert))}" in created
     assert (plc / "pki" / "cnc-t-key.pem").stat().st_mode & 0o077 == 0
