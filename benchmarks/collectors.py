@@ -32,6 +32,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -205,6 +206,26 @@ def _logged(machine: Any, changes: list[tuple[str, str, int, float]]) -> Any:
 # ------------------------------------------------------------------------------------------------ the collector
 
 
+def free_port_range(count: int) -> int:
+    """The first of ``count`` consecutive free TCP ports on 127.0.0.1 (others may run this benchmark too)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 60_000 - count)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise SystemExit(f"no {count} consecutive free ports found")
+
+
 def rss_mb() -> float:  # float-ok: megabytes
     """Resident memory of this process now (Linux /proc), in MB."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
@@ -332,7 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = Path(tmp)
         (folder / "plant").mkdir()
         size = FULL_PLANT if args.plant else DEFAULT_PLANT
-        write_plant(folder / "plant", size, args.ppm, args.publish_ms, opcua_base=47100, modbus_base=47300)
+        base = free_port_range(size.opcua_servers + size.modbus_endpoints)
+        write_plant(folder / "plant", size, args.ppm, args.publish_ms, opcua_base=base,
+                    modbus_base=base + size.opcua_servers)
         servers: list[subprocess.Popen[bytes]] = []
         try:
             for protocol, processes in (("modbus", size.modbus_processes), ("opcua", size.opcua_processes)):
