@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from mes_bridge.collectors.core import MachineSession, Snapshot, Value
 from mes_bridge.forwarder import backoff_delay, sleep_or_stop
@@ -226,9 +226,26 @@ class ModbusClient:
         reason = "connect"
         last_job: Value = None
         interval = device.config.poll_interval_ms / 1000
+        silent = 0  # polls in a row this unit did not answer
         while not stop.is_set():
             session.read_requested.clear()
-            values = await self.read_all(client, device, session)
+            try:
+                values = await self.read_all(client, device, session)
+            except ModbusIOException as exc:
+                if not client.connected:
+                    raise  # the connection died (pymodbus closes it after repeated timeouts): rebuilt for all
+                # One silent unit behind a gateway must not take its neighbours' connection down; it is asked
+                # again less and less often, so its timeouts do not hold the shared connection.
+                if silent == 0:
+                    session.on_disconnected(f"unit {device.config.device_id} at {self.config.endpoint} does not "
+                                            f"answer: {exc}")
+                silent += 1
+                reason = "connect"  # its first answer again is a fresh baseline reading
+                await sleep_or_stop(stop, min(30.0, max(interval, self.timeout_s * 2 ** min(silent, 5))))
+                continue
+            if silent:
+                silent = 0
+                session.on_connected()
             if reason != "connect" and values.get("job") != last_job and "job" in values:
                 reason = "job-change"
             last_job = values.get("job")
