@@ -376,19 +376,22 @@ class MachineSession:
         self.observer.connected(self.machine, True)
         log.info("%s: connected to %s", self.machine, self.config.endpoint)
 
-    def on_disconnected(self, reason: str) -> None:
+    def on_disconnected(self, reason: str, *, logged: bool = True) -> None:
         was = self.connected
         self.connected = False
         self.observer.connected(self.machine, False)
         if was:
-            self.record("disconnected", reason)
+            self.record("disconnected", reason, logged=logged)
         if reason != "collector stopped":
             self.problem("connection", f"disconnected from {self.config.endpoint}: {reason}")
 
-    def record(self, kind: str, detail: str) -> None:
-        """An explicit collector event: logged and counted (counter backwards, reconnect gap, ...)."""
-        quiet = kind in QUIET_RECORDS or detail == "collector stopped"
-        level = logging.INFO if quiet else logging.WARNING
+    def record(self, kind: str, detail: str, *, logged: bool = True) -> None:
+        """An explicit collector event: logged and counted (counter backwards, reconnect gap, ...).
+
+        ``logged=False``: counted and shown in the health, logged at debug level only — for an event of a shared
+        connection, which its client logs once for all its machines."""
+        quiet = kind in QUIET_RECORDS or detail == "collector stopped" or not logged
+        level = logging.DEBUG if not logged else logging.INFO if quiet else logging.WARNING
         log.log(level, "%s: %s: %s", self.machine, kind, detail)
         self.observer.recorded(self.machine, kind, detail)
 

@@ -201,7 +201,7 @@ class ModbusClient:
                     if lost_at is not None:
                         gap = time.monotonic() - lost_at
                         session.record("reconnect-gap", f"Modbus {endpoint} unreachable for {gap:.1f}s; "
-                                                        "counts caught up from the counters")
+                                                        "counts caught up from the counters", logged=len(sessions) == 1)
                 lost_at = None
                 await _first_failure([self._poll(client, self.devices[s.machine], s, stop) for s in sessions])
             except (ModbusException, ConnectionError, OSError, TimeoutError) as exc:
@@ -213,8 +213,11 @@ class ModbusClient:
             finally:
                 client.close()
             if up:
+                if not stop.is_set():
+                    log.warning("Modbus %s (%s): %s", endpoint, ", ".join(s.machine for s in sessions), reason)
                 for session in sessions:
-                    session.on_disconnected("collector stopped" if stop.is_set() else reason)
+                    session.on_disconnected("collector stopped" if stop.is_set() else reason,
+                                            logged=len(sessions) == 1)
                 lost_at = time.monotonic()  # a gap is only a gap after a link we had: not the first connect
             if stop.is_set():
                 break

@@ -172,10 +172,11 @@ class OpcUaClient:
                 self.last_failure = link.reason
                 for session in sessions:
                     session.problem("connection", f"cannot connect to {self.config.endpoint}: {link.reason}")
+            shared = len(sessions) > 1  # then this client's log line stands for all its machines
             if link.up:
                 attempt, lost_at = 0, None
                 for session in sessions:
-                    session.on_disconnected("collector stopped" if stop.is_set() else link.reason)
+                    session.on_disconnected("collector stopped" if stop.is_set() else link.reason, logged=not shared)
             if stop.is_set():
                 break
             if lost_at is None:
@@ -217,7 +218,7 @@ class OpcUaClient:
                 if lost_at is not None and self.connects > 1:  # a reconnect, not the first connect
                     gap = time.monotonic() - lost_at
                     session.record("reconnect-gap", f"OPC UA {self.config.endpoint} unreachable for {gap:.1f}s; "
-                                                    "counters re-read on reconnect")
+                                                    "counters re-read on reconnect", logged=len(self.machines) == 1)
             await self._deliver_full(client, self.machines, read_limit, "connect")
             await self._transfer_previous(client)
             subscription = await self._subscribe(client, monitor_limit)
@@ -321,7 +322,8 @@ class OpcUaClient:
             return
         for session in self._sessions():
             session.record("subscription-transfer-failed", f"subscription {old} could not be transferred "
-                                                           f"({status.name}); counters were re-read instead")
+                                                           f"({status.name}); counters were re-read instead",
+                           logged=len(self.machines) == 1)
 
     async def _subscribe(self, client: Client, monitor_limit: int) -> Subscription:
         interval = float(self.config.publishing_interval_ms)  # float-ok: milliseconds

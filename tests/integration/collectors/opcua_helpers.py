@@ -109,9 +109,9 @@ class WatchedSession(MachineSession):
         self.arrived.append(time.monotonic())
         await super().on_snapshot(snapshot)
 
-    def record(self, kind: str, detail: str) -> None:
+    def record(self, kind: str, detail: str, *, logged: bool = True) -> None:
         self.records.append((kind, detail))
-        super().record(kind, detail)
+        super().record(kind, detail, logged=logged)
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.records]
