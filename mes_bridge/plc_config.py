@@ -81,6 +81,10 @@ class TagSpec(_Model):
     """Where one value lives on the machine: an OPC UA node id or a Modbus register."""
 
     node: str | None = None
+    # OPC UA browse path from the Objects folder (companion specifications address by browse name, not node id):
+    # browse names in ``namespace`` (a URI), or an element "nsu=URI;Name" in another namespace.
+    path: list[str] | None = None
+    namespace: str | None = None
     # "register" would shadow a BaseModel attribute; the YAML key stays "register".
     reg: RegisterSpec | None = Field(default=None, alias="register")
     bits: Literal[16, 32] | None = None
@@ -90,11 +94,29 @@ class TagSpec(_Model):
 
     @model_validator(mode="after")
     def _one_address(self) -> TagSpec:
-        if (self.node is None) == (self.reg is None):
-            raise ValueError("give exactly one of 'node' (OPC UA) or 'register' (Modbus)")
+        if sum(x is not None for x in (self.node, self.path, self.reg)) != 1:
+            raise ValueError("give exactly one of 'node' or 'path' (OPC UA) or 'register' (Modbus)")
+        if self.path is not None:
+            if not self.path or any(not part.strip() for part in self.path):
+                raise ValueError("'path' needs one or more browse names")
+            if self.namespace is None and not all(part.startswith("nsu=") for part in self.path):
+                raise ValueError("'path' needs 'namespace' (the URI of its browse names)")
+        elif self.namespace is not None:
+            raise ValueError("'namespace' goes with 'path'")
         if self.format is not None and "{value}" not in self.format:
             raise ValueError(f"format {self.format!r} must contain '{{value}}'")
         return self
+
+    def path_elements(self) -> tuple[tuple[str, str], ...]:
+        """The browse path as (namespace URI, browse name) pairs (an element "nsu=URI;Name" names its own)."""
+        out = []
+        for part in self.path or ():
+            if part.startswith("nsu="):
+                uri, _, name = part[4:].partition(";")
+                out.append((uri, name))
+            else:
+                out.append((self.namespace or "", part))
+        return tuple(out)
 
     @property
     def counter_bits(self) -> int:
@@ -199,8 +221,8 @@ class SimulationConfig(_Model):
 
 def _check_addressing(name: str, tag: TagSpec, info: ValidationInfo) -> None:
     protocol = info.data.get("protocol")
-    if protocol == "opcua" and tag.node is None:
-        raise ValueError(f"{name}: protocol opcua needs 'node'")
+    if protocol == "opcua" and tag.node is None and tag.path is None:
+        raise ValueError(f"{name}: protocol opcua needs 'node' or 'path'")
     if protocol == "modbus" and tag.reg is None:
         raise ValueError(f"{name}: protocol modbus needs 'register'")
 

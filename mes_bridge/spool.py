@@ -21,8 +21,8 @@ Invariants:
   ``alarm`` is raised at ``ALARM_RATIO`` of capacity.
 - One collector per spool: a second one is refused (``SpoolBusy``) while the first holds the file lock.
 - Events leave in spool order (``seq``), which is reading order per machine, and only by ``ack`` — after
-  the central service answered with an outcome for them. An ack is not fsync'd on its own: one lost to a power cut sends its
-  events again, which the service answers as duplicates.
+  the central service answered with an outcome for them. An ack is not fsync'd on its own: one lost to a
+  power cut sends its events again, which the service answers as duplicates.
 """
 
 from __future__ import annotations

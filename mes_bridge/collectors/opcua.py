@@ -41,7 +41,14 @@ from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusC
 
 from mes_bridge.collectors.core import MachineSession, Snapshot
 from mes_bridge.collectors.opcua_machine import MachineNodes
-from mes_bridge.collectors.opcua_setup import OpcUaConfigError, Tag, default_trust, make_client
+from mes_bridge.collectors.opcua_setup import (
+    OpcUaConfigError,
+    Tag,
+    browse_path,
+    default_trust,
+    make_client,
+    translated,
+)
 from mes_bridge.forwarder import sleep_or_stop
 from mes_bridge.plc_config import MachineConfig
 from mes_common.errors import DomainError
@@ -248,7 +255,8 @@ class OpcUaClient:
         return int(value) if isinstance(value, int) and value > 0 else SAFE_CHUNK
 
     async def _resolve(self, client: Client) -> None:
-        """This connection's node ids: ``nsu=`` ids get the namespace index the server uses now.
+        """This connection's node ids: ``nsu=`` ids get the namespace index the server uses now, browse paths are
+        translated by the server (TranslateBrowsePathsToNodeIds) into the nodes they lead to.
 
         A server may renumber its namespaces when it restarts, so the array is read on every connect; a namespace
         the server does not have leaves that tag out (named in the health) and the machine's other tags work.
@@ -256,9 +264,25 @@ class OpcUaClient:
         if not any(m.needs_namespaces for m in self.machines):
             return
         namespaces = [str(uri) for uri in await client.get_node(ua.NodeId(ua.Int32(NAMESPACE_ARRAY))).read_value()]
+        requests: list[tuple[MachineNodes, Tag, ua.BrowsePath]] = []
         for machine in self.machines:
             for tag, problem in machine.unresolved(machine.resolve(namespaces)):
                 machine.report_bad(tag, problem)
+            for tag in machine.configured:
+                if tag.path is not None:
+                    request = browse_path(tag, namespaces)
+                    if isinstance(request, str):
+                        machine.report_bad(tag, request)
+                    else:
+                        requests.append((machine, tag, request))
+        for chunk in _chunks(requests, SAFE_CHUNK):
+            results = await client.uaclient.translate_browsepaths_to_nodeids([request for _, _, request in chunk])
+            for (machine, tag, _), result in zip(chunk, results, strict=True):
+                found = translated(tag, result)
+                if isinstance(found, str):
+                    machine.report_bad(tag, found)
+                else:
+                    machine.tags.append(found)
         self._index_nodes()
 
     # ----------------------------------------------------------------------------------------------- reading

@@ -24,7 +24,7 @@ from typing import Any
 from asyncua import Client, ua
 from asyncua.crypto import security_policies
 
-from mes_bridge.plc_config import MachineConfig
+from mes_bridge.plc_config import MachineConfig, TagSpec
 from mes_bridge.security import ServerTrust, application_uri_of
 from mes_common.errors import DomainError
 
@@ -40,11 +40,21 @@ class Tag:
     """One configured node of a machine, for one connection: ``node_id`` carries the server's namespace index."""
 
     name: str  # counter name, "job" or "energy"
-    node_id: ua.NodeId
-    text: str = ""  # the node id as written in the machine's file (what errors and health name)
+    node_id: ua.NodeId  # a null id for a browse path not yet translated on this connection
+    text: str = ""  # the node id or browse path as written in the machine's file (what errors and health name)
+    path: tuple[tuple[str, str], ...] | None = None  # (namespace URI, browse name) from the Objects folder
 
     def named(self) -> str:
         return f"{self.name} node {self.text or self.node_id.to_string()}"
+
+
+def _tag(config: MachineConfig, name: str, spec: TagSpec) -> Tag:
+    if spec.path is not None:
+        return Tag(name, ua.NodeId(), "path " + "/".join(spec.path) + (f" in {spec.namespace}" if spec.namespace
+                                                                        else ""), spec.path_elements())
+    if spec.node is None:
+        raise OpcUaConfigError(f"machine {config.machine}: {name} has no OPC UA node or path")
+    return Tag(name, _node_id(config, name, spec.node), spec.node)
 
 
 def machine_tags(config: MachineConfig) -> list[Tag]:
@@ -53,20 +63,17 @@ def machine_tags(config: MachineConfig) -> list[Tag]:
     ``nsu=`` node ids keep their namespace URI (``ua.ExpandedNodeId``) until ``resolve_tags`` gives them the index
     the server uses on this connection.
     """
-    tags: list[Tag] = []
-    for name, counter in config.counters.items():
-        if counter.node is None:
-            raise OpcUaConfigError(f"machine {config.machine}: counter {name!r} has no OPC UA node")
-        tags.append(Tag(name, _node_id(config, name, counter.node), counter.node))
+    tags = [_tag(config, name, counter) for name, counter in config.counters.items()]
     for name, spec in (("job", config.job), ("energy", config.energy)):
-        if spec is not None and spec.node is not None:
-            tags.append(Tag(name, _node_id(config, name, spec.node), spec.node))
+        if spec is not None:
+            tags.append(_tag(config, name, spec))
     return tags
 
 
 def needs_namespaces(tags: Sequence[Tag]) -> bool:
-    """Whether any node is addressed by namespace URI (so the server's namespace array must be read)."""
-    return any(isinstance(tag.node_id, ua.ExpandedNodeId) and tag.node_id.NamespaceUri for tag in tags)
+    """Whether any node is addressed by namespace URI or browse path (resolved against the server on connect)."""
+    return any(tag.path is not None or (isinstance(tag.node_id, ua.ExpandedNodeId) and tag.node_id.NamespaceUri)
+               for tag in tags)
 
 
 def resolve_tags(tags: Sequence[Tag], namespaces: Sequence[str]) -> tuple[list[Tag], dict[str, str]]:
@@ -78,6 +85,8 @@ def resolve_tags(tags: Sequence[Tag], namespaces: Sequence[str]) -> tuple[list[T
     usable: list[Tag] = []
     problems: dict[str, str] = {}
     for tag in tags:
+        if tag.path is not None:
+            continue  # translated by the server (``browse_path``), after this
         node_id = tag.node_id
         uri = node_id.NamespaceUri if isinstance(node_id, ua.ExpandedNodeId) else None
         if not uri:
@@ -90,6 +99,36 @@ def resolve_tags(tags: Sequence[Tag], namespaces: Sequence[str]) -> tuple[list[T
         resolved = ua.NodeId(node_id.Identifier, ua.Int16(index), node_id.NodeIdType)
         usable.append(Tag(tag.name, resolved, tag.text))
     return usable, problems
+
+
+def browse_path(tag: Tag, namespaces: Sequence[str]) -> ua.BrowsePath | str:
+    """The request to translate a tag's browse path (hierarchical references from the Objects folder), or the
+    problem when one of its namespaces is not on the server."""
+    assert tag.path is not None
+    relative = ua.RelativePath()
+    for uri, name in tag.path:
+        if uri not in namespaces:
+            return f"namespace {uri!r} is not on the server (its namespaces: {', '.join(namespaces)})"
+        element = ua.RelativePathElement()
+        element.ReferenceTypeId = ua.NodeId(ua.Int32(ua.ObjectIds.HierarchicalReferences))
+        element.IsInverse = False  # type: ignore[assignment]  # ua.Boolean is bool on the wire
+        element.TargetName = ua.QualifiedName(name, ua.UInt16(list(namespaces).index(uri)))
+        relative.Elements.append(element)
+    path = ua.BrowsePath()
+    path.StartingNode = ua.NodeId(ua.Int32(ua.ObjectIds.ObjectsFolder))
+    path.RelativePath = relative
+    return path
+
+
+def translated(tag: Tag, result: ua.BrowsePathResult) -> Tag | str:
+    """The tag with the node its browse path leads to, or the problem (no such path, or several nodes)."""
+    if not result.StatusCode.is_good() or not result.Targets:
+        return f"browse path not found on the server ({result.StatusCode.name})"
+    targets = [t for t in result.Targets if t.RemainingPathIndex == ua.UInt32(0xFFFFFFFF)]
+    if len(targets) != 1:
+        return f"browse path leads to {len(targets)} nodes, not one"
+    target = targets[0].TargetId
+    return Tag(tag.name, ua.NodeId(target.Identifier, target.NamespaceIndex, target.NodeIdType), tag.text, tag.path)
 
 
 def _node_id(config: MachineConfig, tag: str, text: str) -> ua.NodeId:

@@ -98,3 +98,45 @@ async def test_a_missing_node_is_named_and_the_other_counters_keep_counting(tmp_
             assert collector.session.connected
     finally:
         await sim.stop()
+
+
+def _by_path(machine: str, counters: dict[str, str]) -> dict[str, Any]:
+    """Tags addressed as a companion specification does: browse names under Objects/Machines/<machine>/Monitoring."""
+    def path(name: str) -> dict[str, Any]:
+        return {"path": ["Machines", machine, "Monitoring", name], "namespace": VENDOR}
+
+    return {
+        "counters": {tag: {**path(name), "bits": 32} for tag, name in counters.items()},
+        "job": path("ProductionJob"),
+        "energy": path("EnergyKwh"),
+    }
+
+
+async def test_browse_paths_are_translated_on_every_connect_and_a_missing_one_is_named(tmp_path: Path) -> None:
+    port = free_port()
+    served = machine_config(tmp_path / "server", "CNC-P", port, counters=("good", "scrap"),
+                            extra=_by_path("CNC-P", {"good": "PartsGood", "scrap": "PartsScrap"}))
+    wanted = machine_config(tmp_path / "plc", "CNC-P", port, counters=("good", "scrap", "rework"),
+                            extra=_by_path("CNC-P", {"good": "PartsGood", "scrap": "PartsScrap", "rework": "Reworked"}))
+    sim = OpcUaSimulator([served])
+    await sim.start(produce=False)
+    try:
+        async with RunningCollector(wanted) as collector:
+            await collector.baseline()
+            for outcome in ["good"] * 3 + ["scrap"]:
+                await sim.produce("CNC-P", outcome)
+            await wait_until(lambda: collector.totals() == {"good": 3, "scrap": 1, "rework": 0}, what="parts by path")
+            assert "rework node path Machines/CNC-P/Monitoring/Reworked" in (collector.session.error or "")
+            assert "browse path not found" in (collector.session.error or "")
+
+            sim.leading_namespaces = ["urn:vendor:diagnostics"]  # the vendor namespace moves by one on restart
+            await sim.restart(downtime=0.3)
+            await wait_until(lambda: collector.client.connects >= 2, what="reconnect")
+            for outcome in ["good"] * 4 + ["scrap"]:
+                await sim.produce("CNC-P", outcome)
+            await wait_until(lambda: collector.totals() == {"good": 7, "scrap": 2, "rework": 0},
+                             what=f"parts by path after the restart: {collector.totals()}")
+            moved = sim._nodes[("CNC-P", "good")]
+            assert [t.node_id for t in collector.client.tags if t.name == "good"] == [moved]
+    finally:
+        await sim.stop()

@@ -118,3 +118,24 @@ def test_bad_connection_settings_name_file_line_and_field(setting: str, field: s
         parse_config(GOOD + f"connection: {setting}\n", "plc/press.yaml")
     assert (caught.value.line, caught.value.field) == (11, field)
     assert problem in caught.value.message
+
+
+OPCUA = """\
+machine: CNC-9
+work_center: WC-LASER
+protocol: opcua
+endpoint: opc.tcp://127.0.0.1:4840
+counters:
+  good: {good}
+"""
+
+
+def test_browse_paths_need_a_namespace_and_stand_alone() -> None:
+    config = parse_config(OPCUA.format(good='{path: [Machines, CNC-9, "nsu=urn:other;Count"], namespace: "urn:v"}'),
+                          "c.yaml")
+    assert config.counters["good"].path_elements() == (("urn:v", "Machines"), ("urn:v", "CNC-9"),
+                                                        ("urn:other", "Count"))
+    with pytest.raises(ConfigError, match="'path' needs 'namespace'"):
+        parse_config(OPCUA.format(good="{path: [Machines, Count]}"), "c.yaml")
+    with pytest.raises(ConfigError, match="exactly one of 'node' or 'path'"):
+        parse_config(OPCUA.format(good='{path: [Count], namespace: "urn:v", node: "ns=2;s=x"}'), "c.yaml")
