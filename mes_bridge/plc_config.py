@@ -2,7 +2,8 @@
 
 One YAML file per machine. Invariants:
 - A config that loads is complete and consistent: its protocol's addressing is present on every tag
-  (``node`` or ``path`` + ``namespace`` for OPC UA, ``register`` for Modbus), its counter names fit its kind, machine ids are unique.
+  (``node`` or ``path`` + ``namespace`` for OPC UA, ``register`` for Modbus), its counter names fit its kind,
+  machine ids are unique.
 - Nothing loads partially: any problem raises ``ConfigError`` naming the file, the line and the field
   (lines come from PyYAML's composed node marks, so a misspelled field points at its own line).
 - Decimal settings (scale, ratios, kWh) are exact: a YAML float is read back from its written digits.
