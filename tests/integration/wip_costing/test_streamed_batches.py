@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from mes_common.db import make_engine
+from tests.waiting import wait_for_lock_waiter
 from wip_costing import apply as service
 from wip_costing import costing
 from wip_costing.events import Status
@@ -181,8 +182,8 @@ def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(p
         assert {o.status for o in apply_events_in(uow, first)} == {Status.APPLIED}
         racer = threading.Thread(target=lambda: result.extend(apply_events(pg_engine, second)))
         racer.start()
-        racer.join(timeout=1.0)
-        assert racer.is_alive()  # blocked on the uncommitted key
+        wait_for_lock_waiter(pg_engine, "the racing batch to block on the uncommitted key")
+        assert racer.is_alive()
         uow.commit()
     racer.join(timeout=30)
     assert [o.status for o in result] == [Status.APPLIED] * 25 + [Status.CONFLICT]
