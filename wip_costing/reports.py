@@ -22,6 +22,7 @@ from ledger.tables import stock_moves
 from mes_common.db import Money
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt, fmt_qty, to_cents
+from wip_costing.energy import Energy, energy_by, order_energy
 from wip_costing.journal import ELEMENTS, Account
 from wip_costing.tables import event_problems, journal_lines, wo_operations, work_orders
 
@@ -40,9 +41,13 @@ class WipRow:
     key: dict[str, Any]
     value: Decimal
     share: Decimal
+    kwh: Decimal | None = None  # energy used by the row's completions up to as_of (``wip_value(energy=True)``)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.key, "value": fmt(self.value), "share": fmt(self.share)}
+        out = {**self.key, "value": fmt(self.value), "share": fmt(self.share)}
+        if self.kwh is not None:
+            out["kwh"] = fmt_qty(self.kwh)
+        return out
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,13 @@ def _scaled(conn: Connection, value: Any) -> Decimal:
     return Decimal(value)
 
 
-def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order") -> WipReport:
+def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order", energy: bool = False) -> WipReport:
     """WIP value as of ``as_of`` (None: everything posted), grouped ``by`` order, operation, work-center,
-    element or provenance; rows with a zero balance are left out; each row's share of the total."""
+    element or provenance; rows with a zero balance are left out; each row's share of the total.
+
+    ``energy``: each order / operation / work-center row also carries the kWh its completions used up to
+    ``as_of`` (the element row "energy" the kWh of all completions); it reads every completion, so it is asked for.
+    """
     if by not in BY:
         raise DomainError(f"cannot group WIP by {by!r}: choose one of {', '.join(BY)}")
     group = BY[by]
@@ -115,8 +124,20 @@ def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order"
             if value:
                 rows.append((dict(zip(group, r[: len(group)], strict=True)), value))
     total = sum((v for _, v in rows), ZERO)
-    out = [WipRow(k, v, (v / total).quantize(Decimal("0.0001")) if total else ZERO) for k, v in rows]
+    kwh = _row_kwh(conn, as_of, by) if energy else None
+    out = [WipRow(k, v, (v / total).quantize(Decimal("0.0001")) if total else ZERO,
+                  None if kwh is None else kwh.get(tuple(k.values()), ZERO if by != "element" else None))
+           for k, v in rows]
     return WipReport(as_of, by, total, out)
+
+
+def _row_kwh(conn: Connection, as_of: datetime | None, by: str) -> dict[tuple[Any, ...], Decimal] | None:
+    if by == "element":
+        used = sum((e.kwh for e in energy_by(conn, (), as_of=as_of).values()), ZERO)
+        return {("energy",): used}
+    if by == "provenance":
+        return None
+    return {key: e.kwh for key, e in energy_by(conn, BY[by], as_of=as_of).items()}
 
 
 def scrap_loss(conn: Connection, as_of: datetime | None = None) -> Decimal:
@@ -198,6 +219,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         select(m.item, m.lot, func.sum(m.qty).label("qty"), func.sum(m.value).label("value"))
         .where(m.reference == order_id, m.kind == MoveKind.ISSUE.value)
         .group_by(m.item, m.lot).order_by(m.item, m.lot)).all()
+    energy, energy_per_op = order_energy(conn, order_id)
     return {
         "id": row.id, "item": row.item, "qty": fmt_qty(row.qty), "status": row.status,
         "bom_revision": row.bom_revision, "routing_revision": row.routing_revision,
@@ -211,11 +233,13 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
                 "waiting": fmt_qty(o.fp_qty + o.rw_qty),
                 "first_pass": {"qty": fmt_qty(o.fp_qty), "value": fmt(o.fp_value)},
                 "rework": {"qty": fmt_qty(o.rw_qty), "value": fmt(o.rw_value)},
+                "energy": energy_per_op.get(o.operation, Energy()).to_json(),
             }
             for o in ops
         ],
         # Components issued to the order, per item and lot (lot "" : stock held without a lot).
         "materials": [{"item": r.item, "lot": r.lot, "qty": fmt_qty(r.qty), "value": fmt(r.value)} for r in issued],
+        "energy": energy.to_json(),
     }
 
 

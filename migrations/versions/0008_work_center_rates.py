@@ -1,7 +1,7 @@
 """work-center rates versioned by effective date
 
-Revision ID: 0007_work_center_rates
-Revises: 0005
+Revision ID: 0008_work_center_rates
+Revises: 0007_events_order_fk
 
 Written by hand to match ``work_center_rates`` in ``routing/tables.py`` (``tests/integration/test_schema.py``
 checks it). A work center's labor rate, machine rate and energy tariff become versions, each effective from a
@@ -13,10 +13,10 @@ effective from 1970-01-01 (always). ``work_centers`` keeps the latest rates as a
 import sqlalchemy as sa
 from alembic import op
 
-from mes_common.db import Rate, UtcDateTime
+from migrations.column_types import rate, utc_datetime
 
-revision = "0007_work_center_rates"
-down_revision = "0005"
+revision = "0008_work_center_rates"
+down_revision = "0007_events_order_fk"
 branch_labels = None
 depends_on = None
 
@@ -26,10 +26,10 @@ def upgrade() -> None:
         "work_center_rates",
         sa.Column("work_center", sa.String(64), nullable=False),
         sa.Column("valid_from", sa.Date(), nullable=False),
-        sa.Column("labor_rate", Rate(), nullable=False),
-        sa.Column("machine_rate", Rate(), nullable=False),
-        sa.Column("energy_tariff", Rate(), nullable=False),
-        sa.Column("recorded_at", UtcDateTime(), nullable=False),
+        sa.Column("labor_rate", rate(), nullable=False),
+        sa.Column("machine_rate", rate(), nullable=False),
+        sa.Column("energy_tariff", rate(), nullable=False),
+        sa.Column("recorded_at", utc_datetime(), nullable=False),
         sa.Column("source", sa.String(200), nullable=False, server_default=""),
         sa.ForeignKeyConstraint(["work_center"], ["work_centers.code"],
                                 name="fk_work_center_rates_work_center_work_centers"),
@@ -38,7 +38,7 @@ def upgrade() -> None:
     op.execute(
         "INSERT INTO work_center_rates (work_center, valid_from, labor_rate, machine_rate, energy_tariff, "
         "recorded_at, source) SELECT code, '1970-01-01', labor_rate, machine_rate, energy_tariff, updated_at, "
-        "'migration 0007' FROM work_centers"
+        "'migration 0008' FROM work_centers"
     )
 
 
