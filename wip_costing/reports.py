@@ -205,9 +205,11 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
     }
 
 
-def list_problems(conn: Connection, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+def list_problems(conn: Connection, status: str | None = None, limit: int = 1000, *,
+                  newest_first: bool = False) -> list[dict[str, Any]]:
+    """Stored rejected / conflicting events: the first ``limit`` (or with ``newest_first`` the latest)."""
     c = event_problems.c
-    query = select(event_problems).order_by(c.id).limit(limit)
+    query = select(event_problems).order_by(c.id.desc() if newest_first else c.id).limit(limit)
     if status is not None:
         query = query.where(c.status == status)
     return [dict(r._mapping) for r in conn.execute(query)]
