@@ -213,3 +213,23 @@ def list_problems(conn: Connection, status: str | None = None, limit: int = 1000
     if status is not None:
         query = query.where(c.status == status)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+MARKER_WINDOW = 1000
+
+
+def change_marker(conn: Connection) -> tuple[int, ...]:
+    """A cheap fingerprint of the journal and the stored problems that changes whenever a line or a problem is
+    committed (the dashboard's stream polls it several times a second).
+
+    Ids come from a sequence, so a transaction can commit after one holding a higher id: the newcomer fills a
+    gap below the maximum. Besides each maximum id, the number of ids in the last ``MARKER_WINDOW`` numbers
+    catches that (an index range scan, not a count of the table)."""
+    marker: list[int] = []
+    for table in (journal_lines, event_problems):
+        top = conn.execute(select(func.max(table.c.id))).scalar() or 0
+        recent = conn.execute(
+            select(func.count()).select_from(table).where(table.c.id > top - MARKER_WINDOW)
+        ).scalar() or 0
+        marker += [int(top), int(recent)]
+    return tuple(marker)
