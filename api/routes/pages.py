@@ -24,14 +24,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from api import auth
-from api.deps import ServicesDep
+from api.auth import principal_for
+from api.deps import READERS, Reader, ServicesDep
 from wip_costing import reports
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
 STATIC = {"app.css": "text/css", "common.js": "text/javascript", "terminal.js": "text/javascript",
           "dashboard.js": "text/javascript"}
-WATCHERS = frozenset({"accountant", "planner", "admin"})  # the roles that may read WIP, hence watch it
 POLL_S = 0.25
 KEEPALIVE_S = 15.0
 STREAM_MAX_S = 300.0  # the browser reconnects by itself; a reconnect checks the token again
@@ -51,6 +50,20 @@ def dashboard(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "dashboard.html")
 
 
+@router.get("/dashboard.json", summary="The dashboard's figures as JSON (what the page draws)")
+def dashboard_json(
+    services: ServicesDep, _reader: Reader,
+    rejected: Annotated[int, Query(ge=1, le=200, description="how many of the latest rejected events")] = 10,
+) -> dict[str, Any]:
+    """WIP value by operation, work center and provenance (each exactly ``GET /wip?by=``), the latest
+    rejected events (newest first) and the collectors' health."""
+    return {
+        "wip": {by: services.wip_value(None, by) for by in ("operation", "work-center", "provenance")},
+        "rejected": services.list_problems("rejected", rejected),
+        "collectors": services.machine_health(),
+    }
+
+
 @router.get("/pages/static/{name}", include_in_schema=False)
 def static_file(name: str) -> FileResponse:
     if name not in STATIC:  # an allowlist: no path from the request ever reaches the file system
@@ -65,11 +78,12 @@ async def dashboard_stream(
     token: Annotated[str | None, Query(description="an accountant, planner or admin token")] = None,
 ) -> StreamingResponse:
     """Server-sent events: ``change`` (data: the marker) whenever the journal or the stored problems changed."""
-    principal = await run_in_threadpool(auth.principal_for, services, token) if token else None
+    principal = await run_in_threadpool(principal_for, services, token) if token else None
     if principal is None:
         raise HTTPException(401, "the stream needs ?token= with a valid API token (EventSource cannot send headers)")
-    if principal.role not in WATCHERS:
-        raise HTTPException(403, f"a {principal.role} token may not watch WIP: use an accountant, planner or admin token")
+    if principal.role not in READERS:
+        allowed = ", ".join(role.value for role in READERS)
+        raise HTTPException(403, f"a {principal.role.value} token may not watch WIP (allowed: {allowed})")
 
     def marker() -> tuple[int, ...]:
         with services.read() as conn:

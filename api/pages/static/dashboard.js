@@ -1,6 +1,6 @@
 "use strict";
-// The WIP dashboard: figures from the JSON API (/wip, /events/problems, /collectors/health), redrawn whenever
-// the server-sent stream /dashboard/stream says the journal or the stored problems changed.
+// The WIP dashboard: the figures of /dashboard.json (the same as /wip, /events/problems, /collectors/health), redrawn
+// whenever the server-sent stream /dashboard/stream says the journal or the stored problems changed.
 (() => {
   const { $, api, el, money, percent, detailText } = MB;
   const COLORS = { sensor: "#2563eb", scan: "#16a34a", manual: "#ea580c" };
@@ -49,37 +49,39 @@
     return s < 120 ? s.toFixed(1) + " s ago" : Math.round(s / 60) + " min ago";
   }
 
-  async function health() {
-    const res = await api("GET", "/collectors/health");
-    const body = $("health");
-    if (!res.ok) { body.replaceChildren(el("tr", {}, el("td", { colspan: "5", class: "refused" }, detailText(res.data)))); return; }
-    const rows = res.data.machines || [];
-    body.replaceChildren(...rows.map((m) => el("tr", { class: m.connected ? "up" : "down", title: m.error || "" },
-      el("td", {}, m.machine), el("td", {}, m.connected ? "● connected" : "● down" + (m.error ? ": " + m.error : "")),
-      el("td", {}, age(m.last_value_age_s)), el("td", {}, String(m.spool_depth)), el("td", {}, String(m.events_per_s)))));
-    if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "empty" }, "no collector has reported in")));
+  // A table body: one row per item (cells: its texts), or one row saying there is none.
+  function rows(body, items, cells, { none, attrs = () => ({}), mono = -1 }) {
+    body.replaceChildren(...items.map((item) => el("tr", attrs(item),
+      ...cells(item).map((text, i) => el("td", i === mono ? { class: "mono" } : {}, text)))));
+    const columns = body.closest("table").querySelectorAll("th").length;
+    if (!items.length) body.append(el("tr", {}, el("td", { colspan: String(columns), class: "empty" }, none)));
+  }
+
+  function health(machines) {
+    rows($("health"), machines, (m) => [m.machine, m.connected ? "● connected" : "● down" + (m.error ? ": " + m.error : ""),
+      age(m.last_value_age_s), String(m.spool_depth), String(m.events_per_s)], {
+      none: "no collector has reported in", attrs: (m) => ({ class: m.connected ? "up" : "down", title: m.error || "" }),
+    });
+  }
+
+  function rejected(problems) {
+    rows($("rejected"), problems, (p) => [new Date(p.recorded_at).toLocaleString(), p.event_id || "–", p.reason],
+      { none: "none", mono: 1 });
   }
 
   async function figures() {
-    const [op, wc, prov, rejected] = await Promise.all([
-      api("GET", "/wip?by=operation"), api("GET", "/wip?by=work-center"), api("GET", "/wip?by=provenance"),
-      api("GET", "/events/problems?status=rejected&limit=10"),
-    ]);
-    if (op.ok) {
-      $("wip-total").textContent = money(op.data.total);
-      bars($("chart-operation"), op.data.rows, (r) => r.work_order + " · op " + r.operation);
-    } else failed($("chart-operation"), op);
-    if (wc.ok) bars($("chart-work-center"), wc.data.rows, (r) => r.work_center); else failed($("chart-work-center"), wc);
-    if (prov.ok) shares($("chart-provenance"), prov.data.rows); else failed($("chart-provenance"), prov);
-    const body = $("rejected");
-    if (!rejected.ok) {
-      body.replaceChildren(el("tr", {}, el("td", { colspan: "3", class: "refused" }, detailText(rejected.data))));
-    } else {
-      const rows = rejected.data.rows || [];
-      body.replaceChildren(...rows.map((p) => el("tr", {}, el("td", {}, new Date(p.recorded_at).toLocaleString()),
-        el("td", { class: "mono" }, p.event_id || "–"), el("td", {}, p.reason))));
-      if (!rows.length) body.append(el("tr", {}, el("td", { colspan: "3", class: "empty" }, "none")));
+    const res = await api("GET", "/dashboard.json");
+    if (!res.ok) {
+      for (const id of ["chart-operation", "chart-work-center", "chart-provenance"]) failed($(id), res);
+      return;
     }
+    const wip = res.data.wip;
+    $("wip-total").textContent = money(wip.operation.total);
+    bars($("chart-operation"), wip.operation.rows, (r) => r.work_order + " · op " + r.operation);
+    bars($("chart-work-center"), wip["work-center"].rows, (r) => r.work_center);
+    shares($("chart-provenance"), wip.provenance.rows);
+    rejected(res.data.rejected);
+    health(res.data.collectors);
     $("updated").textContent = new Date().toLocaleTimeString();
   }
 
@@ -88,7 +90,7 @@
     if (running) { again = true; return; }
     do {
       again = false;
-      running = Promise.all([figures(), health()]);
+      running = figures();
       await running;
     } while (again);
     running = null;
@@ -111,6 +113,6 @@
   MB.start(() => {
     refresh();
     listen();
-    setInterval(health, 5000); // collectors report in on their own clock
+    setInterval(refresh, 5000); // collectors report their health on their own clock
   });
 })();

@@ -1,0 +1,128 @@
+"""Fixtures for the pages' browser tests: SPEC's example plant in an SQLite file, the API under a real uvicorn
+process on a free port, tokens made by ``mes-bridge token create``, and Debian's chromium driven by Playwright
+(no browser download).
+
+Imported by ``test_pages*.py`` (``from tests.e2e.pages_fixtures import *``), not a conftest, so that it never
+clashes with the API tests' fixtures in the same folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from mes_bridge import schema
+from mes_bridge.demo import RELEASE_DATE, load_plant
+from mes_common.db import make_engine
+from wip_costing.service import release_order
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+PANEL = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    db_url: str
+
+    def token(self, role: str, *bindings: str, name: str | None = None) -> str:
+        """A new token from the command line (``--work-center X`` / ``--machine M`` pairs in ``bindings``)."""
+        args = [sys.executable, "-m", "mes_bridge.cli", "token", "create", "--role", role, *bindings]
+        if name:
+            args += ["--name", name]
+        done = subprocess.run(args, env=_env(self.db_url), capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, f"mes-bridge token create failed: {done.stderr}"
+        return done.stdout.strip().splitlines()[-1]
+
+
+def _env(db_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MES_BRIDGE_")}
+    env["MES_BRIDGE_DATABASE_URL"] = db_url
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The example plant with WO-1 (10 FG-BRACKET) and WO-2 (3) released, served by uvicorn."""
+    db_url = f"sqlite+pysqlite:///{tmp_path_factory.mktemp('pages') / 'plant.db'}"
+    engine = make_engine(db_url)
+    schema.upgrade(engine)
+    load_plant(engine, lambda _line: None)
+    release_order(engine, "WO-1", "FG-BRACKET", Decimal(10), on=RELEASE_DATE)
+    release_order(engine, "WO-2", "FG-BRACKET", Decimal(3), on=RELEASE_DATE)
+    engine.dispose()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
+        env=_env(db_url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"uvicorn exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("uvicorn did not answer /health within 60 s")
+        time.sleep(0.1)
+    yield Served(url, db_url)
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser(served: Served) -> Iterator[Browser]:
+    """Debian's chromium, headless; skipped (failed in CI) when it is not installed."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_page(browser: Browser, url: str, token: str, *, phone: bool = False) -> Page:
+    """A fresh browser context (its own localStorage) at ``url``, the token entered once in the page's form."""
+    context = browser.new_context(viewport=PHONE if phone else PANEL, is_mobile=phone, has_touch=phone)
+    page = context.new_page()
+    page.goto(url)
+    page.fill("#token-input", token)
+    page.click("#token-form button[type=submit]")
+    expect(page.locator("#main")).to_be_visible()
+    return page
