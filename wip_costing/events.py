@@ -32,6 +32,10 @@ FIELDS = (
 )
 
 _FIELD_SET = frozenset(FIELDS)
+# What the database stores: event ids up to 200 characters, codes up to 64, quantities well below 10^18.
+MAX_EVENT_ID = 200
+MAX_CODE = 64
+MAX_QTY = Decimal(10) ** 12
 
 
 class EventFormatError(DomainError):
@@ -173,7 +177,11 @@ def _text_value(value: Any, field: str, event_id: str | None, *, required: bool 
             raise EventFormatError(event_id, field, "is required")
         return None
     if not isinstance(value, str):
-        raise EventFormatError(event_id, field, f"must be a string, got {value!r}")
+        raise EventFormatError(event_id, field, f"must be a string, got {str(value)[:80]!r}")
+    limit = MAX_EVENT_ID if field == "event_id" else MAX_CODE
+    if len(value) > limit:  # what the database stores; a longer id is not kept as the event's id
+        raise EventFormatError(None if field == "event_id" else event_id, field,
+                               f"{value[:40]!r}... is {len(value)} characters long; at most {limit}")
     if value != value.strip() or not value.isprintable():
         raise EventFormatError(event_id, field, f"{value!r} has surrounding spaces or invisible characters")
     return value
@@ -200,6 +208,8 @@ def _quantity(value: Any, field: str, event_id: str | None) -> Decimal | None:
             number = exact
     if number < 0:
         raise EventFormatError(event_id, field, f"must not be negative, got {fmt_qty(number)}")
+    if number >= MAX_QTY:
+        raise EventFormatError(event_id, field, f"{str(number)[:40]} is too large (at most {MAX_QTY - 1})")
     return number
 
 
