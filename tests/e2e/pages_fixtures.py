@@ -1,9 +1,9 @@
-"""Fixtures for the pages' browser tests: SPEC's example plant in an SQLite file, the API under a real uvicorn
-process on a free port, tokens made by ``mes-bridge token create``, and Debian's chromium driven by Playwright
-(no browser download).
+"""Fixtures for the pages' browser tests: SPEC's example plant in an SQLite file, the API under two real uvicorn
+processes on free ports (one database), tokens made by ``mes-bridge token create``, and Debian's chromium driven
+by Playwright (no browser download).
 
-Imported by ``test_pages*.py`` (``from tests.e2e.pages_fixtures import *``), not a conftest, so that it never
-clashes with the API tests' fixtures in the same folder.
+Imported by ``test_pages*.py``, not a conftest, so that it never clashes with the API tests' fixtures in the same
+folder.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 @dataclass(frozen=True)
 class Served:
     url: str
+    other_url: str  # a second API process on the same database
     db_url: str
 
     def token(self, role: str, *bindings: str, name: str | None = None) -> str:
@@ -63,9 +64,43 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _start(db_url: str) -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
+        env=_env(db_url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_healthy(proc: subprocess.Popen[str], url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"uvicorn at {url} exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"uvicorn at {url} did not answer /health within {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The example plant with WO-1 (10 FG-BRACKET) and WO-2 (3) released, served by uvicorn."""
+    """The example plant with WO-1 (10 FG-BRACKET) and WO-2 (3) released, served by two uvicorn processes."""
     db_url = f"sqlite+pysqlite:///{tmp_path_factory.mktemp('pages') / 'plant.db'}"
     engine = make_engine(db_url)
     schema.upgrade(engine)
@@ -73,33 +108,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     release_order(engine, "WO-1", "FG-BRACKET", Decimal(10), on=RELEASE_DATE)
     release_order(engine, "WO-2", "FG-BRACKET", Decimal(3), on=RELEASE_DATE)
     engine.dispose()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning", "--timeout-graceful-shutdown", "3"],
-        env=_env(db_url), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"uvicorn exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("uvicorn did not answer /health within 60 s")
-        time.sleep(0.1)
-    yield Served(url, db_url)
-    proc.terminate()
+    servers = [_start(db_url), _start(db_url)]
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=15)
+        for proc, url in servers:
+            _wait_healthy(proc, url)
+        yield Served(servers[0][1], servers[1][1], db_url)
+    finally:
+        for proc, _url in servers:
+            _stop(proc)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
-"""The scan terminal and the WIP dashboard in a real browser (Debian's chromium) against a real uvicorn process.
+"""The scan terminal and the WIP dashboard in a real browser (Debian's chromium) against real uvicorn processes.
 
-An operator scans WO-1 at the laser's terminal and reports 10 good: the dashboard, open beside it, shows the WIP
-value move from 0.00 to 71.00 (SPEC's worked example, op 10 at standard energy) without being reloaded. Refusals
-are shown with their reasons. Screenshots of both pages at 1280x800 and at phone size land in
-``tests/e2e/artifacts/``.
+An operator scans WO-1 at the laser's terminal and reports 10 good: the dashboard, open beside it and served by
+another API process, shows the WIP value move from 0.00 to 71.00 (SPEC's worked example, op 10 at standard
+energy) without being reloaded. Refusals are shown with their reasons. Screenshots of both pages at 1280x800 and
+at phone size land in ``tests/e2e/artifacts/``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(dashboard.locator("#wip-total")).to_have_text("0.00")
     dashboard.evaluate("window.notReloaded = true")
 
-    terminal = open_page(browser, f"{served.url}/terminal",
+    # The terminal talks to the other API process: the dashboard's stream must see changes made anywhere.
+    terminal = open_page(browser, f"{served.other_url}/terminal",
                          served.token("terminal", "--work-center", "WC-LASER", name="T-LASER-1"))
     _scan(terminal, "WO-1")
     expect(terminal.locator("#o-work-order")).to_have_text("WO-1")

@@ -7,6 +7,7 @@
   let current = null; // the last answer of GET /scan/{barcode}
   let barcode = "";
   let busy = false;
+  let unanswered = null; // a report sent without an answer: sent again, it keeps its id (harmless duplicate)
 
   const typing = (node) => node && (node.tagName === "INPUT" || node.tagName === "TEXTAREA") && node !== scan;
 
@@ -63,15 +64,18 @@
     if ($("minutes").value.trim()) body.actual_minutes = $("minutes").value.trim();
     if ($("operator").value.trim()) body.operator = $("operator").value.trim();
     if (current.serial) body.serial = current.serial;
+    const same = unanswered && unanswered.key === JSON.stringify(body);
+    body.report_id = same ? unanswered.id : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 10);
     busy = true; // one tap, one report: a second tap while the first is on its way is ignored
     document.querySelectorAll(".act").forEach((b) => { b.disabled = true; });
     const res = await api("POST", "/scan/report", body);
     busy = false;
     document.querySelectorAll(".act").forEach((b) => { b.disabled = false; });
+    unanswered = res.status === 0 ? { key: JSON.stringify({ ...body, report_id: undefined }), id: body.report_id } : null;
     if (res.status === 401) return;
     const where = " at operation " + body.operation + " of " + body.work_order;
-    if (res.ok && res.data.status === "applied") {
-      outcome("ok", "✔ " + qty + " " + kind + " reported" + where);
+    if (res.ok && (res.data.status === "applied" || res.data.status === "duplicate")) {
+      outcome("ok", "✔ " + qty + " " + kind + (res.data.status === "duplicate" ? " already" : "") + " reported" + where);
       $("qty").value = "1";
       $("minutes").value = "";
       const still = await lookup(barcode, true);
