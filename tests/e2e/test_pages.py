@@ -9,7 +9,9 @@ at phone size land in ``tests/e2e/artifacts/``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
@@ -37,6 +39,7 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     dashboard = open_page(browser, f"{served.url}/dashboard", served.token("accountant", name="cost office"))
     expect(dashboard.locator("#live-text")).to_have_text("live")
     expect(dashboard.locator("#wip-total")).to_have_text("0.00")
+    expect(dashboard.locator("#rejected")).to_contain_text("exceeds the 0 waiting")
     dashboard.evaluate("window.notReloaded = true")
 
     # The terminal talks to the other API process: the dashboard's stream must see changes made anywhere.
@@ -116,3 +119,46 @@ def test_a_bad_token_is_asked_for_again(served: Served, browser: Browser) -> Non
     expect(terminal.locator("#token-form")).to_be_visible()
     expect(terminal.locator("#token-form .hint")).to_contain_text("refused")
     terminal.context.close()
+
+
+def test_the_stream_and_the_dashboard_json_want_a_reader_token(served: Served) -> None:
+    terminal = served.token("terminal", "--work-center", "WC-ASSY", name="T-ASSY-9")
+    stream = f"{served.url}/dashboard/stream"
+    assert httpx.get(stream, timeout=10).status_code == 401
+    assert httpx.get(stream, params={"token": "nonsense"}, timeout=10).status_code == 401
+    refused = httpx.get(stream, params={"token": terminal}, timeout=10)
+    assert refused.status_code == 403 and "terminal" in refused.json()["detail"]
+    assert httpx.get(f"{served.url}/dashboard.json", timeout=10).status_code == 401
+    assert httpx.get(f"{served.url}/dashboard.json", headers={"Authorization": f"Bearer {terminal}"},
+                     timeout=10).status_code == 403
+    # The pages themselves hold no data: they load without a token, and their files come only from a list.
+    assert httpx.get(f"{served.url}/terminal", timeout=10).status_code == 200
+    assert httpx.get(f"{served.url}/pages/static/dashboard.js", timeout=10).status_code == 200
+    assert httpx.get(f"{served.url}/pages/static/..%2Fpages.py", timeout=10).status_code == 404
+
+
+def test_the_stream_announces_a_change_made_through_the_other_process(served: Served) -> None:
+    reader = served.token("planner")
+    sender = served.token("admin")
+    with httpx.stream("GET", f"{served.url}/dashboard/stream", params={"token": reader}, timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        first = _next_change(lines)
+        event = {"event_id": "pages-test-rejected-1", "work_order": "WO-404", "operation": 10, "good": 1,
+                 "scrap": 0, "rework": 0, "work_center": "WC-LASER", "provenance": "manual",
+                 "source_time": "2026-11-22T08:00:00Z"}
+        answer = httpx.post(f"{served.other_url}/events", json=[event], timeout=10,
+                            headers={"Authorization": f"Bearer {sender}"})
+        assert answer.status_code < 500, answer.text
+        assert _next_change(lines) != first  # a stored rejection moves the marker as a journal line does
+
+
+def _next_change(lines: Iterator[str]) -> str:
+    """The data of the next ``change`` event (the stream's own read timeout bounds the wait)."""
+    event = None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event == "change":
+            return line.removeprefix("data: ")
+    raise AssertionError("the stream ended without a change event")
