@@ -40,6 +40,17 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(dashboard.locator("#live-text")).to_have_text("live")
     expect(dashboard.locator("#wip-total")).to_have_text("0.00")
     expect(dashboard.locator("#rejected")).to_contain_text("exceeds the 0 waiting")
+    collector = served.token("collector", "--machine", "LASER-1", "--machine", "PRESS-1", name="edge-1")
+    reported = httpx.post(f"{served.other_url}/collectors/health", timeout=10,
+                          headers={"Authorization": f"Bearer {collector}"}, json={"machines": [
+                              {"machine": "LASER-1", "connected": True, "last_value_age_s": 0.4,
+                               "spool_depth": 0, "events_per_s": 0.5},
+                              {"machine": "PRESS-1", "connected": False, "last_value_age_s": 95.0,
+                               "spool_depth": 12, "events_per_s": 0, "error": "connection refused"}]})
+    assert reported.status_code == 200, reported.text
+    # Health reports do not move the journal: the page re-reads them every 5 s.
+    expect(dashboard.locator("#health tr.down")).to_contain_text("PRESS-1", timeout=10_000)
+    expect(dashboard.locator("#health tr.up")).to_contain_text("LASER-1")
     dashboard.evaluate("window.notReloaded = true")
 
     # The terminal talks to the other API process: the dashboard's stream must see changes made anywhere.
@@ -55,6 +66,7 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(terminal.locator("#o-routing")).to_have_text("A")
     expect(terminal.locator("#o-quality")).to_have_text("Cut to drawing BR-100 rev C")
 
+    _shoot(terminal, "terminal-1280x800")
     terminal.fill("#qty", "10")
     terminal.click("button.act.good")
     expect(terminal.locator("#outcome")).to_have_class("outcome ok")
@@ -71,7 +83,8 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(dashboard.locator("#chart-work-center")).to_contain_text("WC-PRESS")
     expect(dashboard.locator("#chart-provenance")).to_contain_text("scan 100.0 %")
 
-    _shoot(terminal, "terminal-1280x800")
+    expect(terminal.locator("#history")).to_contain_text("10 good reported at operation 10 of WO-1")
+    _shoot(terminal, "terminal-1280x800-reported")
     _shoot(dashboard, "dashboard-1280x800")
     for path, token, name in (
         ("/terminal", served.token("terminal", "--work-center", "WC-PRESS", name="T-PRESS-1"), "terminal-phone"),

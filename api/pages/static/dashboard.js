@@ -3,6 +3,7 @@
 // whenever the server-sent stream /dashboard/stream says the journal or the stored problems changed.
 (() => {
   const { $, api, el, money, percent, detailText } = MB;
+  const STALE_S = 30; // a collector that has not reported for this long is shown as silent, whatever it said last
   const COLORS = { sensor: "#2563eb", scan: "#16a34a", manual: "#ea580c" };
   let running = null;
   let again = false;
@@ -58,9 +59,12 @@
   }
 
   function health(machines) {
-    rows($("health"), machines, (m) => [m.machine, m.connected ? "● connected" : "● down" + (m.error ? ": " + m.error : ""),
-      age(m.last_value_age_s), String(m.spool_depth), String(m.events_per_s)], {
-      none: "no collector has reported in", attrs: (m) => ({ class: m.connected ? "up" : "down", title: m.error || "" }),
+    const link = (m) => (m.report_age_s > STALE_S ? "● silent" : m.connected ? "● connected" : "● down")
+      + (m.error ? ": " + m.error : "");
+    rows($("health"), machines, (m) => [m.machine, link(m), age(m.last_value_age_s), String(m.spool_depth),
+      String(m.events_per_s), age(m.report_age_s)], {
+      none: "no collector has reported in",
+      attrs: (m) => ({ class: m.connected && m.report_age_s <= STALE_S ? "up" : "down", title: m.error || "" }),
     });
   }
 

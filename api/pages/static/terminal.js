@@ -37,6 +37,16 @@
     $("o-quality").textContent = answer.quality_standard || "–";
   }
 
+  // The last reports made here (this page's memory only), newest first, so the operator can check a count.
+  function remember(kind, text) {
+    const item = document.createElement("li");
+    item.className = kind;
+    item.textContent = new Date().toLocaleTimeString() + "  " + text;
+    $("history").prepend(item);
+    while ($("history").children.length > 8) $("history").lastChild.remove();
+    $("history-card").hidden = false;
+  }
+
   async function lookup(code, quiet) {
     const res = await api("GET", "/scan/" + encodeURIComponent(code));
     if (res.status === 401) return false;
@@ -75,7 +85,9 @@
     if (res.status === 401) return;
     const where = " at operation " + body.operation + " of " + body.work_order;
     if (res.ok && (res.data.status === "applied" || res.data.status === "duplicate")) {
-      outcome("ok", "✔ " + qty + " " + kind + (res.data.status === "duplicate" ? " already" : "") + " reported" + where);
+      const text = qty + " " + kind + (res.data.status === "duplicate" ? " already" : "") + " reported" + where;
+      outcome("ok", "✔ " + text);
+      remember("ok", text);
       $("qty").value = "1";
       $("minutes").value = "";
       const still = await lookup(barcode, true);
@@ -83,6 +95,7 @@
     } else {
       const reason = res.data.reason || detailText(res.data);
       outcome("refused", "✘ Not reported (" + (res.data.status || "HTTP " + res.status) + "): " + reason);
+      remember("refused", qty + " " + kind + " refused" + where);
     }
     focusScan();
   }
