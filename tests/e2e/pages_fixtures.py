@@ -12,10 +12,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from mes_bridge import schema
 from mes_bridge.demo import RELEASE_DATE, load_plant
 from mes_common.db import make_engine
+from tests.waiting import TIMEOUT_SCALE, wait_until_sync
 from wip_costing.service import apply_events, release_order
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,19 +75,13 @@ def _start(db_url: str) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def _wait_healthy(proc: subprocess.Popen[str], url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"uvicorn at {url} exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"uvicorn at {url} did not answer /health within {timeout_s:.0f} s")
-        time.sleep(0.1)
+def _healthy(proc: subprocess.Popen[str], url: str) -> bool:
+    if proc.poll() is not None:
+        pytest.fail(f"uvicorn at {url} exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -116,7 +111,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     servers = [_start(db_url), _start(db_url)]
     try:
         for proc, url in servers:
-            _wait_healthy(proc, url)
+            wait_until_sync(partial(_healthy, proc, url), timeout_s=20, what=f"uvicorn answering {url}/health",
+                            interval_s=0.1)
         yield Served(servers[0][1], servers[1][1], db_url)
     finally:
         for proc, _url in servers:
@@ -132,6 +128,7 @@ def browser(served: Served) -> Iterator[Browser]:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     ARTIFACTS.mkdir(exist_ok=True)
+    expect.set_options(timeout=5_000 * TIMEOUT_SCALE)  # a ceiling for conditions, scaled like every test wait
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield chromium
