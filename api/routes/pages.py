@@ -26,6 +26,10 @@ from fastapi.templating import Jinja2Templates
 
 from api.auth import principal_for
 from api.deps import READERS, Reader, ServicesDep
+from api.params import Response, moment
+from api.routes.collectors import MachineRow
+from api.routes.events import Problem
+from api.routes.wip import WipReport
 from wip_costing import reports
 
 PAGES = Path(__file__).resolve().parent.parent / "pages"
@@ -50,15 +54,27 @@ def dashboard(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "dashboard.html")
 
 
-@router.get("/dashboard.json", summary="The dashboard's figures as JSON (what the page draws)")
+class Dashboard(Response):
+    """What the dashboard draws: each ``wip`` entry is exactly ``GET /wip?by=`` (keys ``operation``,
+    ``work-center``, ``provenance``)."""
+
+    wip: dict[str, WipReport]
+    rejected: list[Problem]
+    collectors: list[MachineRow]
+
+
+@router.get("/dashboard.json", response_model=Dashboard, summary="The dashboard's figures as JSON (what it draws)")
 def dashboard_json(
     services: ServicesDep, _reader: Reader,
+    as_of: Annotated[str | None, Query(description="ISO 8601 timestamp with a timezone, or a date (its end, UTC)")]
+    = None,
     rejected: Annotated[int, Query(ge=1, le=200, description="how many of the latest rejected events")] = 10,
 ) -> dict[str, Any]:
-    """WIP value by operation, work center and provenance (each exactly ``GET /wip?by=``), the latest
+    """WIP value by operation, work center and provenance as of ``as_of`` (default: everything posted), the latest
     rejected events (newest first) and the collectors' health."""
+    when = moment(as_of, "as_of", end_of_day=True)
     return {
-        "wip": {by: services.wip_value(None, by) for by in ("operation", "work-center", "provenance")},
+        "wip": {by: services.wip_value(when, by) for by in ("operation", "work-center", "provenance")},
         "rejected": services.list_problems("rejected", rejected),
         "collectors": services.machine_health(),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -83,6 +84,13 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(dashboard.locator("#chart-operation")).to_contain_text("WO-1 · op 20")
     expect(dashboard.locator("#chart-work-center")).to_contain_text("WC-PRESS")
     expect(dashboard.locator("#chart-provenance")).to_contain_text("scan 100.0 %")
+    # As of the end of yesterday (the report is dated now): nothing was in WIP yet; then back to now.
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    dashboard.fill("#as-of", yesterday)
+    expect(dashboard.locator("#wip-total")).to_have_text("0.00")
+    expect(dashboard.locator("#wip-label")).to_contain_text(f"end of {yesterday}")
+    dashboard.click("#as-of-now")
+    expect(dashboard.locator("#wip-total")).to_have_text("71.00")
 
     expect(terminal.locator("#history")).to_contain_text("10 good reported at operation 10 of WO-1")
     _shoot(terminal, "terminal-1280x800-reported")

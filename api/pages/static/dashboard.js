@@ -3,23 +3,32 @@
 // whenever the server-sent stream /dashboard/stream says the journal or the stored problems changed.
 (() => {
   const { $, api, el, money, percent, detailText } = MB;
+  const MAX_BARS = 12;
   const STALE_S = 30; // a collector that has not reported for this long is shown as silent, whatever it said last
   const COLORS = { sensor: "#2563eb", scan: "#16a34a", manual: "#ea580c" };
   let running = null;
   let again = false;
 
-  // One row per bar: the label and the value are HTML text (readable at any width), the bar an SVG rect.
-  function bars(box, rows, label) {
+  // One row per bar, largest first: the label and the value are HTML text (readable at any width), the bar an SVG
+  // rect; past MAX_BARS the rest is one line with its count and sum.
+  function bars(box, all, label) {
     box.replaceChildren();
-    if (!rows.length) { box.append(el("p", { class: "empty" }, "nothing in WIP")); return; }
+    if (!all.length) { box.append(el("p", { class: "empty" }, "nothing in WIP")); return; }
+    const sorted = [...all].sort((a, b) => parseFloat(b.value) - parseFloat(a.value));
+    const rows = sorted.slice(0, MAX_BARS);
     const top = Math.max(...rows.map((r) => Math.abs(parseFloat(r.value))), 0) || 1;
     for (const row of rows) {
       const width = Math.max(0.5, (Math.abs(parseFloat(row.value)) / top) * 100);
       const svg = el("svg:svg", { viewBox: "0 0 100 10", preserveAspectRatio: "none", class: "bar-svg",
         role: "img", "aria-label": label(row) + " " + row.value },
       el("svg:rect", { x: "0", y: "0", width: width.toFixed(2), height: "10", rx: "1", class: "bar-rect" }));
-      box.append(el("div", { class: "bar-row" }, el("span", { class: "bar-label" }, label(row)), svg,
+      box.append(el("div", { class: "bar-row" }, el("span", { class: "bar-label", title: label(row) }, label(row)), svg,
         el("span", { class: "bar-value" }, money(row.value))));
+    }
+    const rest = sorted.slice(MAX_BARS);
+    if (rest.length) {
+      const cents = rest.reduce((sum, r) => sum + Math.round(parseFloat(r.value) * 100), 0);
+      box.append(el("p", { class: "empty" }, "+ " + rest.length + " more: " + money((cents / 100).toFixed(2))));
     }
   }
 
@@ -74,7 +83,9 @@
   }
 
   async function figures() {
-    const res = await api("GET", "/dashboard.json");
+    const asOf = $("as-of").value; // a date: its end (UTC); late events dated before it still move the figures
+    const res = await api("GET", "/dashboard.json" + (asOf ? "?as_of=" + encodeURIComponent(asOf) : ""));
+    $("wip-label").textContent = asOf ? "WIP value at the end of " + asOf + " (UTC)" : "WIP value now";
     if (!res.ok) {
       for (const id of ["chart-operation", "chart-work-center", "chart-provenance"]) failed($(id), res);
       return;
@@ -115,6 +126,8 @@
   }
 
   MB.start(() => {
+    $("as-of").addEventListener("change", refresh);
+    $("as-of-now").addEventListener("click", () => { $("as-of").value = ""; refresh(); });
     refresh();
     listen();
     setInterval(refresh, 5000); // collectors report their health on their own clock
