@@ -69,6 +69,9 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(terminal.locator("#o-quality")).to_have_text("Cut to drawing BR-100 rev C")
 
     _shoot(terminal, "terminal-1280x800")
+    terminal.click(".step[data-step='1']")  # a tap on a button gives the focus back to the scan field
+    expect(terminal.locator("#qty")).to_have_value("2")
+    expect(terminal.locator("#scan-input")).to_be_focused()
     terminal.fill("#qty", "10")
     terminal.click("button.act.good")
     expect(terminal.locator("#outcome")).to_have_class("outcome ok")
