@@ -37,7 +37,9 @@ STATIC = {"app.css": "text/css", "common.js": "text/javascript", "terminal.js": 
           "dashboard.js": "text/javascript"}
 POLL_S = 0.25
 KEEPALIVE_S = 15.0
-STREAM_MAX_S = 300.0  # the browser reconnects by itself; a reconnect checks the token again
+# A stream ends after this long and the browser reconnects by itself (checking the token again). Short, because
+# uvicorn waits for open responses when it shuts down: Ctrl-C on a server with a dashboard open takes this long.
+STREAM_MAX_S = 20.0
 
 router = APIRouter(tags=["pages"])
 templates = Jinja2Templates(directory=PAGES / "templates")

@@ -143,6 +143,15 @@ def test_a_bad_token_is_asked_for_again(served: Served, browser: Browser) -> Non
     _scan(terminal, "WO-1")
     expect(terminal.locator("#token-form")).to_be_visible()
     expect(terminal.locator("#token-form .hint")).to_contain_text("refused")
+    # The right token, entered now, works; the page's buttons were not bound twice: one tap, one report.
+    terminal.fill("#token-input", served.token("terminal", "--work-center", "WC-LASER", name="T-LASER-3"))
+    terminal.click("#token-form button[type=submit]")
+    _scan(terminal, "WO-2")
+    expect(terminal.locator("#o-waiting")).to_have_text("3")
+    terminal.click("button.act.good")
+    expect(terminal.locator("#outcome")).to_have_class("outcome ok")
+    expect(terminal.locator("#o-waiting")).to_have_text("2")
+    expect(terminal.locator("#history li")).to_have_count(1)
     terminal.context.close()
 
 

@@ -18,12 +18,13 @@ const MB = (() => {
     $("token-input").focus();
   }
 
+  // The page's handlers are bound once; a token entered later only tells the page (event "mb-token").
   function showPage() {
     $("token-form").hidden = true;
     $("main").hidden = false;
     $("forget-token").hidden = false;
     whoAmI();
-    ready();
+    if (ready) { const first = ready; ready = null; first(); } else document.dispatchEvent(new Event("mb-token"));
   }
 
   // A FastAPI "detail" is a message, or for a body that does not fit a list of {loc, msg}.

@@ -7,6 +7,7 @@
   const STALE_S = 30; // a collector that has not reported for this long is shown as silent, whatever it said last
   const COLORS = { sensor: "#2563eb", scan: "#16a34a", manual: "#ea580c" };
   let running = null;
+  let marker = null;
   let again = false;
 
   // One row per bar, largest first: the label and the value are HTML text (readable at any width), the bar an SVG
@@ -113,14 +114,22 @@
 
   function live(state, text) { $("live-dot").className = "dot " + state; $("live-text").textContent = text; }
 
+  let stream = null;
+  let retry = null;
+
   function listen() {
-    const stream = new EventSource("/dashboard/stream?token=" + encodeURIComponent(MB.token()));
-    stream.addEventListener("open", () => live("up", "live"));
-    stream.addEventListener("change", () => refresh());
-    stream.addEventListener("error", () => {
-      if (stream.readyState === EventSource.CLOSED) { // refused (bad token, role) or gone: try again later
+    if (stream) stream.close();
+    clearTimeout(retry);
+    const source = new EventSource("/dashboard/stream?token=" + encodeURIComponent(MB.token()));
+    stream = source;
+    source.addEventListener("open", () => live("up", "live"));
+    // Each (re)connection sends the marker first: redraw only when it moved since the last one seen.
+    source.addEventListener("change", (ev) => { if (ev.data !== marker) { marker = ev.data; refresh(); } });
+    source.addEventListener("error", () => {
+      if (source !== stream) return;
+      if (source.readyState === EventSource.CLOSED) { // refused (bad token, role) or gone: try again later
         live("down", "stream closed, retrying");
-        setTimeout(listen, 5000);
+        retry = setTimeout(listen, 5000);
       } else live("wait", "reconnecting");
     });
   }
@@ -130,6 +139,7 @@
     $("as-of-now").addEventListener("click", () => { $("as-of").value = ""; refresh(); });
     refresh();
     listen();
+    document.addEventListener("mb-token", () => { marker = null; listen(); refresh(); });
     setInterval(refresh, 5000); // collectors report their health on their own clock
   });
 })();
