@@ -95,14 +95,15 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The example plant with WO-1 (10 FG-BRACKET) and WO-2 (3) released and one rejected event, served by two
-    uvicorn processes."""
+    """The example plant with WO-1 (10 FG-BRACKET), WO-2 (3) and WO-3 (2, serials SN-3001 and SN-3002) released and
+    one rejected event, served by two uvicorn processes."""
     db_url = f"sqlite+pysqlite:///{tmp_path_factory.mktemp('pages') / 'plant.db'}"
     engine = make_engine(db_url)
     schema.upgrade(engine)
     load_plant(engine, lambda _line: None)
     release_order(engine, "WO-1", "FG-BRACKET", Decimal(10), on=RELEASE_DATE)
     release_order(engine, "WO-2", "FG-BRACKET", Decimal(3), on=RELEASE_DATE)
+    release_order(engine, "WO-3", "FG-BRACKET", Decimal(2), on=RELEASE_DATE, serials=("SN-3001", "SN-3002"))
     # The press counted parts before anything reached it: refused, and listed on the dashboard with the reason.
     apply_events(engine, [{"event_id": "PRESS-1:parts:0:4", "work_order": "WO-1", "operation": 20, "good": 4,
                            "scrap": 0, "rework": 0, "machine": "PRESS-1", "work_center": "WC-PRESS",

@@ -137,6 +137,15 @@ def test_refusals_are_shown_with_their_reasons(served: Served, browser: Browser)
     expect(terminal.locator("#o-waiting")).to_have_text("3")
     terminal.context.close()
 
+    # At the press nothing of WO-2 waits yet: the refusal says where its units are.
+    press = open_page(browser, f"{served.url}/terminal",
+                      served.token("terminal", "--work-center", "WC-PRESS", name="T-PRESS-2"))
+    _scan(press, "WO-2")
+    expect(press.locator("#outcome")).to_have_class("outcome refused")
+    expect(press.locator("#outcome")).to_contain_text("no units are waiting at operation 20 at WC-PRESS")
+    expect(press.locator("#outcome")).to_contain_text("3 at operation 10")
+    press.context.close()
+
 
 def test_a_bad_token_is_asked_for_again(served: Served, browser: Browser) -> None:
     terminal = open_page(browser, f"{served.url}/terminal", "not-a-token")
@@ -196,3 +205,16 @@ def _next_change(lines: Iterator[str]) -> str:
         elif line.startswith("data: ") and event == "change":
             return line.removeprefix("data: ")
     raise AssertionError("the stream ended without a change event")
+
+
+def test_a_serial_number_scan_finds_its_order_and_reports_with_the_serial(served: Served, browser: Browser) -> None:
+    terminal = open_page(browser, f"{served.url}/terminal",
+                         served.token("terminal", "--work-center", "WC-LASER", name="T-LASER-4"))
+    _scan(terminal, "SN-3002")
+    expect(terminal.locator("#o-work-order")).to_have_text("WO-3")
+    expect(terminal.locator("#o-serial")).to_have_text("SN-3002")
+    expect(terminal.locator("#o-waiting")).to_have_text("2")
+    terminal.click("button.act.good")
+    expect(terminal.locator("#outcome")).to_contain_text("1 good reported at operation 10 of WO-3")
+    expect(terminal.locator("#o-waiting")).to_have_text("1")
+    terminal.context.close()
