@@ -225,11 +225,9 @@ def change_marker(conn: Connection) -> tuple[int, ...]:
     Ids come from a sequence, so a transaction can commit after one holding a higher id: the newcomer fills a
     gap below the maximum. Besides each maximum id, the number of ids in the last ``MARKER_WINDOW`` numbers
     catches that (an index range scan, not a count of the table)."""
-    marker: list[int] = []
+    columns = []
     for table in (journal_lines, event_problems):
-        top = conn.execute(select(func.max(table.c.id))).scalar() or 0
-        recent = conn.execute(
-            select(func.count()).select_from(table).where(table.c.id > top - MARKER_WINDOW)
-        ).scalar() or 0
-        marker += [int(top), int(recent)]
-    return tuple(marker)
+        top = func.coalesce(select(func.max(table.c.id)).scalar_subquery(), 0)
+        recent = select(func.count()).select_from(table).where(table.c.id > top - MARKER_WINDOW).scalar_subquery()
+        columns += [top, recent]
+    return tuple(int(value) for value in conn.execute(select(*columns)).one())  # one round trip
