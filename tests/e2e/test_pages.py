@@ -1,8 +1,8 @@
 """The scan terminal and the WIP dashboard in a real browser (Debian's chromium) against real uvicorn processes.
 
-An operator scans WO-1 at the laser's terminal and reports 10 good: the dashboard, open beside it and served by
-another API process, shows the WIP value move from 0.00 to 71.00 (SPEC's worked example, op 10 at standard
-energy) without being reloaded. Refusals are shown with their reasons. Screenshots of both pages at 1280x800 and
+An operator scans WO-1 at the laser's terminal and reports 10 good in 25 minutes: the dashboard, open beside it and
+served by another API process, shows the WIP value move from 0.00 to 73.50 (SPEC's worked example's op 10, with
+the operator's 25 minutes of labor instead of the standard 20) without being reloaded. Refusals are shown with their reasons. Screenshots of both pages at 1280x800 and
 at phone size land in ``tests/e2e/artifacts/``.
 """
 
@@ -73,14 +73,18 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(terminal.locator("#qty")).to_have_value("2")
     expect(terminal.locator("#scan-input")).to_be_focused()
     terminal.fill("#qty", "10")
+    terminal.click(".extra summary")
+    terminal.fill("#minutes", "25")
+    terminal.fill("#operator", "E-107")
     terminal.click("button.act.good")
     expect(terminal.locator("#outcome")).to_have_class("outcome ok")
     reported = time.monotonic()
     expect(terminal.locator("#outcome")).to_contain_text("10 good reported at operation 10 of WO-1")
     expect(terminal.locator("#scan-input")).to_be_focused()
 
-    # Material 40.00 + labor 10.00 + machine 20.00 + standard energy 1.00, now waiting at op 20.
-    expect(dashboard.locator("#wip-total")).to_have_text("71.00", timeout=LIVE_WITHIN_MS)
+    # Material 40.00 + labor 12.50 (25 min at 30.00/h) + machine 20.00 (standard 20 min) + standard energy 1.00,
+    # now waiting at op 20.
+    expect(dashboard.locator("#wip-total")).to_have_text("73.50", timeout=LIVE_WITHIN_MS)
     print(f"dashboard showed the new WIP value {time.monotonic() - reported:.2f} s after the terminal's outcome")
     assert dashboard.evaluate("window.notReloaded") is True
     expect(dashboard.locator("#chart-operation .bar-row")).to_have_count(1)
@@ -93,7 +97,7 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     expect(dashboard.locator("#wip-total")).to_have_text("0.00")
     expect(dashboard.locator("#wip-label")).to_contain_text(f"end of {yesterday}")
     dashboard.click("#as-of-now")
-    expect(dashboard.locator("#wip-total")).to_have_text("71.00")
+    expect(dashboard.locator("#wip-total")).to_have_text("73.50")
 
     expect(terminal.locator("#history")).to_contain_text("10 good reported at operation 10 of WO-1")
     _shoot(terminal, "terminal-1280x800-reported")
@@ -107,7 +111,7 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
             _scan(phone, "WO-1")
             expect(phone.locator("#o-waiting")).to_have_text("10")
         else:
-            expect(phone.locator("#wip-total")).to_have_text("71.00")
+            expect(phone.locator("#wip-total")).to_have_text("73.50")
         _shoot(phone, name)
         phone.context.close()
     terminal.context.close()
