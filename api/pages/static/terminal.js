@@ -35,6 +35,7 @@
     $("o-serial-row").hidden = !answer.serial;
     $("o-serial").textContent = answer.serial || "";
     $("o-quality").textContent = answer.quality_standard || "–";
+    $("qty-all").textContent = "all " + answer.waiting;
   }
 
   // The last reports made here (this page's memory only), newest first, so the operator can check a count.
@@ -108,6 +109,7 @@
       if (code) lookup(code, false);
     });
     document.querySelectorAll(".act").forEach((b) => b.addEventListener("click", () => report(b.dataset.kind)));
+    $("qty-all").addEventListener("click", () => { if (current) $("qty").value = current.waiting; });
     document.querySelectorAll(".step").forEach((b) => b.addEventListener("click", () => {
       const next = Math.max(1, (parseInt($("qty").value, 10) || 0) + parseInt(b.dataset.step, 10));
       $("qty").value = String(next);
