@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.auth import principal_for
 from api.deps import READERS, Reader, ServicesDep
@@ -115,15 +116,20 @@ async def dashboard_stream(
 
 async def changes(request: Request, marker: Callable[[], Any], *, poll_s: float = POLL_S,
                   keepalive_s: float = KEEPALIVE_S, max_s: float = STREAM_MAX_S) -> AsyncIterator[str]:
-    """The event stream: the marker at once, then again each time it moves; a comment now and then so proxies
-    keep the connection; ends after ``max_s`` (the browser reconnects) or when the client has gone."""
+    """The event stream: the marker at once, then again each time it moves (``trouble`` while the database does
+    not answer); a comment now and then so proxies keep the connection; ends after ``max_s`` (the browser
+    reconnects) or when the client has gone."""
     loop = asyncio.get_running_loop()
     started = quiet_since = loop.time()
     last = None
     yield "retry: 1000\n\n"
     while loop.time() - started < max_s and not await request.is_disconnected():
-        now = await run_in_threadpool(marker)
-        if now != last:
+        try:
+            now = await run_in_threadpool(marker)
+        except SQLAlchemyError as exc:  # the database is away: say so, keep polling until it is back
+            now = last = None  # and announce the marker again when it is
+            yield f"event: trouble\ndata: {json.dumps(f'the database does not answer: {type(exc).__name__}')}\n\n"
+        if now is not None and now != last:
             last = now
             quiet_since = loop.time()
             yield f"event: change\ndata: {json.dumps(list(now))}\n\n"

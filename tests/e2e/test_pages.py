@@ -2,8 +2,8 @@
 
 An operator scans WO-1 at the laser's terminal and reports 10 good in 25 minutes: the dashboard, open beside it and
 served by another API process, shows the WIP value move from 0.00 to 73.50 (SPEC's worked example's op 10, with
-the operator's 25 minutes of labor instead of the standard 20) without being reloaded. Refusals are shown with their reasons. Screenshots of both pages at 1280x800 and
-at phone size land in ``tests/e2e/artifacts/``.
+the operator's 25 minutes of labor instead of the standard 20) without being reloaded. Refusals are shown with
+their reasons. Screenshots of both pages at 1280x800 and at phone size land in ``tests/e2e/artifacts/``.
 """
 
 from __future__ import annotations

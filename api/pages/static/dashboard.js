@@ -124,7 +124,11 @@
     stream = source;
     source.addEventListener("open", () => live("up", "live"));
     // Each (re)connection sends the marker first: redraw only when it moved since the last one seen.
-    source.addEventListener("change", (ev) => { if (ev.data !== marker) { marker = ev.data; refresh(); } });
+    source.addEventListener("change", (ev) => {
+      live("up", "live");
+      if (ev.data !== marker) { marker = ev.data; refresh(); }
+    });
+    source.addEventListener("trouble", (ev) => live("down", JSON.parse(ev.data)));
     source.addEventListener("error", () => {
       if (source !== stream) return;
       if (source.readyState === EventSource.CLOSED) { // refused (bad token, role) or gone: try again later
