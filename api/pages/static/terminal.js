@@ -7,6 +7,7 @@
   let current = null; // the last answer of GET /scan/{barcode}
   let barcode = "";
   let busy = false;
+  let lookups = 0;
   let unanswered = null; // a report sent without an answer: sent again, it keeps its id (harmless duplicate)
 
   const typing = (node) => node && (node.tagName === "INPUT" || node.tagName === "TEXTAREA") && node !== scan;
@@ -49,7 +50,9 @@
   }
 
   async function lookup(code, quiet) {
+    const asked = ++lookups;
     const res = await api("GET", "/scan/" + encodeURIComponent(code));
+    if (asked !== lookups) return false; // a later scan's answer counts, not this one
     if (res.status === 401) return false;
     if (!res.ok) {
       show(null);
@@ -97,6 +100,7 @@
       const reason = res.data.reason || detailText(res.data);
       outcome("refused", "✘ Not reported (" + (res.data.status || "HTTP " + res.status) + "): " + reason);
       remember("refused", qty + " " + kind + " refused" + where);
+      if (res.status !== 0) await lookup(barcode, true); // show what waits now (another report may have taken it)
     }
     focusScan();
   }
