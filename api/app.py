@@ -79,7 +79,7 @@ def create_app(services: ApiServices | None = None, settings: Settings | None = 
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     for module in ROUTERS:
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors.ERROR_RESPONSES)
     return app
 
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledger.model import (
     AlreadyReversed,
@@ -44,7 +46,16 @@ class ValidationErrorBody(BaseModel):
     errors: list[dict[str, Any]] = []
 
 
+class RejectedReport(ValidationErrorBody):
+    """A refused report: the body did not fit (``errors``), or the event was rejected (``event_id``, ``status``)."""
+
+    event_id: str | None = None
+    status: str | None = None
+    reason: str | None = None
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body could not be read (not JSON, not UTF-8)"},
     401: {"model": ErrorBody, "description": "no token, or an unknown or revoked one"},
     403: {"model": ErrorBody, "description": "the token's role or binding does not allow this"},
     404: {"model": ErrorBody, "description": "something named does not exist"},
@@ -77,7 +88,37 @@ def validation_message(errors: list[Any]) -> str:
     return "; ".join(parts) + more
 
 
+def openapi_with_our_errors(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with FastAPI's default 422 schema replaced by the one this app answers with."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                             description=app.description, routes=app.routes)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        if "HTTPValidationError" in components:
+            components["HTTPValidationError"] = ValidationErrorBody.model_json_schema()
+            components.pop("ValidationError", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+class RefuseNul:
+    """A path or query string holding a NUL character is refused (422) before any route: no database stores it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")):
+            response = JSONResponse({"detail": "the path or query string holds a NUL character"}, status_code=422)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseNul)
+    app.openapi = lambda: openapi_with_our_errors(app)  # type: ignore[method-assign]
+
     @app.exception_handler(DomainError)
     async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=status_of(exc))

@@ -44,9 +44,10 @@ class MachineHealth:
 def record_health(conn: Connection, reports: Sequence[MachineHealth], reported_by: str) -> datetime:
     """Store each machine's latest report (replacing the one before)."""
     now = utcnow()
+    latest = {r.machine: r for r in reports}  # a machine named twice: its last report counts (one row each)
     rows = [{"machine": r.machine, "reported_by": reported_by, "connected": r.connected,
              "last_value_age_s": r.last_value_age_s, "spool_depth": r.spool_depth, "events_per_s": r.events_per_s,
-             "error": r.error, "reported_at": now} for r in sorted(reports, key=lambda r: r.machine)]
+             "error": r.error, "reported_at": now} for _, r in sorted(latest.items())]
     if not rows:
         return now
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

@@ -11,7 +11,7 @@ from pydantic import Field
 from api.deps import CollectorOrAdmin, Reader, ServicesDep
 from api.errors import ERROR_RESPONSES
 from api.params import Request, Response
-from api.routes.fields import Code
+from api.routes.fields import Code, Text
 from mes_bridge.health_reports import MachineHealth as Health
 
 router = APIRouter(prefix="/collectors", tags=["collectors"], responses=ERROR_RESPONSES)
@@ -21,13 +21,13 @@ class MachineReport(Request):
     machine: Code
     connected: bool
     last_value_age_s: Annotated[float | None, Field(ge=-1, le=1e9)] = None  # float-ok: seconds
-    spool_depth: Annotated[int, Field(ge=0, le=10**12)] = 0
+    spool_depth: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     events_per_s: Annotated[float, Field(ge=0, le=1e9)] = 0.0  # float-ok: a rate
-    error: Annotated[str | None, Field(max_length=2000)] = None
+    error: Text | None = None
 
 
 class HealthReport(Request):
-    machines: Annotated[list[MachineReport], Field(max_length=10_000)]
+    machines: Annotated[list[MachineReport], Field(max_length=1000)]
 
 
 class MachineRow(Response):

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from api.deps import ServicesDep, Terminal
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, RejectedReport
 from api.params import Request as RequestModel
 from api.params import Response
 from api.routes.fields import Code
@@ -72,7 +72,9 @@ def identify(barcode: str, services: ServicesDep, principal: Terminal) -> dict[s
 
 
 @router.post("/report", response_model=ReportOutcome,
-             responses={422: {"model": ReportOutcome, "description": "the report was rejected (reason)"}})
+             responses={422: {"model": RejectedReport, "description": "the body does not fit, or the report was "
+                                                                      "rejected (reason, event_id, status)"},
+                        409: {"model": RejectedReport, "description": "the report id was used with other content"}})
 async def report(body: ScanReport, request: Request, services: ServicesDep, principal: Terminal) -> JSONResponse:
     """Report good / scrap / rework at an operation of this terminal's work center. Rejected: 422 with the reason
     (which order, which operation, how many were waiting); another work center's operation: 403."""

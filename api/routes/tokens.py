@@ -11,7 +11,7 @@ from pydantic import Field
 from api.deps import Admin, PrincipalDep, ServicesDep
 from api.errors import ERROR_RESPONSES
 from api.params import Request, Response
-from api.routes.fields import Code
+from api.routes.fields import CODE_PATTERN, Code
 from mes_bridge.tokens import Role
 
 router = APIRouter(tags=["tokens"], responses=ERROR_RESPONSES)
@@ -21,7 +21,7 @@ class NewToken(Request):
     role: Role
     work_centers: Annotated[tuple[Code, ...], Field(max_length=1000)] = ()
     machines: Annotated[tuple[Code, ...], Field(max_length=1000)] = ()
-    name: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    name: Annotated[str | None, Field(min_length=1, max_length=128, pattern=CODE_PATTERN)] = None
 
 
 class TokenInfo(Response):
