@@ -9,11 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.waiting import wait_until_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,25 +54,25 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 60.0) -> ApiServer:  # float-ok: seconds
+    def start(self, timeout_s: float = 30.0) -> ApiServer:  # float-ok: seconds
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mes_bridge.cli", "serve", "--port", str(self.port), "--workers", str(self.workers),
              "--log-level", "warning"],
             env=cli_env(self.db_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise AssertionError(f"mes-bridge serve on port {self.port} exited with {self.proc.returncode}: {err}")
+        proc = self.proc
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                raise AssertionError(f"mes-bridge serve on port {self.port} exited with {proc.returncode}: {err}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
+                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"mes-bridge serve on port {self.port} did not answer /health in {timeout_s} s")
-            time.sleep(0.1)
+                return False
+
+        wait_until_sync(healthy, timeout_s, f"mes-bridge serve on port {self.port} to answer /health", 0.1)
+        return self
 
     def stop(self, *, kill: bool = False) -> None:
         if self.proc is None:

@@ -27,7 +27,7 @@ def test_no_server_error_and_every_answer_conforms(api: ApiServer, tmp_path: Pat
          "--max-examples", "10", "--workers", "1", "--seed", "12",
          # Revoking a token the run itself holds (ids are small integers) would leave the rest unauthenticated.
          "--exclude-path-regex", "/revoke$", "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, check=False,
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Tested: 3" in done.stdout  # dozens of operations were exercised, not none

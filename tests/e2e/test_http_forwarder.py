@@ -25,8 +25,9 @@ from mes_bridge.plc_config import load_configs
 from mes_bridge.simulators.modbus_sim import ModbusSimulator
 from mes_bridge.spool import Spool
 from tests.e2e.api_server import ApiServer
-from tests.integration.collectors.conftest import free_port, modbus_yaml, wait_until
+from tests.integration.collectors.conftest import free_port, modbus_yaml
 from tests.integration.wip_costing.plant import load_plant
+from tests.waiting import wait_until
 from wip_costing import reports
 from wip_costing.service import release_order
 
