@@ -50,10 +50,14 @@ class ApiServices:
         self.engine = engine
         self._tokens: dict[str, tuple[float, tokens.TokenRecord | None]] = {}  # float-ok: monotonic expiry
         self._tokens_lock = threading.Lock()
+        # Per work order, its operations' work centers: frozen at release, so kept without expiry (bounded).
+        self._centers: dict[str, dict[int, str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiServices:
-        return cls(make_engine(settings.resolved_database_url()))
+        url = settings.resolved_database_url()
+        # Requests run in a pool of ~40 threads: enough connections that they rarely wait for one.
+        return cls(make_engine(url) if url.startswith("sqlite") else make_engine(url, pool_size=20, max_overflow=20))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -134,6 +138,18 @@ class ApiServices:
         with self.engine.connect() as conn:
             centers = routing_repo.work_centers(conn)
         return next((wc.code for wc in centers.values() if machine in wc.machines), None)
+
+    def operation_centers(self, order_id: str) -> dict[int, str] | None:
+        found = self._centers.get(order_id)
+        if found is None:
+            with self.engine.connect() as conn:
+                found = terminal.operation_centers(conn, order_id)
+            if found is None:
+                return None
+            if len(self._centers) > 100_000:
+                self._centers.clear()
+            self._centers[order_id] = found
+        return found
 
     def scan_view(self, barcode: str, work_centers: Set[str] | None) -> dict[str, Any]:
         with self.engine.connect() as conn:

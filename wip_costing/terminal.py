@@ -66,3 +66,13 @@ def scan_view(conn: Connection, barcode: str, work_centers: Set[str] | None) -> 
         "operation": op.number, "work_center": op.work_center, "quality_standard": quality,
         "waiting": fmt_qty(waiting[op.number]), "serial": serial,
     }
+
+
+def operation_centers(conn: Connection, order_id: str) -> dict[int, str] | None:
+    """Each operation of ``order_id`` and its work center, as frozen at release (None: no such order). Never changes
+    once the order exists, so callers may keep it."""
+    row = conn.execute(select(work_orders.c.id, work_orders.c.released_at, work_orders.c.snapshot)
+                       .where(work_orders.c.id == order_id)).first()
+    if row is None:
+        return None
+    return {op.number: op.work_center for op in load_snapshot(conn, row).operations}

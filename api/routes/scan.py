@@ -80,14 +80,13 @@ async def report(body: ScanReport, request: Request, services: ServicesDep, prin
     (which order, which operation, how many were waiting); another work center's operation: 403."""
     if body.reported_at is not None and body.reported_at.tzinfo is None:
         raise HTTPException(422, f"reported_at {body.reported_at.isoformat()} has no timezone (add Z or +hh:mm)")
-    view = await run_in_threadpool(services.order_view, body.work_order)
-    if view is None:
+    centers = await run_in_threadpool(services.operation_centers, body.work_order)
+    if centers is None:
         raise HTTPException(404, f"work order {body.work_order!r} does not exist")
-    ops = {o["operation"]: o for o in view["operations"]}
-    if body.operation not in ops:
+    if body.operation not in centers:
         raise HTTPException(404, f"work order {body.work_order} has no operation {body.operation} "
-                                 f"(operations {', '.join(str(n) for n in ops)})")
-    center = ops[body.operation]["work_center"]
+                                 f"(operations {', '.join(str(n) for n in centers)})")
+    center = centers[body.operation]
     if not principal.may_act_at(center):
         raise HTTPException(403, f"operation {body.operation} of work order {body.work_order} is at {center}; "
                                  f"this terminal reports for {', '.join(sorted(principal.work_centers))}")
