@@ -178,7 +178,7 @@ def main() -> None:
                              if where.startswith("POST") else
                              in_process_terminals(engine, args.terminals, args.seconds, think))
                 elapsed = time.monotonic() - started
-                print(f"{where + ', ' + label:<44} {len(latencies):>8} {len(latencies) / elapsed:>5.0f} "
+                print(f"{where + ', ' + label:<50} {len(latencies):>8} {len(latencies) / elapsed:>5.0f} "
                       f"{percentile(latencies, 0.5):>7.1f} {percentile(latencies, 0.99):>7.1f} "
                       f"{max(latencies):>7.1f}")
     finally:
