@@ -32,16 +32,17 @@ from api.routes import (
     work_orders,
 )
 from api.services import ApiServices
+from mes_bridge.bootstrap import Services
 from mes_common.settings import Settings
 
 ROUTERS = (events, scan, work_orders, machines, wip, ledger, bom, routing, journal, collectors, tokens, pages)
 
 
-def create_app(services: ApiServices | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
     """The app over ``services`` (default: built from ``settings``, default: the environment; then the app owns
     them and disposes of them at shutdown)."""
     owned = services is None
-    the_services = services or ApiServices.from_settings(settings or Settings())
+    the_services = ApiServices(services) if services is not None else ApiServices.from_settings(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
