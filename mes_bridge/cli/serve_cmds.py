@@ -35,8 +35,9 @@ def register(app: typer.Typer) -> None:
             raise fail("error: --workers must be at least 1")
         typer.echo(f"mes-bridge API on http://{host}:{port} (docs: /docs, terminal: /terminal, "
                    f"dashboard: /dashboard), {workers} worker(s)")
+        # An open dashboard keeps a server-sent stream open; on Ctrl-C / SIGTERM wait for it at most 5 s.
         uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                    proxy_headers=True)
+                    proxy_headers=True, timeout_graceful_shutdown=5)
 
     app.add_typer(token_app, name="token")
 
