@@ -88,12 +88,20 @@ class ApiServices:
 
     # --- tokens ---------------------------------------------------------------------------------
 
-    def find_token(self, secret: str) -> tokens.TokenRecord | None:
-        now = time.monotonic()
+    def cached_token(self, secret: str) -> tuple[bool, tokens.TokenRecord | None]:
+        """(True, the record or None) when the look-up of ``secret`` is still fresh in the cache, else (False, None):
+        no I/O, so the event loop may call it."""
         with self._tokens_lock:
             cached = self._tokens.get(secret)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None and cached[0] > time.monotonic():
+            return True, cached[1]
+        return False, None
+
+    def find_token(self, secret: str) -> tokens.TokenRecord | None:
+        now = time.monotonic()
+        hit, record = self.cached_token(secret)
+        if hit:
+            return record
         with self.read() as conn:
             found = tokens.find_token(conn, secret)
         with self._tokens_lock:
@@ -157,6 +165,10 @@ class ApiServices:
     def machine_work_center(self, machine: str) -> str | None:
         centers = self.work_centers()
         return next((wc.code for wc in centers.values() if machine in wc.machines), None)
+
+    def cached_operation_centers(self, order_id: str) -> dict[int, str] | None:
+        """``operation_centers`` if already known (no I/O, so the event loop may call it)."""
+        return self._centers.get(order_id)
 
     def operation_centers(self, order_id: str) -> dict[int, str] | None:
         found = self._centers.get(order_id)
