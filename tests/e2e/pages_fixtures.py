@@ -53,6 +53,9 @@ class Served:
         assert done.returncode == 0, f"mes-bridge token create failed: {done.stderr}"
         return done.stdout.strip().splitlines()[-1]
 
+    def terminal_token(self, work_center: str, name: str) -> str:
+        return self.token("terminal", "--work-center", work_center, name=name)
+
 
 def _env(db_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MES_BRIDGE_")}
