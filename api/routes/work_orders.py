@@ -35,6 +35,13 @@ class Pool(Response):
     value: str
 
 
+class EnergyView(Response):
+    kwh: str
+    metered_kwh: str
+    standard_kwh: str
+    by_machine: dict[str, str]
+
+
 class OperationView(Response):
     operation: int
     work_center: str
@@ -46,6 +53,7 @@ class OperationView(Response):
     waiting: str
     first_pass: Pool
     rework: Pool
+    energy: EnergyView
 
 
 class OrderView(Response):
@@ -59,6 +67,7 @@ class OrderView(Response):
     receiving_location: str
     produced: str
     operations: list[OperationView]
+    energy: EnergyView
 
 
 class Closed(Response):
