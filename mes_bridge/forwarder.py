@@ -108,7 +108,9 @@ class HttpForwarder:
 
     def __init__(self, base_url: str, token: str, timeout: float = 30.0,  # float-ok: seconds
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.url = base_url.rstrip("/") + "/events"
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.url = self.base_url + "/events"
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport,
                                          headers={"Authorization": f"Bearer {token}"})
 

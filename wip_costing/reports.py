@@ -194,9 +194,14 @@ def export_journal(conn: Connection, start: datetime | None, end: datetime | Non
         writer = csv.writer(handle)
         writer.writerow(EXPORT_COLUMNS)
         for line in journal_lines_between(conn, start, end):
-            writer.writerow(["" if line[k] is None else _cell(line[k]) for k in EXPORT_COLUMNS])
+            writer.writerow(export_row(line))
             count += 1
     return count
+
+
+def export_row(line: dict[str, Any]) -> list[str]:
+    """A journal line as the export's CSV cells (``EXPORT_COLUMNS``; empty for none)."""
+    return ["" if line[k] is None else _cell(line[k]) for k in EXPORT_COLUMNS]
 
 
 def _cell(value: Any) -> str:
@@ -243,9 +248,29 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
     }
 
 
-def list_problems(conn: Connection, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+def list_problems(conn: Connection, status: str | None = None, limit: int = 1000, *,
+                  newest_first: bool = False) -> list[dict[str, Any]]:
+    """Stored rejected / conflicting events: the first ``limit`` (or with ``newest_first`` the latest)."""
     c = event_problems.c
-    query = select(event_problems).order_by(c.id).limit(limit)
+    query = select(event_problems).order_by(c.id.desc() if newest_first else c.id).limit(limit)
     if status is not None:
         query = query.where(c.status == status)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+MARKER_WINDOW = 1000
+
+
+def change_marker(conn: Connection) -> tuple[int, ...]:
+    """A cheap fingerprint of the journal and the stored problems that changes whenever a line or a problem is
+    committed (the dashboard's stream polls it several times a second).
+
+    Ids come from a sequence, so a transaction can commit after one holding a higher id: the newcomer fills a
+    gap below the maximum. Besides each maximum id, the number of ids in the last ``MARKER_WINDOW`` numbers
+    catches that (an index range scan, not a count of the table)."""
+    columns = []
+    for table in (journal_lines, event_problems):
+        top = func.coalesce(select(func.max(table.c.id)).scalar_subquery(), 0)
+        recent = select(func.count()).select_from(table).where(table.c.id > top - MARKER_WINDOW).scalar_subquery()
+        columns += [top, recent]
+    return tuple(int(value) for value in conn.execute(select(*columns)).one())  # one round trip

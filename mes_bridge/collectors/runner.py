@@ -74,8 +74,11 @@ class Collector:
     def __init__(self, configs: Sequence[MachineConfig], spool: Spool, forwarder: Forwarder,
                  metrics: CollectorMetrics | None = None, *, batch_size: int = 500,
                  client_options: dict[str, dict[str, Any]] | None = None, scans: ScanFeed | None = None,
-                 scan_interval_s: float = 1.0) -> None:  # float-ok: seconds
+                 scan_interval_s: float = 1.0,  # float-ok: seconds
+                 health_url: tuple[str, str] | None = None) -> None:
         self.spool = spool
+        # (API base URL, token): post the machines' health there every few seconds (HTTP-forwarding collectors).
+        self.health_url = health_url
         self.forwarder = forwarder
         self.scans = scans
         self.scan_interval_s = scan_interval_s
@@ -96,6 +99,12 @@ class Collector:
         if self.scans is not None:
             clients.append(asyncio.create_task(
                 follow_scans(self.scans, self.sessions, clients_stop, self.scan_interval_s), name="scans"))
+        if self.health_url is not None:
+            from mes_bridge.collectors.http_link import report_health
+
+            base, token = self.health_url
+            clients.append(asyncio.create_task(report_health(base, token, self.metrics, clients_stop),
+                                               name="health reports"))
         forward_stop = asyncio.Event()
         forwarding = asyncio.create_task(
             forward_loop(self.spool, self.forwarder, forward_stop, batch_size=self.batch_size,
@@ -183,15 +192,29 @@ async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarde
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-    await Collector(configs, spool, forwarder, metrics, scans=scan_feed_for(forwarder)).run(stop)
+    from mes_bridge.collectors.http_link import HttpScanFeed
+    from mes_bridge.forwarder import HttpForwarder
+
+    health_url = (forwarder.base_url, forwarder.token) if isinstance(forwarder, HttpForwarder) else None
+    scans = scan_feed_for(forwarder)
+    try:
+        await Collector(configs, spool, forwarder, metrics, scans=scans, health_url=health_url).run(stop)
+    finally:
+        if isinstance(scans, HttpScanFeed):
+            scans.close()
 
 
 def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:
-    """In-process collectors read the scanned work orders from the service's database; others have none yet
-    (over HTTP they will come from the API)."""
-    from mes_bridge.forwarder import InProcessForwarder
+    """In-process collectors read the scanned work orders from the service's database, HTTP-forwarding ones from
+    the API (``GET /machines/{m}/work-order``); a test sink has none."""
+    from mes_bridge.collectors.http_link import HttpScanFeed
+    from mes_bridge.forwarder import HttpForwarder, InProcessForwarder
 
-    return DatabaseScanFeed(forwarder.services) if isinstance(forwarder, InProcessForwarder) else None
+    if isinstance(forwarder, InProcessForwarder):
+        return DatabaseScanFeed(forwarder.services)
+    if isinstance(forwarder, HttpForwarder):
+        return HttpScanFeed(forwarder.base_url, forwarder.token)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

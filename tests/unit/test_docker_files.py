@@ -15,13 +15,17 @@ def test_dockerfile_copies_only_paths_that_exist() -> None:
     copies = [line.split()[1] for line in (ROOT / "docker" / "Dockerfile").read_text().splitlines()
               if line.startswith("COPY ")]
     assert "pyproject.toml" in copies
+    # every package pyproject.toml installs is in the image (``mes-bridge serve`` needs api/)
+    assert {"mes_common", "mes_bridge", "ledger", "bom", "routing", "wip_costing", "api", "migrations"} <= set(copies)
     assert [c for c in copies if not (ROOT / c).exists()] == []
 
 
-def test_compose_runs_postgres_setup_simulators_and_collector() -> None:
+def test_compose_runs_postgres_setup_simulators_collector_and_api() -> None:
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "setup", "simulators", "collector"} <= set(services)
+    assert {"postgres", "setup", "simulators", "collector", "api"} <= set(services)
+    assert services["api"]["command"][:1] == ["serve"] and "0.0.0.0" in services["api"]["command"]
+    assert services["api"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
     assert services["collector"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
     for name in ("simulators", "collector"):
         mount = services[name]["volumes"][0].split(":")[0]

@@ -57,3 +57,24 @@ def test_trailing_zeros_beyond_six_places_are_the_same_quantity() -> None:
     long, short = parse_event(raw(good="1.50000000")), parse_event(raw(good="1.5"))
     assert long.good == D("1.5") and long.good.as_tuple().exponent == -6
     assert long.fingerprint() == short.fingerprint()
+
+
+@pytest.mark.parametrize(("fields", "field", "problem"), [
+    ({"good": D("1E+30")}, "good", "is out of range (allowed: 0 to 1,000,000,000)"),
+    ({"kwh": 10 ** 40}, "kwh", "is out of range (allowed: 0 to 1,000,000)"),
+    ({"actual_minutes": "1e999999"}, "actual_minutes", "is out of range"),
+    ({"operator": "x" * 65}, "operator", "is 65 characters long (at most 64)"),
+    ({"work_order": "W" * 1000}, "work_order", "(at most 64)"),
+])
+def test_values_the_database_cannot_hold_are_refused_naming_the_field(fields: dict[str, Any], field: str,
+                                                                       problem: str) -> None:
+    with pytest.raises(EventFormatError) as caught:
+        parse_event(raw(**fields))
+    assert caught.value.field == field and problem in caught.value.message
+
+
+def test_an_overlong_event_id_is_refused_and_not_kept_as_the_id() -> None:
+    with pytest.raises(EventFormatError) as caught:
+        parse_event(raw(event_id="E" * 201))
+    assert caught.value.field == "event_id" and caught.value.event_id is None
+    assert "201 characters long (at most 200)" in caught.value.message

@@ -1,0 +1,48 @@
+"""Routings (operations in flow order, as of a date or by revision) and work centers, as the CLI's ``--json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from api.deps import Reader, ServicesDep
+from api.errors import ERROR_RESPONSES
+from api.params import day
+from mes_common.money import fmt_qty
+
+router = APIRouter(tags=["routing"], responses=ERROR_RESPONSES)
+
+
+@router.get("/routings/{item}")
+def routing(item: str, services: ServicesDep, _who: Reader, as_of: str | None = None,
+            revision: str | None = None) -> dict[str, Any]:
+    """The routing of ``item`` effective on a date (default today), or a given revision."""
+    when = day(as_of, "as_of")
+    version = services.routing(item, when, revision)
+    if version is None:
+        what = f"revision {revision}" if revision else f"released routing effective on {when.isoformat()}"
+        raise HTTPException(404, f"no {what} of {item}")
+    return {
+        "item": version.item, "revision": version.revision, "state": version.state.value,
+        "valid_from": version.valid_from.isoformat(),
+        "valid_to": version.valid_to.isoformat() if version.valid_to else None,
+        "operations": [
+            {"operation": op.number, "work_center": op.work_center, "setup_min": fmt_qty(op.setup_min),
+             "run_min_per_unit": fmt_qty(op.run_min_per_unit), "std_kwh_per_unit": fmt_qty(op.std_kwh_per_unit),
+             "yield_pct": fmt_qty(op.yield_pct), "rework_to": op.rework_to,
+             "quality_standard": op.quality_standard, "after": version.predecessors(op.number)}
+            for op in version.in_order()
+        ],
+    }
+
+
+@router.get("/work-centers")
+def work_centers(services: ServicesDep, _who: Reader) -> dict[str, Any]:
+    """Every work center with its rates, cost center, machines and terminals."""
+    return {"rows": [
+        {"code": wc.code, "name": wc.name, "labor_rate": str(wc.labor_rate), "machine_rate": str(wc.machine_rate),
+         "energy_tariff": str(wc.energy_tariff), "cost_center": wc.cost_center, "machines": list(wc.machines),
+         "terminals": list(wc.terminals), "supply_location": wc.supply_location}
+        for wc in services.work_centers().values()
+    ]}
