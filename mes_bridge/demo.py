@@ -33,19 +33,33 @@ Echo = Callable[[str], None]
 
 
 def load_plant(engine: Engine, echo: Echo, folder: Path = EXAMPLE_PLANT) -> None:
-    """Items, locations, opening stock, work centers, routing and BOM of the example plant (idempotent)."""
+    """The example plant (items, locations, opening stock, work centers, routing and BOM of FG-BRACKET), then the
+    second product FG-HINGE (a phantom sub-assembly, a rework loop) from ``folder/hinge`` (idempotent)."""
+    for part in (folder, folder / "hinge"):
+        if part.is_dir():
+            _load_folder(engine, echo, part)
+
+
+def _load_folder(engine: Engine, echo: Echo, folder: Path) -> None:
+    """Every master-data file present in ``folder``, in dependency order, in one transaction."""
     with engine.begin() as conn:
         ledger_results = [
-            ledger_importer.import_items(conn, folder / "items.csv", actor=ACTOR),
-            ledger_importer.import_locations(conn, folder / "locations.csv", actor=ACTOR),
-            ledger_importer.import_balances(conn, folder / "balances.csv", actor=ACTOR, effective_at=OPENING_DATE),
+            importer(conn, folder / name, actor=ACTOR, **extra)  # type: ignore[operator]
+            for name, importer, extra in (
+                ("items.csv", ledger_importer.import_items, {}),
+                ("locations.csv", ledger_importer.import_locations, {}),
+                ("balances.csv", ledger_importer.import_balances, {"effective_at": OPENING_DATE}),
+            )
+            if (folder / name).exists()
         ]
-        centers = routing_importer.import_work_centers(conn, folder / "work_centers.csv")
+        centers = (routing_importer.import_work_centers(conn, folder / "work_centers.csv")
+                   if (folder / "work_centers.csv").exists() else None)
         routings = routing_importer.import_operations(conn, folder / "operations.csv")
         bom = bom_importer.import_bom(conn, folder / "bom.csv")
     for result in ledger_results:
         echo(f"  {result}")
-    echo(f"  work centers: {', '.join(centers.written + centers.unchanged)}")
+    if centers is not None:
+        echo(f"  work centers: {', '.join(centers.written + centers.unchanged)}")
     echo(f"  routings: released {', '.join(routings.written) or 'nothing new'}; "
          f"already present: {', '.join(routings.unchanged) or '-'}")
     echo(f"  BOM: released {', '.join(bom.released) or 'nothing new'}; "
@@ -104,3 +118,25 @@ def worked_example(engine: Engine, echo: Echo, folder: Path = EXAMPLE_PLANT) -> 
         echo(f"  op {event['operation']} {qty} ({event['provenance']}) -> {outcome.status.value}"
              + (f": {outcome.reason}" if outcome.reason else ""))
         echo(f"      {figures(engine)}")
+
+
+TOKEN_FILE = "demo-admin-token"
+
+
+def admin_token(engine: Engine, data_dir: Path) -> str:
+    """The demo's admin token: the one a previous run kept in ``data_dir`` while it still authenticates, else a new
+    one (created like ``mes-bridge token create --role admin``; only its hash is in the database)."""
+    from mes_bridge import tokens
+
+    kept = data_dir / TOKEN_FILE
+    if kept.exists():
+        secret = kept.read_text(encoding="utf-8").strip()
+        with engine.connect() as conn:
+            if tokens.find_token(conn, secret) is not None:
+                return secret
+    with engine.begin() as conn:
+        secret, _record = tokens.create_token(conn, "admin", name="demo admin")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kept.touch(mode=0o600)
+    kept.write_text(secret + "\n", encoding="utf-8")
+    return secret
