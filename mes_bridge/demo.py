@@ -25,6 +25,7 @@ from wip_costing import reports
 from wip_costing.service import apply_events, release_order
 
 EXAMPLE_PLANT = Path(__file__).resolve().parent / "example_plant"
+SECOND_PRODUCT = EXAMPLE_PLANT / "hinge"
 OPENING_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 RELEASE_DATE = date(2026, 11, 22)
 ACTOR = "demo"
@@ -33,25 +34,18 @@ Echo = Callable[[str], None]
 
 
 def load_plant(engine: Engine, echo: Echo, folder: Path = EXAMPLE_PLANT) -> None:
-    """The example plant (items, locations, opening stock, work centers, routing and BOM of FG-BRACKET), then the
-    second product FG-HINGE (a phantom sub-assembly, a rework loop) from ``folder/hinge`` (idempotent)."""
-    for part in (folder, folder / "hinge"):
-        if part.is_dir():
-            _load_folder(engine, echo, part)
-
-
-def _load_folder(engine: Engine, echo: Echo, folder: Path) -> None:
-    """Every master-data file present in ``folder``, in dependency order, in one transaction."""
+    """Every master-data file present in ``folder`` (idempotent), in dependency order, in one transaction: the
+    example plant (items, locations, opening stock, work centers, routing and BOM of FG-BRACKET), or
+    ``SECOND_PRODUCT`` (FG-HINGE: a phantom sub-assembly, a rework loop)."""
     with engine.begin() as conn:
-        ledger_results = [
-            importer(conn, folder / name, actor=ACTOR, **extra)  # type: ignore[operator]
-            for name, importer, extra in (
-                ("items.csv", ledger_importer.import_items, {}),
-                ("locations.csv", ledger_importer.import_locations, {}),
-                ("balances.csv", ledger_importer.import_balances, {"effective_at": OPENING_DATE}),
-            )
-            if (folder / name).exists()
-        ]
+        ledger_results = []
+        if (folder / "items.csv").exists():
+            ledger_results.append(ledger_importer.import_items(conn, folder / "items.csv", actor=ACTOR))
+        if (folder / "locations.csv").exists():
+            ledger_results.append(ledger_importer.import_locations(conn, folder / "locations.csv", actor=ACTOR))
+        if (folder / "balances.csv").exists():
+            ledger_results.append(ledger_importer.import_balances(conn, folder / "balances.csv", actor=ACTOR,
+                                                                  effective_at=OPENING_DATE))
         centers = (routing_importer.import_work_centers(conn, folder / "work_centers.csv")
                    if (folder / "work_centers.csv").exists() else None)
         routings = routing_importer.import_operations(conn, folder / "operations.csv")

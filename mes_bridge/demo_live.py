@@ -37,6 +37,7 @@ from mes_bridge.collectors.scan_feed import DatabaseScanFeed
 from mes_bridge.demo import RELEASE_DATE, Echo
 from mes_bridge.forwarder import InProcessForwarder, sleep_or_stop
 from mes_bridge.plc_config import MachineConfig, load_configs
+from mes_bridge.simulators import stop_simulators
 from mes_bridge.spool import Spool
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt, fmt_qty
@@ -142,17 +143,9 @@ async def start_idle(configs: Sequence[MachineConfig]) -> list[tuple[MachineConf
                                 "machine descriptions with other endpoints)") from None
             started.append((config, sim))
     except BaseException:
-        await stop_all([sim for _, sim in started])
+        await stop_simulators([sim for _, sim in started])
         raise
     return started
-
-
-async def stop_all(simulators: Sequence[Any]) -> None:
-    for sim in reversed(simulators):
-        try:
-            await sim.stop()
-        except Exception:  # noqa: S112 - stopping the others matters more than this one's error
-            continue
 
 
 async def wait_listening(endpoint: str, timeout_s: float = 30.0) -> None:  # float-ok: seconds
@@ -277,7 +270,7 @@ async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Pa
         stop.set()
         if running is not None:
             await running
-        await stop_all([sim for _, sim in simulators])
+        await stop_simulators([sim for _, sim in simulators])
         spool.close()
         if api is not None:
             await asyncio.to_thread(api.stop)

@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
             schema.upgrade(engine)
             echo("1. Example plant and a second product, FG-HINGE (idempotent import):")
             demo.load_plant(engine, echo)
+            demo.load_plant(engine, echo, demo.SECOND_PRODUCT)
             echo("   On-hand stock:")
             demo.show_stock(engine, echo)
             demo.show_rollup(engine, echo)
