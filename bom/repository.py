@@ -138,19 +138,33 @@ def _released_lines(conn: Connection) -> dict[int, list[BomLine]]:
     return lines
 
 
-_CACHE: dict[str, BomIndex] = {}
+class BomCache:
+    """The released BOM structure of one database, for the process (owned by ``wip_costing.unit_of_work.Caches``).
+
+    Invalidation: every entry carries the release token it was read under; a token that differs from the
+    current one (every release or obsolescence draws a new random token) makes the entry stale, so a cached
+    structure is never served after a change. Sub-trees (for cold explosions) are bounded in number."""
+
+    MAX_SUBTREES = 16
+
+    def __init__(self) -> None:
+        self.index: BomIndex | None = None
+        self.subtrees: dict[tuple[str, date], BomIndex] = {}
+
+    def clear(self) -> None:
+        self.index = None
+        self.subtrees.clear()
 
 
-def released_index(conn: Connection) -> BomIndex:
-    """The released structure, cached per release token: one small query when nothing was released since."""
+def released_index(conn: Connection, cache: BomCache | None = None) -> BomIndex:
+    """The released structure; with ``cache``, one small query when nothing was released since it was read."""
     token = current_token(conn, SCOPE)  # before the rows: a cached snapshot is never newer-keyed than its data
-    key = conn.engine.url.render_as_string(hide_password=True)
-    cached = _CACHE.get(key)
+    cached = cache.index if cache is not None else None
     if token is not None and cached is not None and cached.token == token:
         return cached
     index = load_index(conn, token)
-    if token is not None:
-        _CACHE[key] = index
+    if token is not None and cache is not None:
+        cache.index = index
     return index
 
 
@@ -169,10 +183,9 @@ SELECT v.id, v.item, v.revision, v.valid_from, v.valid_to FROM bom_versions v JO
     column("id", Integer()), column("item", String()), column("revision", String()), column("valid_from", Date()),
     column("valid_to", Date()),
 )
-_SUBTREES: dict[tuple[str, str, date], BomIndex] = {}
 
 
-def explosion_index(conn: Connection, item: str, as_of: date) -> BomIndex:
+def explosion_index(conn: Connection, item: str, as_of: date, cache: BomCache | None = None) -> BomIndex:
     """The released structure an explosion of ``item`` as of ``as_of`` needs, cached per release token.
 
     When the whole released structure is already cached it is that; otherwise only the versions reachable
@@ -180,12 +193,11 @@ def explosion_index(conn: Connection, item: str, as_of: date) -> BomIndex:
     cold explosion reads its own sub-tree rather than every BOM of the plant.
     """
     token = current_token(conn, SCOPE)
-    key = conn.engine.url.render_as_string(hide_password=True)
-    cached = _CACHE.get(key)
+    cached = cache.index if cache is not None else None
     if token is not None and cached is not None and cached.token == token:
         return cached
-    sub_key = (key, item, as_of)
-    sub = _SUBTREES.get(sub_key)
+    sub_key = (item, as_of)
+    sub = cache.subtrees.get(sub_key) if cache is not None else None
     if token is not None and sub is not None and sub.token == token:
         return sub
     rows = conn.execute(_REACHABLE, {"item": item, "d": as_of}).all()
@@ -195,10 +207,10 @@ def explosion_index(conn: Connection, item: str, as_of: date) -> BomIndex:
         BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
         for vid, code, revision, valid_from, valid_to in rows
     ], token)
-    if token is not None:
-        if len(_SUBTREES) > 16:
-            _SUBTREES.clear()
-        _SUBTREES[sub_key] = sub
+    if token is not None and cache is not None:
+        if len(cache.subtrees) >= cache.MAX_SUBTREES:
+            cache.subtrees.clear()
+        cache.subtrees[sub_key] = sub
     return sub
 
 

@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import Engine
-
-from ledger.model import MoveKind, MoveRequest
+from ledger.commands import PostReceipt
 from ledger.queries import onhand
-from ledger.service import post_moves
+from mes_bridge.bootstrap import Services
 from mes_bridge.collectors.runner import Collector
 from mes_bridge.collectors.scan_feed import DatabaseScanFeed
 from mes_bridge.demo import RELEASE_DATE, Echo
@@ -41,9 +39,8 @@ from mes_bridge.simulators import stop_simulators
 from mes_bridge.spool import Spool
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt, fmt_qty
-from mes_common.provenance import Provenance
 from wip_costing import reports
-from wip_costing.service import release_order
+from wip_costing.commands import ReleaseOrder
 
 LIVE_ORDER = "WO-2"
 LIVE_ITEM = "FG-HINGE"
@@ -59,20 +56,17 @@ class DemoError(DomainError):
     """The live demo cannot start (a port in use, a simulator that never listened)."""
 
 
-def prepare(engine: Engine, echo: Echo) -> None:
+def prepare(services: Services, echo: Echo) -> None:
     """Stock for the live order and the order itself (both idempotent)."""
     moment = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    requests = [
-        MoveRequest(idempotency_key=f"demo:live-stock:{item}", kind=MoveKind.RECEIPT, item=item, qty=qty,
-                    to_location="STORES", value=value, actor="demo", reason="stock for the live demo order",
-                    provenance=Provenance.MANUAL, effective_at=moment, reference=LIVE_ORDER)
-        for item, qty, value in TOP_UP
-    ]
-    with engine.begin() as conn:
-        post_moves(conn, requests)
+    for item, qty, value in TOP_UP:
+        services.handle(PostReceipt(key=f"demo:live-stock:{item}", item=item, qty=qty, to_location="STORES",
+                                    value=value, actor="demo", reason="stock for the live demo order",
+                                    effective_at=moment, reference=LIVE_ORDER))
+    with services.read() as conn:
         known = reports.order_view(conn, LIVE_ORDER) is not None
     if not known:
-        release_order(engine, LIVE_ORDER, LIVE_ITEM, LIVE_QTY, on=RELEASE_DATE)
+        services.handle(ReleaseOrder(LIVE_ORDER, LIVE_ITEM, LIVE_QTY, on=RELEASE_DATE))
         echo(f"  released {LIVE_ORDER}: {LIVE_QTY} {LIVE_ITEM} for the simulated machines")
     else:
         echo(f"  {LIVE_ORDER} already released (a previous run): resuming")
@@ -95,14 +89,14 @@ def live_configs(folder: Path) -> list[MachineConfig]:
 class ApiThread:
     """The HTTP API and its pages under uvicorn, in a thread of this process (no signal handlers of its own)."""
 
-    def __init__(self, engine: Engine, host: str, port: int) -> None:
+    def __init__(self, services: Services, host: str, port: int) -> None:
         import uvicorn
 
         from api.app import create_app
         from api.services import ApiServices
 
-        config = uvicorn.Config(create_app(ApiServices(engine)), host=host, port=port, log_level="critical",
-                                access_log=False)
+        app = create_app(ApiServices(services.engine))
+        config = uvicorn.Config(app, host=host, port=port, log_level="critical", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="demo-api", daemon=True)
         self.host, self.port = host, port
@@ -172,10 +166,10 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def snapshot(engine: Engine, configs: Sequence[MachineConfig], health: dict[str, Any]) -> dict[str, Any]:
+def snapshot(services: Services, configs: Sequence[MachineConfig], health: dict[str, Any]) -> dict[str, Any]:
     """Per machine: its operation's good, scrap and rework on the live order and the WIP value waiting there;
     plant totals. Read from the database, i.e. what the event path applied."""
-    with engine.connect() as conn:
+    with services.read() as conn:
         view = reports.order_view(conn, LIVE_ORDER) or {"operations": []}
         by_op = reports.wip_value(conn, by="operation")
         total = reports.wip_value(conn).total
@@ -220,7 +214,7 @@ def status_line(state: dict[str, Any], elapsed: float, outcomes: dict[str, int])
             f"scrap loss {fmt(state['scrap_loss'])} | " + " ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
 
 
-async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Path = SHIPPED_CONFIGS,
+async def run_live(services: Services, data_dir: Path, echo: Echo, *, config_dir: Path = SHIPPED_CONFIGS,
                    duration: float = 0, every: float = 1.0, stagger: float = 3.0,  # float-ok: seconds
                    api: ApiThread | None = None) -> None:
     """Simulators + collectors (+ the API thread, stopped here too) until Ctrl-C / SIGTERM or ``duration``."""
@@ -234,7 +228,7 @@ async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Pa
         loop.add_signal_handler(sig, stop.set)
     ordered = sorted(configs, key=_routing_position)
     spool = Spool(data_dir / "demo-spool.db")
-    collector = Collector(configs, spool, InProcessForwarder(engine), scans=DatabaseScanFeed(engine))
+    collector = Collector(configs, spool, InProcessForwarder(services), scans=DatabaseScanFeed(services))
     simulators: list[tuple[MachineConfig, Any]] = []
     running: asyncio.Task[None] | None = None
     console = Console()
@@ -256,7 +250,7 @@ async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Pa
                         sim.start_production()  # machines start in routing order: each finds parts waiting
                         del produce_at[id(sim)]
                 health = collector.metrics.health()
-                state = await asyncio.to_thread(snapshot, engine, ordered, health)
+                state = await asyncio.to_thread(snapshot, services, ordered, health)
                 elapsed = now - started
                 if console.is_terminal:
                     live.update(render_table(state, elapsed))

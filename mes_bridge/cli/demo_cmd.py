@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import Engine
 
 from mes_bridge import demo, schema
-from mes_bridge.cli.common import domain_errors, engine_from_settings, settings
+from mes_bridge.bootstrap import Services
+from mes_bridge.cli.common import domain_errors, services_from_settings, settings
 
 
 def register(app: typer.Typer) -> None:
@@ -26,27 +26,27 @@ def register(app: typer.Typer) -> None:
                                                          "shipped plc_configs/)")] = None,
     ) -> None:
         """Run SPEC.md's example plant: schema, master data, stock, the worked example, then live machines."""
-        with engine_from_settings() as engine, domain_errors():
+        with services_from_settings() as services, domain_errors():
             echo = typer.echo
-            echo(f"mes-bridge demo on {engine.url.render_as_string(hide_password=True)}")
-            schema.upgrade(engine)
+            echo(f"mes-bridge demo on {services.engine.url.render_as_string(hide_password=True)}")
+            schema.upgrade(services.engine)
             echo("1. Example plant and a second product, FG-HINGE (idempotent import):")
-            demo.load_plant(engine, echo)
-            demo.load_plant(engine, echo, demo.SECOND_PRODUCT)
+            demo.load_plant(services, echo)
+            demo.load_plant(services, echo, demo.SECOND_PRODUCT)
             echo("   On-hand stock:")
-            demo.show_stock(engine, echo)
-            demo.show_rollup(engine, echo)
-            demo.show_rollup(engine, echo, "FG-HINGE")
+            demo.show_stock(services, echo)
+            demo.show_rollup(services, echo)
+            demo.show_rollup(services, echo, "FG-HINGE")
             echo("2. Work order WO-1 and SPEC.md's worked example, event by event:")
-            demo.worked_example(engine, echo)
+            demo.worked_example(services, echo)
             echo("   On-hand stock after the example:")
-            demo.show_stock(engine, echo)
+            demo.show_stock(services, echo)
             if not live:
                 return
-            _live(engine, echo, host, port, duration, config)
+            _live(services, echo, host, port, duration, config)
 
 
-def _live(engine: Engine, echo: demo.Echo, host: str, port: int, duration: float,  # float-ok: seconds
+def _live(services: Services, echo: demo.Echo, host: str, port: int, duration: float,  # float-ok: seconds
           config: Path | None) -> None:
     import asyncio
 
@@ -55,9 +55,9 @@ def _live(engine: Engine, echo: demo.Echo, host: str, port: int, duration: float
     demo_live.quiet()
     data_dir = settings().data_dir
     echo("3. Live: the API and its pages, simulated machines -> collectors -> spool -> the one event path:")
-    demo_live.prepare(engine, echo)
-    token = demo.admin_token(engine, data_dir)
-    api = demo_live.ApiThread(engine, host, port)
+    demo_live.prepare(services, echo)
+    token = demo.admin_token(services, data_dir)
+    api = demo_live.ApiThread(services, host, port)
     api.start()
     base = f"http://{host}:{port}"
     echo(f"  terminal:  {base}/terminal")
@@ -65,5 +65,5 @@ def _live(engine: Engine, echo: demo.Echo, host: str, port: int, duration: float
     echo(f"  API docs:  {base}/docs")
     echo(f"token: {token}")
     echo(f"  (an admin token; e.g. curl -H 'Authorization: Bearer {token}' {base}/wip?by=operation)")
-    asyncio.run(demo_live.run_live(engine, data_dir, echo, duration=duration, api=api,
+    asyncio.run(demo_live.run_live(services, data_dir, echo, duration=duration, api=api,
                                    config_dir=config or demo_live.SHIPPED_CONFIGS))

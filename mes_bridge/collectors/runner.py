@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -108,17 +109,37 @@ class Collector:
                 await sleep_or_stop(stop, backoff_delay(attempt, 0.5, 30.0))
 
 
-def build_forwarder(args: argparse.Namespace) -> Forwarder:
+@dataclass(frozen=True)
+class RunOptions:
+    """What a collector process runs with (``mes-bridge collect`` builds it from its options, ``main`` from argv)."""
+
+    config: Path
+    spool: Path | None = None  # default: <data dir>/spool.db
+    capacity: int = DEFAULT_CAPACITY
+    sink: Path | None = None  # test sink instead of a service
+    url: str | None = None  # HTTP forwarding to this base URL
+    token: str | None = None
+    database: str | None = None  # in-process forwarding into this database (default from settings)
+    machines: tuple[str, ...] = ()
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    poll_ms: int | None = None
+    switch_interval: float | None = None  # float-ok: seconds; see InProcessForwarder
+
+
+def build_forwarder(options: RunOptions) -> Forwarder:
     from mes_bridge.forwarder import HttpForwarder, InProcessForwarder, RecordingSink
 
-    if args.sink:
-        return RecordingSink(args.sink)
-    if args.url:
-        return HttpForwarder(args.url, args.token or "")
+    if options.sink:
+        return RecordingSink(options.sink)
+    if options.url:
+        return HttpForwarder(options.url, options.token or "")
+    from mes_bridge.bootstrap import Services
     from mes_common.db import make_engine
     from mes_common.settings import Settings
 
-    return InProcessForwarder(make_engine(args.database or Settings().resolved_database_url()))
+    engine = make_engine(options.database or Settings().resolved_database_url())
+    return InProcessForwarder(Services(engine), switch_interval=options.switch_interval)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -135,6 +156,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (0.0.0.0 in containers)")
     p.add_argument("--poll-ms", type=int, help="override every Modbus machine's poll interval (tests)")
+    p.add_argument("--switch-interval", type=float, help="in-process forwarding: the interpreter's switch interval "
+                   "(seconds) while a batch is applied (default: left alone)")
     return p
 
 
@@ -158,52 +181,62 @@ def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:
     from mes_bridge.forwarder import HttpForwarder, InProcessForwarder
 
     if isinstance(forwarder, InProcessForwarder):
-        return DatabaseScanFeed(forwarder.engine)
+        return DatabaseScanFeed(forwarder.services)
     if isinstance(forwarder, HttpForwarder):
         return HttpScanFeed(forwarder.base_url, forwarder.token)
     return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mes_bridge.collectors.runner ARGS``: argparse exits 2 on a usage error; ``run`` then."""
     args = parser().parse_args(argv)
+    return run(RunOptions(
+        config=args.config, spool=args.spool, capacity=args.capacity, sink=args.sink, url=args.url, token=args.token,
+        database=args.database, machines=tuple(args.machine), metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host, poll_ms=args.poll_ms, switch_interval=args.switch_interval,
+    ))
+
+
+def run(options: RunOptions) -> int:
+    """Collect until SIGINT / SIGTERM; 0 when stopped, 1 when the machine descriptions or the spool are refused."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # asyncua logs a traceback at ERROR for every lost server; the collector records the gap itself.
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     from mes_common.errors import DomainError
 
     try:
-        configs = load_configs(args.config)
+        configs = load_configs(options.config)
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        return 2
-    if args.machine:
-        unknown = sorted(set(args.machine) - {c.machine for c in configs})
+        return 1
+    if options.machines:
+        unknown = sorted(set(options.machines) - {c.machine for c in configs})
         if unknown:
-            print(f"error: machine {unknown[0]!r} is not described in {args.config}", file=sys.stderr)
-            return 2
-        configs = [c for c in configs if c.machine in args.machine]
-    if args.poll_ms:
-        configs = [c.model_copy(update={"poll_interval_ms": args.poll_ms}) for c in configs]
-    if args.spool is None:
+            print(f"error: machine {unknown[0]!r} is not described in {options.config}", file=sys.stderr)
+            return 1
+        configs = [c for c in configs if c.machine in options.machines]
+    if options.poll_ms:
+        configs = [c.model_copy(update={"poll_interval_ms": options.poll_ms}) for c in configs]
+    spool_path = options.spool
+    if spool_path is None:
         from mes_common.settings import Settings
 
-        data_dir = Settings().data_dir
-        args.spool = data_dir / "spool.db"
+        spool_path = Settings().data_dir / "spool.db"
     try:
-        spool = Spool(args.spool, capacity=args.capacity)
+        spool = Spool(spool_path, capacity=options.capacity)
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        return 2
-    forwarder = build_forwarder(args)
+        return 1
+    forwarder = build_forwarder(options)
 
     async def _run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        log.info("collecting from %s into spool %s", ", ".join(c.machine for c in configs), args.spool)
+        log.info("collecting from %s into spool %s", ", ".join(c.machine for c in configs), spool_path)
         try:
-            await run_collector(configs, spool, forwarder, stop, args.metrics_port, args.metrics_host)
+            await run_collector(configs, spool, forwarder, stop, options.metrics_port, options.metrics_host)
         finally:
             closing = getattr(forwarder, "aclose", None)
             if closing is not None:
