@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
         duration: Annotated[float, typer.Option(help="seconds the live part runs (0 = until Ctrl-C)")] = 0,
         config: Annotated[Path | None, typer.Option(help="machine descriptions for the live part (default: the "
                                                          "shipped plc_configs/)")] = None,
+        setup: Annotated[bool, typer.Option("--setup", help="the scripted part and the live order's stock and "
+                                                            "release, then exit (docker's set-up runs this)")] = False,
     ) -> None:
         """Run SPEC.md's example plant: schema, master data, stock, the worked example, then live machines."""
         with services_from_settings() as services, domain_errors():
@@ -41,6 +43,12 @@ def register(app: typer.Typer) -> None:
             demo.worked_example(services, echo)
             echo("   On-hand stock after the example:")
             demo.show_stock(services, echo)
+            if setup:
+                from mes_bridge import demo_live
+
+                echo("3. The live order for simulated machines:")
+                demo_live.prepare(services, echo)
+                return
             if not live:
                 return
             _live(services, echo, host, port, duration, config)
