@@ -140,8 +140,7 @@ def test_the_compose_files_commands_run_the_stack_outside_containers(tmp_path: P
         for replica in (0, 1):
             procs.append(("api", replica, host.start("api", replica)))
         urls = [f"http://127.0.0.1:{p}" for p in host.api_ports]
-        for url in urls:
-            wait_until_sync(lambda url=url: _answers(f"{url}/health"), 30, f"the API replica at {url} to answer")
+        wait_until_sync(lambda: all(_answers(f"{url}/health") for url in urls), 30, "both API replicas to answer")
         procs.append(("simulators", 0, host.start("simulators")))
         procs.append(("collector", 0, host.start("collector")))
 
