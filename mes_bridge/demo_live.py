@@ -195,7 +195,7 @@ def render_table(state: dict[str, Any], elapsed: float) -> Any:  # float-ok: sec
 
     table = Table(title=f"{LIVE_ORDER} ({LIVE_ITEM}) live, t+{elapsed:.0f}s  (Ctrl-C stops)")
     for name, justify in (("machine", "left"), ("link", "left"), ("work center", "left"), ("op", "right"),
-                          ("good", "right"), ("scrap", "right"), ("rework", "right"), ("WIP value", "right")):
+                          ("good", "right"), ("scrap", "right"), ("rework", "right"), ("WIP waiting", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for m in state["machines"]:
         link = f"{m['protocol']} {'up' if m['connected'] else 'down'}"
