@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api import errors
@@ -32,16 +35,17 @@ from api.routes import (
     work_orders,
 )
 from api.services import ApiServices
+from mes_bridge.bootstrap import Services
 from mes_common.settings import Settings
 
 ROUTERS = (events, scan, work_orders, machines, wip, ledger, bom, routing, journal, collectors, tokens, pages)
 
 
-def create_app(services: ApiServices | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
     """The app over ``services`` (default: built from ``settings``, default: the environment; then the app owns
     them and disposes of them at shutdown)."""
     owned = services is None
-    the_services = services or ApiServices.from_settings(settings or Settings())
+    the_services = ApiServices(services) if services is not None else ApiServices.from_settings(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +60,8 @@ def create_app(services: ApiServices | None = None, settings: Settings | None = 
                     "(bound to work centers), collector (bound to machines), planner, accountant, admin.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served below from the package's own copy of Swagger UI: no CDN on a plant network
+        redoc_url=None,
     )
     app.state.services = the_services
     metrics = app.state.metrics = ApiMetrics(the_services.machine_health)
@@ -77,6 +83,16 @@ def create_app(services: ApiServices | None = None, settings: Settings | None = 
         """Prometheus metrics: request latency per route, events by outcome, collectors' reported health."""
         body = await run_in_threadpool(metrics.render)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """The OpenAPI documentation (Swagger UI shipped with the package)."""
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="mes-bridge API",
+                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-static/swagger-ui.css",
+                                   swagger_favicon_url="/docs-static/favicon-32x32.png")
 
     for module in ROUTERS:
         app.include_router(module.router, responses=errors.ERROR_RESPONSES)

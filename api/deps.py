@@ -7,10 +7,11 @@ or machine concerned, through ``Principal.may_act_at`` / ``may_act_for``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, Role, principal_for
@@ -19,7 +20,9 @@ from api.services import ApiServices
 bearer = HTTPBearer(auto_error=False, description="an API token: mes-bridge token create --role ROLE")
 
 
-def get_services(request: Request) -> ApiServices:
+# The dependencies are coroutines: they run on the event loop (no thread hop per request); only a token look-up
+# missing from the services' cache goes to a thread.
+async def get_services(request: Request) -> ApiServices:
     services: ApiServices = request.app.state.services
     return services
 
@@ -27,12 +30,16 @@ def get_services(request: Request) -> ApiServices:
 ServicesDep = Annotated[ApiServices, Depends(get_services)]
 
 
-def get_principal(services: ServicesDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+async def get_principal(services: ServicesDep,
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if credentials is None:
         raise HTTPException(401, "no API token: send the header 'Authorization: Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    principal = principal_for(services, credentials.credentials)
+    hit, record = services.cached_token(credentials.credentials)
+    if hit:
+        principal = None if record is None else Principal.of(record)
+    else:
+        principal = await run_in_threadpool(principal_for, services, credentials.credentials)
     if principal is None:
         raise HTTPException(401, "unknown or revoked API token", headers={"WWW-Authenticate": "Bearer"})
     return principal
@@ -41,12 +48,12 @@ def get_principal(services: ServicesDep,
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the caller's principal, if its role is one of ``roles`` (else 403)."""
     allowed = frozenset(roles)
     names = ", ".join(r.value for r in roles)
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if principal.role not in allowed:
             raise HTTPException(403, f"a {principal.role.value} token may not do this (allowed: {names})")
         return principal

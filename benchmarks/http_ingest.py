@@ -1,13 +1,13 @@
-"""Events/s through ``POST /events`` beside in-process ``apply_events`` in the same run; ``/scan/report`` latency
+"""Events/s through ``POST /events`` beside in-process ``ApplyEvents`` in the same run; ``/scan/report`` latency
 from 50 concurrent terminals.
 
 A throw-away PostgreSQL database with the example plant and 20 orders of a million units (as
 ``benchmarks/apply_events.py``), served by ``mes-bridge serve`` in another process (``--workers``, default 1).
 
 1. Ingest: the same kind of events (one-unit completions over 20 orders, every posting) in batches of 100 and
-   1,000, applied in turn by ``apply_events`` in this process and posted to ``/events`` over one keep-alive HTTP
-   connection (collector-style, sequential); each ``--repeat`` times, the medians and their ratio (target: HTTP at
-   least 0.8 of in-process).
+   1,000, applied in turn by ``Services.handle(ApplyEvents(...))`` in this process and posted to ``/events`` over
+   one keep-alive HTTP connection (collector-style, sequential); each ``--repeat`` times, the medians and their
+   ratio (target: HTTP at least 0.8 of in-process).
 2. Terminals: ``--terminals`` (default 50) asyncio clients, each with its own terminal token, report one good unit
    at operation 10 of an order, then wait an operator's pace (``--think-ms``, default 1,000 +/- 50 %) and report
    again, for ``--seconds``; latency of every ``POST /scan/report`` (p50, p99, max; target p99 < 50 ms). The
@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -42,10 +41,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.apply_events import ORDERS, events, run_apply  # noqa: E402
 from mes_bridge import schema  # noqa: E402
+from mes_bridge.bootstrap import Services  # noqa: E402
 from mes_common.db import make_engine  # noqa: E402
 from tests.e2e.api_server import ApiServer  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
-from wip_costing.service import apply_events, release_order  # noqa: E402
+from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
 
 
 def run_http(http: httpx.Client, batch: int, count: int) -> float:
@@ -89,8 +89,9 @@ async def terminals(url: str, tokens: list[str], seconds: float, think_ms: int) 
     return latencies
 
 
-def in_process_terminals(engine: Any, count: int, seconds: float, think_ms: int) -> list[float]:  # float-ok
-    """The baseline: ``count`` threads in this process apply the same reports with ``apply_events``, same pace."""
+def in_process_terminals(services: Services, count: int, seconds: float, think_ms: int) -> list[float]:  # float-ok
+    """The baseline: ``count`` threads in this process apply the same reports through the service layer (as the API
+    does, without HTTP), same pace."""
     latencies: list[float] = []  # float-ok: milliseconds
     stop_at = time.monotonic() + seconds
 
@@ -103,7 +104,7 @@ def in_process_terminals(engine: Any, count: int, seconds: float, think_ms: int)
                      "good": "1", "operator": f"E-{n}", "work_center": "WC-LASER", "provenance": "scan",
                      "source_time": datetime.now(UTC).isoformat()}
             started = time.perf_counter()
-            [outcome] = apply_events(engine, [event])
+            [outcome] = services.handle(ApplyEvents([event]))
             latencies.append((time.perf_counter() - started) * 1000)
             if outcome.status.value != "applied":
                 raise SystemExit(f"in-process terminal {n}: {outcome}")
@@ -131,6 +132,7 @@ def main() -> None:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
+    services = Services(engine)  # as the API runs commands: handlers in units of work, shared caches
     server: ApiServer | None = None
     try:
         schema.upgrade(engine)
@@ -138,8 +140,8 @@ def main() -> None:
         with engine.begin() as conn:  # plenty of stock for every run
             conn.execute(text("UPDATE stock_balances SET qty = qty * 100000, value = value * 100000"))
         for n in range(ORDERS):
-            release_order(engine, f"WO-{n}", "FG-BRACKET", Decimal(1_000_000), on=date(2026, 11, 22))
-        apply_events(engine, events("warmup", 300))
+            services.handle(ReleaseOrder(f"WO-{n}", "FG-BRACKET", Decimal(1_000_000), on=date(2026, 11, 22)))
+        services.handle(ApplyEvents(events("warmup", 300)))
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
@@ -157,7 +159,7 @@ def main() -> None:
                     with engine.connect() as conn:
                         conn.exec_driver_sql("ANALYZE")
                         conn.commit()
-                    local.append(run_apply(engine, batch, args.events))
+                    local.append(run_apply(services, batch, args.events))
                     remote.append(run_http(http, batch, args.events))
                 lo, re_ = statistics.median(local), statistics.median(remote)
                 print(f"{batch:>6} {lo:>13,.0f} {min(local):>6,.0f}-{max(local):<6,.0f} {re_:>8,.0f} "
@@ -172,11 +174,11 @@ def main() -> None:
               "stock balance, the row they all lock)")
         print(f"{'':<50} {'reports':>8} {'/s':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
         for label, think in ((f"paced ({args.think_ms} ms +/- 50 %)", args.think_ms), ("no pause (saturation)", 0)):
-            for where in ("POST /scan/report", "in-process apply_events"):
+            for where in ("POST /scan/report", "in-process ApplyEvents"):
                 started = time.monotonic()
                 latencies = (asyncio.run(terminals(server.url, tokens, args.seconds, think))
                              if where.startswith("POST") else
-                             in_process_terminals(engine, args.terminals, args.seconds, think))
+                             in_process_terminals(services, args.terminals, args.seconds, think))
                 elapsed = time.monotonic() - started
                 print(f"{where + ', ' + label:<50} {len(latencies):>8} {len(latencies) / elapsed:>5.0f} "
                       f"{percentile(latencies, 0.5):>7.1f} {percentile(latencies, 0.99):>7.1f} "

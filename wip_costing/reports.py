@@ -166,9 +166,14 @@ def export_journal(conn: Connection, start: datetime | None, end: datetime | Non
         writer = csv.writer(handle)
         writer.writerow(EXPORT_COLUMNS)
         for line in journal_lines_between(conn, start, end):
-            writer.writerow(["" if line[k] is None else _cell(line[k]) for k in EXPORT_COLUMNS])
+            writer.writerow(export_row(line))
             count += 1
     return count
+
+
+def export_row(line: dict[str, Any]) -> list[str]:
+    """A journal line as the export's CSV cells (``EXPORT_COLUMNS``; empty for none)."""
+    return ["" if line[k] is None else _cell(line[k]) for k in EXPORT_COLUMNS]
 
 
 def _cell(value: Any) -> str:

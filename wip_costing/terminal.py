@@ -17,7 +17,7 @@ from mes_common.errors import DomainError
 from mes_common.money import fmt_qty
 from routing.repository import find_routing
 from wip_costing.model import OrderStatus, UnknownOrder
-from wip_costing.repository import load_snapshot, serial_orders
+from wip_costing.repository import SnapshotCache, load_snapshot, serial_orders
 from wip_costing.tables import wo_operations, work_orders
 
 
@@ -30,7 +30,8 @@ class NothingToReport(DomainError):
     waiting)."""
 
 
-def scan_view(conn: Connection, barcode: str, work_centers: Set[str] | None) -> dict[str, Any]:
+def scan_view(conn: Connection, barcode: str, work_centers: Set[str] | None,
+              snapshots: SnapshotCache | None = None) -> dict[str, Any]:
     """The order behind ``barcode`` and the operation waiting at one of ``work_centers`` (None: any)."""
     serial: str | None = None
     row = conn.execute(select(work_orders).where(work_orders.c.id == barcode)).first()
@@ -42,7 +43,7 @@ def scan_view(conn: Connection, barcode: str, work_centers: Set[str] | None) -> 
         row = conn.execute(select(work_orders).where(work_orders.c.id == order_id)).one()
     if row.status in (OrderStatus.COMPLETED.value, OrderStatus.CLOSED.value):
         raise NothingToReport(f"work order {row.id} is {row.status}: nothing more can be reported on it")
-    snapshot = load_snapshot(conn, row)
+    snapshot = load_snapshot(row, snapshots)
     c = wo_operations.c
     waiting = {r.operation: r.fp_qty + r.rw_qty
                for r in conn.execute(select(c.operation, c.fp_qty, c.rw_qty).where(c.work_order == row.id))}
@@ -68,11 +69,12 @@ def scan_view(conn: Connection, barcode: str, work_centers: Set[str] | None) -> 
     }
 
 
-def operation_centers(conn: Connection, order_id: str) -> dict[int, str] | None:
+def operation_centers(conn: Connection, order_id: str, snapshots: SnapshotCache | None = None
+                      ) -> dict[int, str] | None:
     """Each operation of ``order_id`` and its work center, as frozen at release (None: no such order). Never changes
     once the order exists, so callers may keep it."""
     row = conn.execute(select(work_orders.c.id, work_orders.c.released_at, work_orders.c.snapshot)
                        .where(work_orders.c.id == order_id)).first()
     if row is None:
         return None
-    return {op.number: op.work_center for op in load_snapshot(conn, row).operations}
+    return {op.number: op.work_center for op in load_snapshot(row, snapshots).operations}

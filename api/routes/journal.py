@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import Accountant, ServicesDep
 from api.errors import ERROR_RESPONSES
 from api.params import moment
-from wip_costing.reports import EXPORT_COLUMNS, _cell
+from wip_costing.reports import EXPORT_COLUMNS, export_row
 
 router = APIRouter(prefix="/journal", tags=["journal"], responses=ERROR_RESPONSES)
 From = Annotated[str | None, Query(alias="from", description="timestamp or date (its start)")]
@@ -21,7 +21,7 @@ To = Annotated[str | None, Query(alias="to", description="timestamp or date (its
 
 
 def _row(line: dict[str, Any]) -> dict[str, Any]:
-    return {k: None if line[k] is None else _cell(line[k]) for k in EXPORT_COLUMNS}
+    return {k: cell or None for k, cell in zip(EXPORT_COLUMNS, export_row(line), strict=True)}
 
 
 @router.get("/entries")
@@ -42,7 +42,7 @@ def export(services: ServicesDep, _who: Accountant, start: From = None, end: To 
         writer = csv.writer(buffer)
         writer.writerow(EXPORT_COLUMNS)
         for n, line in enumerate(lines, 1):
-            writer.writerow(["" if line[k] is None else _cell(line[k]) for k in EXPORT_COLUMNS])
+            writer.writerow(export_row(line))
             if n % 1000 == 0:
                 yield buffer.getvalue()
                 buffer.seek(0)

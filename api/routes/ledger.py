@@ -4,7 +4,6 @@ records the token's name as who, a reason, and an idempotency key (given, or a n
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -17,9 +16,9 @@ from api.deps import Planner, Reader, ServicesDep
 from api.errors import ERROR_RESPONSES
 from api.params import Request, Response, moment
 from api.routes.fields import Code, Key, Lot, Quantity, Reason
-from ledger.model import MoveKind, MoveRequest, PostedMove
-from mes_common.money import fmt, fmt_qty, mul_cents
-from mes_common.provenance import Provenance
+from ledger.commands import DecideQuarantine, PostCount, PostIssue, PostReceipt, PostTransfer
+from ledger.model import PostedMove
+from mes_common.money import fmt, fmt_qty
 
 router = APIRouter(prefix="/ledger", tags=["ledger"], responses=ERROR_RESPONSES)
 
@@ -109,12 +108,13 @@ def move_json(m: PostedMove) -> dict[str, Any]:
             "reference": m.reference, "idempotency_key": m.idempotency_key}
 
 
-def _request(who: Principal, body: _MoveBody, kind: MoveKind, qty: Decimal, reason: str, **sides: Any) -> MoveRequest:
+def _common(who: Principal, body: _MoveBody, reason: str) -> dict[str, Any]:
+    """What every move command carries: item, lot, who (the token's name), why, when, its idempotency key."""
     if body.effective_at is not None and body.effective_at.tzinfo is None:
         raise HTTPException(422, f"effective_at {body.effective_at.isoformat()} has no timezone (add Z or +hh:mm)")
-    return MoveRequest(idempotency_key=body.key or f"api:{uuid.uuid4()}", kind=kind, item=body.item, qty=qty,
-                       lot=body.lot, actor=who.name[:64], reason=body.reason or reason, provenance=Provenance.MANUAL,
-                       effective_at=body.effective_at, **sides)
+    common: dict[str, Any] = {"item": body.item, "lot": body.lot, "actor": who.name[:64],
+                              "reason": body.reason or reason, "effective_at": body.effective_at}
+    return {**common, "key": body.key} if body.key else common
 
 
 @router.get("/onhand", response_model=OnHand)
@@ -136,52 +136,40 @@ def moves(services: ServicesDep, _who: Reader, item: str | None = None, referenc
 def receive(body: Receipt, services: ServicesDep, who: Planner) -> dict[str, Any]:
     """Receive stock at a total ``value`` (cents) or a ``unit_cost``; ``quarantine``: a return held until inspected
     (no value needed)."""
-    if (body.value is None) == (body.unit_cost is None) and not body.quarantine:
-        raise HTTPException(422, "give exactly one of value or unit_cost")
-    value = mul_cents(body.qty, body.unit_cost) if body.unit_cost is not None else body.value
-    kind = MoveKind.QUARANTINE_RETURN if body.quarantine else MoveKind.RECEIPT
-    return move_json(services.post_move(_request(who, body, kind, body.qty, "receipt", to_location=body.to_location,
-                                                 value=value, serials=tuple(body.serials))))
+    return move_json(services.post_move(PostReceipt(
+        **_common(who, body, "receipt"), qty=body.qty, to_location=body.to_location, value=body.value,
+        unit_cost=body.unit_cost, quarantine=body.quarantine, serials=tuple(body.serials))))
 
 
 @router.post("/issues", response_model=Move, status_code=201)
 def issue(body: Issue, services: ServicesDep, who: Planner) -> dict[str, Any]:
     """Issue stock out of a location at its moving-average cost."""
-    return move_json(services.post_move(_request(who, body, MoveKind.ISSUE, body.qty, "issue",
-                                                 from_location=body.from_location, serials=tuple(body.serials))))
+    return move_json(services.post_move(PostIssue(
+        **_common(who, body, "issue"), qty=body.qty, from_location=body.from_location, serials=tuple(body.serials))))
 
 
 @router.post("/transfers", response_model=Move, status_code=201)
 def transfer(body: Transfer, services: ServicesDep, who: Planner) -> dict[str, Any]:
     """Move stock between locations at its moving-average cost."""
-    return move_json(services.post_move(_request(who, body, MoveKind.TRANSFER, body.qty, "transfer",
-                                                 from_location=body.from_location, to_location=body.to_location,
-                                                 serials=tuple(body.serials))))
+    return move_json(services.post_move(PostTransfer(
+        **_common(who, body, "transfer"), qty=body.qty, from_location=body.from_location,
+        to_location=body.to_location, serials=tuple(body.serials))))
 
 
 @router.post("/counts", response_model=Move | None, status_code=201)
 def count(body: Count, services: ServicesDep, who: Planner) -> dict[str, Any] | None:
     """Cycle count: the quantity ``counted`` (the difference is read under the balance's lock) or the ``delta``;
     a ``reason`` is required. ``null`` when the stock is as counted."""
-    if (body.counted is None) == (body.delta is None):
-        raise HTTPException(422, "give exactly one of counted or delta")
     if not body.reason:
         raise HTTPException(422, "reason: a count adjustment needs a reason")
-    delta = body.delta if body.delta is not None else Decimal(1)  # placeholder size, replaced under the lock
-    if delta == 0:
-        return None
-    side = {"to_location": body.location} if delta > 0 else {"from_location": body.location}
-    request = _request(who, body, MoveKind.ADJUSTMENT, abs(delta), body.reason, **side)
-    move = services.post_count(request, body.counted)
+    move = services.post_count(PostCount(**_common(who, body, body.reason), location=body.location,
+                                         counted=body.counted, delta=body.delta))
     return None if move is None else move_json(move)
 
 
 @router.post("/quarantine-decisions", response_model=Move, status_code=201)
 def decide(body: QuarantineDecision, services: ServicesDep, who: Planner) -> dict[str, Any]:
     """Release quarantined stock: ``accept_to`` a usable location, or ``reject_to`` a scrap location."""
-    if (body.accept_to is None) == (body.reject_to is None):
-        raise HTTPException(422, "give exactly one of accept_to or reject_to")
-    kind = MoveKind.QUARANTINE_ACCEPT if body.accept_to else MoveKind.QUARANTINE_REJECT
-    return move_json(services.post_move(_request(who, body, kind, body.qty, "inspected",
-                                                 from_location=body.from_location,
-                                                 to_location=body.accept_to or body.reject_to)))
+    return move_json(services.post_move(DecideQuarantine(
+        **_common(who, body, "inspected"), qty=body.qty, from_location=body.from_location,
+        accept_to=body.accept_to, reject_to=body.reject_to)))

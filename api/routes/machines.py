@@ -59,7 +59,7 @@ def _check(services: ApiServices, principal: Principal, machine: str) -> None:
 def scan(machine: str, body: ScanAtMachine, services: ServicesDep, principal: MachineScanner) -> dict[str, Any]:
     """The order ``machine`` works on from now (as ``mes-bridge wo scan``): its next counted parts go to it."""
     _check(services, principal, machine)
-    done = services.record_scan(machine, body.work_order, body.operator, None)
+    done = services.record_scan(machine, body.work_order, body.operator)
     return {"machine": done.machine, "work_order": done.work_order, "operation": done.operation,
             "work_center": done.work_center, "operator": done.operator, "scanned_at": done.scanned_at}
 

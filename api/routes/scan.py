@@ -80,7 +80,8 @@ async def report(body: ScanReport, request: Request, services: ServicesDep, prin
     (which order, which operation, how many were waiting); another work center's operation: 403."""
     if body.reported_at is not None and body.reported_at.tzinfo is None:
         raise HTTPException(422, f"reported_at {body.reported_at.isoformat()} has no timezone (add Z or +hh:mm)")
-    centers = await run_in_threadpool(services.operation_centers, body.work_order)
+    centers = (services.cached_operation_centers(body.work_order)
+               or await run_in_threadpool(services.operation_centers, body.work_order))
     if centers is None:
         raise HTTPException(404, f"work order {body.work_order!r} does not exist")
     if body.operation not in centers:

@@ -14,7 +14,7 @@ from api.deps import OrderViewer, Planner, Reader, ServicesDep
 from api.errors import ERROR_RESPONSES
 from api.params import Request, Response
 from api.routes.fields import Code
-from wip_costing.release import describe_close
+from mes_bridge.cli.wip_cmds import describe_close
 
 router = APIRouter(prefix="/work-orders", tags=["work orders"], responses=ERROR_RESPONSES)
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from mes_bridge import tokens
-from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
+from mes_bridge.cli.common import domain_errors, fail, services_from_settings
 
 token_app = typer.Typer(help="API tokens (stored hashed): create, list, revoke.", no_args_is_help=True)
 APP_FACTORY = "api.app:create_app"
@@ -35,8 +35,9 @@ def register(app: typer.Typer) -> None:
             raise fail("error: --workers must be at least 1")
         typer.echo(f"mes-bridge API on http://{host}:{port} (docs: /docs, terminal: /terminal, "
                    f"dashboard: /dashboard), {workers} worker(s)")
+        # An open dashboard keeps a server-sent stream open; on Ctrl-C / SIGTERM wait for it at most 5 s.
         uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                    proxy_headers=True)
+                    proxy_headers=True, timeout_graceful_shutdown=5)
 
     app.add_typer(token_app, name="token")
 
@@ -50,9 +51,10 @@ def create(
     name: Annotated[str | None, typer.Option("--name", help="who or what holds it (shown in lists and moves)")] = None,
 ) -> None:
     """Create a token; it is printed once, alone on the last line (only its hash is stored)."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        secret, record = tokens.create_token(conn, role, work_centers=tuple(work_center or ()),
+    with domain_errors(), services_from_settings() as services, services.uow() as uow:
+        secret, record = tokens.create_token(uow.conn, role, work_centers=tuple(work_center or ()),
                                              machines=tuple(machine or ()), name=name)
+        uow.commit()
     bound = ", ".join(record.work_centers or record.machines)
     typer.echo(f"token {record.id} '{record.name}': {record.role.value}{f' for {bound}' if bound else ''} "
                "(shown once; keep it)")
@@ -64,7 +66,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every token (never its secret): id, name, role, bindings, created, revoked."""
     import json
 
-    with engine_from_settings() as engine, engine.connect() as conn:
+    with services_from_settings() as services, services.read() as conn:
         found = tokens.list_tokens(conn)
     if as_json:
         typer.echo(json.dumps({"rows": [t.to_json() for t in found]}, indent=2))
@@ -78,7 +80,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @token_app.command("revoke")
 def revoke(token_id: Annotated[int, typer.Argument(help="the token's id (token list)")]) -> None:
     """Revoke a token: it stops authenticating (within seconds on running servers)."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        record = tokens.revoke_token(conn, token_id)
+    with domain_errors(), services_from_settings() as services, services.uow() as uow:
+        record = tokens.revoke_token(uow.conn, token_id)
+        uow.commit()
     assert record.revoked_at is not None
     typer.echo(f"token {record.id} '{record.name}' revoked at {record.revoked_at.isoformat()}")

@@ -168,10 +168,16 @@ async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarde
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
+    from mes_bridge.collectors.http_link import HttpScanFeed
     from mes_bridge.forwarder import HttpForwarder
 
     health_url = (forwarder.base_url, forwarder.token) if isinstance(forwarder, HttpForwarder) else None
-    await Collector(configs, spool, forwarder, metrics, scans=scan_feed_for(forwarder), health_url=health_url).run(stop)
+    scans = scan_feed_for(forwarder)
+    try:
+        await Collector(configs, spool, forwarder, metrics, scans=scans, health_url=health_url).run(stop)
+    finally:
+        if isinstance(scans, HttpScanFeed):
+            scans.close()
 
 
 def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:

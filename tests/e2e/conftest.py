@@ -10,13 +10,15 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from mes_bridge import demo
+from mes_bridge.bootstrap import Services
 from tests.e2e.api_server import ApiServer
 
 
 def worked_example(engine: Engine) -> None:
     """The example plant, WO-1 released and SPEC's three events applied: WIP 25.71, 3 units waiting at op 30."""
-    demo.load_plant(engine, lambda _line: None)
-    demo.worked_example(engine, lambda _line: None)
+    services = Services(engine)
+    demo.load_plant(services, lambda _line: None)
+    demo.worked_example(services, lambda _line: None)
 
 
 @pytest.fixture

@@ -23,10 +23,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from mes_bridge import schema
+from mes_bridge.bootstrap import Services
 from mes_bridge.demo import RELEASE_DATE, load_plant
 from mes_common.db import make_engine
 from tests.waiting import TIMEOUT_SCALE, wait_until_sync
-from wip_costing.service import apply_events, release_order
+from wip_costing.commands import ApplyEvents, ReleaseOrder
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -51,6 +52,9 @@ class Served:
         done = subprocess.run(args, env=_env(self.db_url), capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, f"mes-bridge token create failed: {done.stderr}"
         return done.stdout.strip().splitlines()[-1]
+
+    def terminal_token(self, work_center: str, name: str) -> str:
+        return self.token("terminal", "--work-center", work_center, name=name)
 
 
 def _env(db_url: str) -> dict[str, str]:
@@ -100,15 +104,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     db_url = f"sqlite+pysqlite:///{tmp_path_factory.mktemp('pages') / 'plant.db'}"
     engine = make_engine(db_url)
     schema.upgrade(engine)
-    load_plant(engine, lambda _line: None)
-    release_order(engine, "WO-1", "FG-BRACKET", Decimal(10), on=RELEASE_DATE)
-    release_order(engine, "WO-2", "FG-BRACKET", Decimal(3), on=RELEASE_DATE)
-    release_order(engine, "WO-3", "FG-BRACKET", Decimal(2), on=RELEASE_DATE, serials=("SN-3001", "SN-3002"))
+    services = Services(engine)
+    load_plant(services, lambda _line: None)
+    services.handle(ReleaseOrder("WO-1", "FG-BRACKET", Decimal(10), on=RELEASE_DATE))
+    services.handle(ReleaseOrder("WO-2", "FG-BRACKET", Decimal(3), on=RELEASE_DATE))
+    services.handle(ReleaseOrder("WO-3", "FG-BRACKET", Decimal(2), on=RELEASE_DATE, serials=("SN-3001", "SN-3002")))
     # The press counted parts before anything reached it: refused, and listed on the dashboard with the reason.
-    apply_events(engine, [{"event_id": "PRESS-1:parts:0:4", "work_order": "WO-1", "operation": 20, "good": 4,
-                           "scrap": 0, "rework": 0, "machine": "PRESS-1", "work_center": "WC-PRESS",
-                           "provenance": "sensor", "source_time": "2026-11-22T07:00:00Z"}])
-    engine.dispose()
+    services.handle(ApplyEvents([{"event_id": "PRESS-1:parts:0:4", "work_order": "WO-1", "operation": 20, "good": 4,
+                                  "scrap": 0, "rework": 0, "machine": "PRESS-1", "work_center": "WC-PRESS",
+                                  "provenance": "sensor", "source_time": "2026-11-22T07:00:00Z"}]))
+    services.close()
     servers = [_start(db_url), _start(db_url)]
     try:
         for proc, url in servers:

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from mes_bridge import demo
+from mes_bridge.bootstrap import Services
 from tests.e2e.api_server import ApiServer, cli, cli_json
 from wip_costing.service import release_order
 
@@ -32,7 +33,7 @@ def _event(order: str, n: int) -> dict[str, Any]:
 
 
 def test_two_processes_never_apply_an_event_twice_nor_more_than_waits(pg_engine: Engine) -> None:
-    demo.load_plant(pg_engine, lambda _line: None)
+    demo.load_plant(Services(pg_engine), lambda _line: None)
     for order in ORDERS:
         release_order(pg_engine, order, "FG-BRACKET", Decimal(10), on=demo.RELEASE_DATE)
     db_url = pg_engine.url.render_as_string(hide_password=False)

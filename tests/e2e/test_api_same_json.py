@@ -3,9 +3,11 @@ same database (SQLite and PostgreSQL), through a real ``mes-bridge serve`` proce
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.e2e.api_server import ApiServer, cli_json
+from tests.e2e.api_server import ApiServer, cli, cli_json
 
 pytestmark = pytest.mark.e2e
 
@@ -44,3 +46,15 @@ def test_unknown_order_and_bad_parameters_are_json_errors_naming_them(api: ApiSe
         assert "timezone" in bad_time.json()["detail"]
         bad_by = http.get("/wip", params={"by": "colour"})
         assert bad_by.status_code == 422 and bad_by.json()["detail"].startswith("query.by:")
+
+
+def test_the_journal_export_equals_the_cli_file(api: ApiServer, tmp_path: Path) -> None:
+    target = tmp_path / "journal.csv"
+    cli(api.db_url, "journal", "export", "--from", "2026-11-01", "--to", "2026-11-30", str(target))
+    with api.client(api.token("accountant")) as http:
+        answer = http.get("/journal/export.csv", params={"from": "2026-11-01", "to": "2026-11-30"})
+        entries = http.get("/journal/entries", params={"from": "2026-11-01", "to": "2026-11-30"}).json()["rows"]
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    assert answer.content == target.read_bytes()
+    assert len(entries) == len(answer.text.splitlines()) - 1 > 0
+    assert {e["account"] for e in entries} >= {"WIP", "SCRAP-LOSS", "FG-INV"}

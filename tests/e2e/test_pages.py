@@ -56,8 +56,7 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     dashboard.evaluate("window.notReloaded = true")
 
     # The terminal talks to the other API process: the dashboard's stream must see changes made anywhere.
-    terminal = open_page(browser, f"{served.other_url}/terminal",
-                         served.token("terminal", "--work-center", "WC-LASER", name="T-LASER-1"))
+    terminal = open_page(browser, f"{served.other_url}/terminal", served.terminal_token("WC-LASER", "T-LASER-1"))
     _scan(terminal, "WO-1")
     expect(terminal.locator("#o-work-order")).to_have_text("WO-1")
     expect(terminal.locator("#o-item")).to_have_text("FG-BRACKET")
@@ -103,7 +102,7 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
     _shoot(terminal, "terminal-1280x800-reported")
     _shoot(dashboard, "dashboard-1280x800")
     for path, token, name in (
-        ("/terminal", served.token("terminal", "--work-center", "WC-PRESS", name="T-PRESS-1"), "terminal-phone"),
+        ("/terminal", served.terminal_token("WC-PRESS", "T-PRESS-1"), "terminal-phone"),
         ("/dashboard", served.token("planner"), "dashboard-phone"),
     ):
         phone = open_page(browser, served.url + path, token, phone=True)
@@ -119,8 +118,7 @@ def test_a_completion_at_the_terminal_moves_the_dashboard_without_a_reload(serve
 
 
 def test_refusals_are_shown_with_their_reasons(served: Served, browser: Browser) -> None:
-    terminal = open_page(browser, f"{served.url}/terminal",
-                         served.token("terminal", "--work-center", "WC-LASER", name="T-LASER-2"))
+    terminal = open_page(browser, f"{served.url}/terminal", served.terminal_token("WC-LASER", "T-LASER-2"))
     _scan(terminal, "WO-404")
     outcome = terminal.locator("#outcome")
     expect(outcome).to_have_class("outcome refused")
@@ -142,8 +140,7 @@ def test_refusals_are_shown_with_their_reasons(served: Served, browser: Browser)
     terminal.context.close()
 
     # At the press nothing of WO-2 waits yet: the refusal says where its units are.
-    press = open_page(browser, f"{served.url}/terminal",
-                      served.token("terminal", "--work-center", "WC-PRESS", name="T-PRESS-2"))
+    press = open_page(browser, f"{served.url}/terminal", served.terminal_token("WC-PRESS", "T-PRESS-2"))
     _scan(press, "WO-2")
     expect(press.locator("#outcome")).to_have_class("outcome refused")
     expect(press.locator("#outcome")).to_contain_text("no units are waiting at operation 20 at WC-PRESS")
@@ -157,7 +154,7 @@ def test_a_bad_token_is_asked_for_again(served: Served, browser: Browser) -> Non
     expect(terminal.locator("#token-form")).to_be_visible()
     expect(terminal.locator("#token-form .hint")).to_contain_text("refused")
     # The right token, entered now, works; the page's buttons were not bound twice: one tap, one report.
-    terminal.fill("#token-input", served.token("terminal", "--work-center", "WC-LASER", name="T-LASER-3"))
+    terminal.fill("#token-input", served.terminal_token("WC-LASER", "T-LASER-3"))
     terminal.click("#token-form button[type=submit]")
     _scan(terminal, "WO-2")
     expect(terminal.locator("#o-waiting")).to_have_text("3")
@@ -169,7 +166,7 @@ def test_a_bad_token_is_asked_for_again(served: Served, browser: Browser) -> Non
 
 
 def test_the_stream_and_the_dashboard_json_want_a_reader_token(served: Served) -> None:
-    terminal = served.token("terminal", "--work-center", "WC-ASSY", name="T-ASSY-9")
+    terminal = served.terminal_token("WC-ASSY", "T-ASSY-9")
     stream = f"{served.url}/dashboard/stream"
     assert httpx.get(stream, timeout=10).status_code == 401
     assert httpx.get(stream, params={"token": "nonsense"}, timeout=10).status_code == 401
@@ -212,8 +209,7 @@ def _next_change(lines: Iterator[str]) -> str:
 
 
 def test_a_serial_number_scan_finds_its_order_and_reports_with_the_serial(served: Served, browser: Browser) -> None:
-    terminal = open_page(browser, f"{served.url}/terminal",
-                         served.token("terminal", "--work-center", "WC-LASER", name="T-LASER-4"))
+    terminal = open_page(browser, f"{served.url}/terminal", served.terminal_token("WC-LASER", "T-LASER-4"))
     _scan(terminal, "SN-3002")
     expect(terminal.locator("#o-work-order")).to_have_text("WO-3")
     expect(terminal.locator("#o-serial")).to_have_text("SN-3002")
