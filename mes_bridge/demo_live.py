@@ -93,9 +93,8 @@ class ApiThread:
         import uvicorn
 
         from api.app import create_app
-        from api.services import ApiServices
 
-        app = create_app(ApiServices(services.engine))
+        app = create_app(services)
         config = uvicorn.Config(app, host=host, port=port, log_level="critical", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="demo-api", daemon=True)
