@@ -16,6 +16,7 @@ collectors as a controller reset (a new counter epoch), so nothing is counted tw
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -189,7 +190,7 @@ def snapshot(services: Services, configs: Sequence[MachineConfig], health: dict[
             "fg_qty": sum((r.qty for r in fg), Decimal(0)), "fg_value": sum((r.value for r in fg), Decimal(0))}
 
 
-def render_table(state: dict[str, Any], elapsed: float) -> Any:  # float-ok: seconds
+def render_table(state: dict[str, Any], elapsed: float, *, starting: bool = False) -> Any:  # float-ok: seconds
     from rich.table import Table
 
     table = Table(title=f"{LIVE_ORDER} ({LIVE_ITEM}) live, t+{elapsed:.0f}s  (Ctrl-C stops)")
@@ -197,7 +198,7 @@ def render_table(state: dict[str, Any], elapsed: float) -> Any:  # float-ok: sec
                           ("good", "right"), ("scrap", "right"), ("rework", "right"), ("WIP waiting", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for m in state["machines"]:
-        link = f"{m['protocol']} {'up' if m['connected'] else 'down'}"
+        link = f"{m['protocol']} {'starting' if starting else 'up' if m['connected'] else 'down'}"
         table.add_row(m["machine"], link, m["work_center"], str(m["operation"]), m["good"], m["scrap"],
                       m["rework"], fmt(m["wip"]))
     table.caption = (f"WIP (all orders) {fmt(state['wip_total'])} | scrap loss {fmt(state['scrap_loss'])} | "
@@ -231,28 +232,28 @@ async def run_live(services: Services, data_dir: Path, echo: Echo, *, config_dir
     simulators: list[tuple[MachineConfig, Any]] = []
     running: asyncio.Task[None] | None = None
     console = Console()
+    echo("  machines: " + ", ".join(f"{c.machine} ({c.protocol} {c.endpoint}, {c.work_center})" for c in ordered))
+    started = loop.time()
+    # The table shows at once; the machines come up behind it (an asyncua server takes seconds to start).
+    bring_up = asyncio.create_task(_bring_up(ordered, simulators, collector, stop))
+    produce_at: dict[int, float] | None = None  # float-ok: deadlines, once the machines are up
     try:
-        simulators = await start_idle(ordered)
-        for config in ordered:
-            await wait_listening(config.endpoint)
-        running = asyncio.create_task(collector.run(stop))
-        echo("  machines: " + ", ".join(f"{c.machine} ({c.protocol} {c.endpoint}, {c.work_center})"
-                                        for c in ordered))
-        started = loop.time()
-        produce_at = {id(sim): started + i * stagger for i, (_, sim) in enumerate(simulators)}
         with Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else _NoLive() as live:
-            last_line = 0.0
+            last_line = float("-inf")  # float-ok: a time
             while not stop.is_set():
                 now = loop.time()
+                if produce_at is None and bring_up.done():
+                    running = bring_up.result()  # a simulator that could not listen raises its DemoError here
+                    produce_at = {id(sim): now + i * stagger for i, (_, sim) in enumerate(simulators)}
                 for _, sim in simulators:
-                    if produce_at.get(id(sim), float("inf")) <= now:  # float-ok: a deadline
+                    if produce_at is not None and produce_at.get(id(sim), float("inf")) <= now:  # float-ok
                         sim.start_production()  # machines start in routing order: each finds parts waiting
                         del produce_at[id(sim)]
                 health = collector.metrics.health()
                 state = await asyncio.to_thread(snapshot, services, ordered, health)
                 elapsed = now - started
                 if console.is_terminal:
-                    live.update(render_table(state, elapsed))
+                    live.update(render_table(state, elapsed, starting=produce_at is None))
                 elif now - last_line >= 2.0:
                     echo(status_line(state, elapsed, health["forwarder"]["outcomes"]))
                     last_line = now
@@ -261,6 +262,10 @@ async def run_live(services: Services, data_dir: Path, echo: Echo, *, config_dir
                 await sleep_or_stop(stop, every)
     finally:
         stop.set()
+        if not bring_up.done():
+            bring_up.cancel()
+        with contextlib.suppress(asyncio.CancelledError, DemoError):
+            running = running or await bring_up
         if running is not None:
             await running
         await stop_simulators([sim for _, sim in simulators])
@@ -270,6 +275,15 @@ async def run_live(services: Services, data_dir: Path, echo: Echo, *, config_dir
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     echo(f"  stopped cleanly; spool kept in {data_dir / 'demo-spool.db'}; `mes-bridge demo` again resumes")
+
+
+async def _bring_up(ordered: Sequence[MachineConfig], simulators: list[tuple[MachineConfig, Any]],
+                    collector: Collector, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The simulators (idle), then -- once every one accepts connections -- the collectors."""
+    simulators += await start_idle(ordered)
+    for config in ordered:
+        await wait_listening(config.endpoint)
+    return asyncio.create_task(collector.run(stop))
 
 
 class _NoLive:
