@@ -57,6 +57,15 @@ class DemoError(DomainError):
     """The live demo cannot start (a port in use, a simulator that never listened)."""
 
 
+def default_configs() -> Path:
+    """The shipped ``plc_configs/`` (next to the sources in a checkout, or in the working directory, as in the
+    Docker image); ``--config`` names another folder."""
+    for folder in (SHIPPED_CONFIGS, Path("plc_configs")):
+        if folder.is_dir():
+            return folder
+    raise DemoError("error: no machine descriptions found (plc_configs/); pass --config DIR")
+
+
 def prepare(services: Services, echo: Echo) -> None:
     """Stock for the live order and the order itself (both idempotent)."""
     moment = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

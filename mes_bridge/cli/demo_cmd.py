@@ -62,6 +62,7 @@ def _live(services: Services, echo: demo.Echo, host: str, port: int, duration: f
 
     demo_live.quiet()
     data_dir = settings().data_dir
+    config_dir = config or demo_live.default_configs()
     echo("3. Live: the API and its pages, simulated machines -> collectors -> spool -> the one event path:")
     demo_live.prepare(services, echo)
     token = demo.admin_token(services, data_dir)
@@ -74,4 +75,4 @@ def _live(services: Services, echo: demo.Echo, host: str, port: int, duration: f
     echo(f"token: {token}")
     echo(f"  (an admin token; e.g. curl -H 'Authorization: Bearer {token}' {base}/wip?by=operation)")
     asyncio.run(demo_live.run_live(services, data_dir, echo, duration=duration, api=api,
-                                   config_dir=config or demo_live.SHIPPED_CONFIGS))
+                                   config_dir=config_dir))
