@@ -130,11 +130,15 @@ def show(wo_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -
     print(f"{view['id']}  {view['qty']} x {view['item']}  status {view['status']}  BOM rev {view['bom_revision']}  "
           f"routing rev {view['routing_revision']}  released {view['released_on']}  produced {view['produced']}")
     print(f"{'op':>5} {'wc':<10} {'recv':>8} {'good':>8} {'scrap':>8} {'rework':>8} {'waiting':>8} "
-          f"{'first-pass':>12} {'rework pool':>12}")
+          f"{'first-pass':>12} {'rework pool':>12} {'kWh':>10}")
     for o in view["operations"]:
         print(f"{o['operation']:>5} {o['work_center']:<10} {o['received']:>8} {o['completed_good']:>8} "
               f"{o['scrapped']:>8} {o['reworked']:>8} {o['waiting']:>8} {o['first_pass']['value']:>12} "
-              f"{o['rework']['value']:>12}")
+              f"{o['rework']['value']:>12} {o['energy']['kwh']:>10}")
+    energy = view["energy"]
+    machines = ", ".join(f"{m} {kwh}" for m, kwh in energy["by_machine"].items()) or "none"
+    print(f"energy {energy['kwh']} kWh ({energy['metered_kwh']} metered, {energy['standard_kwh']} standard); "
+          f"by machine: {machines}")
 
 
 def _read_events(path: Path) -> list[Any]:
@@ -194,19 +198,22 @@ def value(
     as_of: Annotated[str | None, typer.Option("--as-of", help="timestamp or date (end of day); default now")] = None,
     by: Annotated[str, typer.Option(help="order|operation|work-center|element|provenance")] = "order",
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    energy: Annotated[bool, typer.Option("--energy", help="also the kWh used per row (reads every completion)")] = (
+        False),
 ) -> None:
     """WIP value from the cost journal, as of a moment, grouped."""
     from wip_costing.reports import wip_value
 
     moment = parse_moment(as_of, end_of_day=True, option="--as-of")
     with services_from_settings() as services, services.read() as conn, domain_errors():
-        report = wip_value(conn, moment, by)
+        report = wip_value(conn, moment, by, energy=energy)
     if as_json:
         print(json.dumps(report.to_json()))
         return
     for row in report.rows:
         key = "  ".join(f"{k}={v}" for k, v in row.key.items())
-        print(f"{key:<50} {fmt(row.value):>14} {fmt((row.share * 100).quantize(Decimal('0.01'))):>7}%")
+        kwh = "" if row.kwh is None else f" {fmt_qty(row.kwh):>10} kWh"
+        print(f"{key:<50} {fmt(row.value):>14} {fmt((row.share * 100).quantize(Decimal('0.01'))):>7}%{kwh}")
     print(f"{'total':<50} {fmt(report.total):>14}")
 
 

@@ -33,18 +33,39 @@ log = logging.getLogger("mes_bridge.collectors.runner")
 
 
 class ProtocolClient(Protocol):
-    async def run(self, session: MachineSession, stop: asyncio.Event) -> None: ...
+    async def run_many(self, sessions: Sequence[MachineSession], stop: asyncio.Event) -> None: ...
 
 
-def client_for(config: MachineConfig, **options: Any) -> ProtocolClient:
-    """The protocol client for a machine; each protocol's library is imported only when used."""
-    if config.protocol == "modbus":
+def client_for(configs: Sequence[MachineConfig], **options: Any) -> ProtocolClient:
+    """The protocol client for a group of machines (``connection_groups``); each protocol's library is imported
+    only when used."""
+    if configs[0].protocol == "modbus":
         from mes_bridge.collectors.modbus import ModbusClient
 
-        return ModbusClient(config, **options)
+        return ModbusClient(*configs, **options)
     from mes_bridge.collectors.opcua import OpcUaClient
 
-    return OpcUaClient(config, **options)
+    return OpcUaClient(*configs, **options)
+
+
+def connection_groups(configs: Sequence[MachineConfig]) -> list[list[MachineConfig]]:
+    """Machines that share one connection: OPC UA machines of one endpoint with equal security and connection
+    settings (one session and subscription per server instead of per machine); Modbus devices of one endpoint
+    (one TCP connection, one poll loop per device)."""
+    groups: dict[Any, list[MachineConfig]] = {}
+    for config in configs:
+        groups.setdefault(_connection_key(config), []).append(config)
+    return list(groups.values())
+
+
+def _connection_key(config: MachineConfig) -> Any:
+    if config.protocol == "modbus":
+        from mes_bridge.collectors.modbus import connection_key as modbus_key
+
+        return ("modbus", modbus_key(config))
+    from mes_bridge.collectors.opcua import connection_key as opcua_key
+
+    return ("opcua", opcua_key(config))
 
 
 class Collector:
@@ -72,8 +93,9 @@ class Collector:
         clients_stop = asyncio.Event()
         if self.scans is not None:
             await load_scans(self.scans, self.sessions)
-        clients = [asyncio.create_task(self._supervise(s, clients_stop), name=f"collector {s.machine}")
-                   for s in self.sessions.values()]
+        groups = connection_groups([s.config for s in self.sessions.values()])
+        clients = [asyncio.create_task(self._supervise([self.sessions[c.machine] for c in group], clients_stop),
+                                       name=f"collector {group[0].endpoint}") for group in groups]
         if self.scans is not None:
             clients.append(asyncio.create_task(
                 follow_scans(self.scans, self.sessions, clients_stop, self.scan_interval_s), name="scans"))
@@ -95,17 +117,19 @@ class Collector:
             forward_stop.set()
             await asyncio.gather(forwarding, return_exceptions=True)
 
-    async def _supervise(self, session: MachineSession, stop: asyncio.Event) -> None:
+    async def _supervise(self, sessions: Sequence[MachineSession], stop: asyncio.Event) -> None:
         attempt = 0
+        protocol = sessions[0].config.protocol
         while not stop.is_set():
             try:
-                client = client_for(session.config, **self.client_options.get(session.config.protocol, {}))
-                await client.run(session, stop)
+                client = client_for([s.config for s in sessions], **self.client_options.get(protocol, {}))
+                await client.run_many(sessions, stop)
                 return
-            except Exception as exc:  # a crashed client must not take the other machines down
+            except Exception as exc:  # a crashed client must not take the other connections down
                 attempt += 1
-                session.record("client-crashed", f"{type(exc).__name__}: {exc}")
-                log.exception("%s: client crashed", session.machine)
+                for session in sessions:
+                    session.record("client-crashed", f"{type(exc).__name__}: {exc}")
+                log.exception("%s: client crashed", ", ".join(s.machine for s in sessions))
                 await sleep_or_stop(stop, backoff_delay(attempt, 0.5, 30.0))
 
 

@@ -1,19 +1,20 @@
 """API tokens (stored hashed) and the collectors' reported health
 
-Revision ID: 0006_api_tokens
-Revises: 0005
+Revision ID: 0008_api_tokens
+Revises: 0007_events_order_fk
 
 Written by hand to match ``api_tokens`` (``mes_bridge/tokens.py``) and ``collector_health``
 (``mes_bridge/health_reports.py``) exactly (``tests/integration/test_schema.py`` checks it). Column types are
-copied in (``UtcDateTime`` is stored as a timestamp with time zone), never imported: a migration is frozen history.
+frozen (``migrations.column_types``), never imported from the application.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.column_types import utc_datetime
 
-revision = "0006_api_tokens"
-down_revision = "0005"
+revision = "0008_api_tokens"
+down_revision = "0007_events_order_fk"
 branch_labels = None
 depends_on = None
 
@@ -27,8 +28,8 @@ def upgrade() -> None:
         sa.Column("token_hash", sa.String(64), nullable=False),
         sa.Column("work_centers", sa.Text(), nullable=False),
         sa.Column("machines", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_at", utc_datetime(), nullable=False),
+        sa.Column("revoked_at", utc_datetime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_api_tokens"),
         sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
     )
@@ -41,7 +42,7 @@ def upgrade() -> None:
         sa.Column("spool_depth", sa.Integer(), nullable=False),
         sa.Column("events_per_s", sa.Float(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reported_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("machine", name="pk_collector_health"),
     )
 
