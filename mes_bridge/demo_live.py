@@ -50,6 +50,7 @@ SHIPPED_CONFIGS = Path(__file__).resolve().parent.parent / "plc_configs"
 # Enough raw material for the live order, received once (the idempotency key makes a re-run a no-op).
 TOP_UP = (("RM-SHEET", Decimal(200_000), Decimal("300000.00")), ("RM-PIN", Decimal(100_000), Decimal("40000.00")),
           ("RM-SCREW", Decimal(400_000), Decimal("20000.00")))
+APP_FACTORY = "api.app:create_app"
 QUIET_LOGGERS = ("asyncua", "pymodbus", "mes_bridge", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
@@ -97,15 +98,16 @@ def live_configs(folder: Path) -> list[MachineConfig]:
 
 
 class ApiThread:
-    """The HTTP API and its pages under uvicorn, in a thread of this process (no signal handlers of its own)."""
+    """The HTTP API and its pages under uvicorn, in a thread of this process (no signal handlers of its own).
 
-    def __init__(self, services: Services, host: str, port: int) -> None:
+    Started by name, like ``mes-bridge serve`` (the shell never imports the HTTP adapter): the app builds its own
+    services from the same settings, so it works on the demo's database."""
+
+    def __init__(self, host: str, port: int) -> None:
         import uvicorn
 
-        from api.app import create_app
-
-        app = create_app(services)
-        config = uvicorn.Config(app, host=host, port=port, log_level="critical", access_log=False)
+        config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, log_level="critical",
+                                access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="demo-api", daemon=True)
         self.host, self.port = host, port

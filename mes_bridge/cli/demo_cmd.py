@@ -66,7 +66,7 @@ def _live(services: Services, echo: demo.Echo, host: str, port: int, duration: f
     echo("3. Live: the API and its pages, simulated machines -> collectors -> spool -> the one event path:")
     demo_live.prepare(services, echo)
     token = demo.admin_token(services, data_dir)
-    api = demo_live.ApiThread(services, host, port)
+    api = demo_live.ApiThread(host, port)
     api.start()
     base = f"http://{host}:{port}"
     echo(f"  terminal:  {base}/terminal")
