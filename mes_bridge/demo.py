@@ -32,6 +32,7 @@ from wip_costing.commands import (
 )
 
 EXAMPLE_PLANT = Path(__file__).resolve().parent / "example_plant"
+SECOND_PRODUCT = EXAMPLE_PLANT / "hinge"
 OPENING_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 RELEASE_DATE = date(2026, 11, 22)
 ACTOR = "demo"
@@ -40,18 +41,23 @@ Echo = Callable[[str], None]
 
 
 def load_plant(services: Services, echo: Echo, folder: Path = EXAMPLE_PLANT) -> None:
-    """Items, locations, opening stock, work centers, routing and BOM of the example plant (idempotent)."""
-    ledger_results = [
-        services.handle(ImportItems(source=folder / "items.csv", actor=ACTOR)),
-        services.handle(ImportLocations(source=folder / "locations.csv", actor=ACTOR)),
-        services.handle(ImportBalances(source=folder / "balances.csv", actor=ACTOR, effective_at=OPENING_DATE)),
-    ]
-    centers = services.handle(ImportWorkCenters(source=folder / "work_centers.csv"))
+    """Every master-data file present in ``folder`` (idempotent), in dependency order: the example plant (items,
+    locations, opening stock, work centers, routing and BOM of FG-BRACKET), or ``SECOND_PRODUCT`` (FG-HINGE: a
+    phantom sub-assembly, a rework loop)."""
+    present = {name for name in ("items.csv", "locations.csv", "balances.csv") if (folder / name).exists()}
+    commands = (("items.csv", ImportItems(source=folder / "items.csv", actor=ACTOR)),
+                ("locations.csv", ImportLocations(source=folder / "locations.csv", actor=ACTOR)),
+                ("balances.csv", ImportBalances(source=folder / "balances.csv", actor=ACTOR,
+                                                effective_at=OPENING_DATE)))
+    ledger_results = [services.handle(command) for name, command in commands if name in present]
+    centers = (services.handle(ImportWorkCenters(source=folder / "work_centers.csv"))
+               if (folder / "work_centers.csv").exists() else None)
     routings = services.handle(ImportOperations(source=folder / "operations.csv"))
     bom = services.handle(ImportBom(source=folder / "bom.csv"))
     for result in ledger_results:
         echo(f"  {result}")
-    echo(f"  work centers: {', '.join(centers.written + centers.unchanged)}")
+    if centers is not None:
+        echo(f"  work centers: {', '.join(centers.written + centers.unchanged)}")
     echo(f"  routings: released {', '.join(routings.written) or 'nothing new'}; "
          f"already present: {', '.join(routings.unchanged) or '-'}")
     echo(f"  BOM: released {', '.join(bom.released) or 'nothing new'}; "
@@ -110,3 +116,25 @@ def worked_example(services: Services, echo: Echo, folder: Path = EXAMPLE_PLANT)
         echo(f"  op {event['operation']} {qty} ({event['provenance']}) -> {outcome.status.value}"
              + (f": {outcome.reason}" if outcome.reason else ""))
         echo(f"      {figures(services)}")
+
+
+TOKEN_FILE = "demo-admin-token"
+
+
+def admin_token(services: Services, data_dir: Path) -> str:
+    """The demo's admin token: the one a previous run kept in ``data_dir`` while it still authenticates, else a new
+    one (created like ``mes-bridge token create --role admin``; only its hash is in the database)."""
+    from mes_bridge import tokens
+
+    kept = data_dir / TOKEN_FILE
+    if kept.exists():
+        secret = kept.read_text(encoding="utf-8").strip()
+        with services.read() as conn:
+            if tokens.find_token(conn, secret) is not None:
+                return secret
+    with services.engine.begin() as conn:
+        secret, _record = tokens.create_token(conn, "admin", name="demo admin")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kept.touch(mode=0o600)
+    kept.write_text(secret + "\n", encoding="utf-8")
+    return secret

@@ -1,21 +1,81 @@
-"""`mes-bridge demo` on a fresh machine: embedded SQLite, no server; a second run resumes."""
+"""`mes-bridge demo` on a fresh machine: embedded SQLite, no server; the live part serves the API and its pages,
+the simulated machines' parts reach WIP, Ctrl-C stops everything; a second run resumes."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
+from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
+
+from mes_bridge.demo_live import SHIPPED_CONFIGS
+from tests.waiting import wait_until_sync
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("MES_BRIDGE_")}
 
 
 def _demo(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MES_BRIDGE_")}
     return subprocess.run(
         [sys.executable, "-m", "mes_bridge.cli", "demo", *args],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=240, check=False,
+        cwd=workdir, env=_env(), capture_output=True, text=True, timeout=240, check=False,
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _configs_on_free_ports(folder: Path) -> tuple[Path, list[int]]:
+    """The shipped machine descriptions with every endpoint on a free port (other tests may hold 4840/502x)."""
+    folder.mkdir()
+    ports = []
+    for source in sorted(SHIPPED_CONFIGS.glob("*.yaml")):
+        port = _free_port()
+        ports.append(port)
+        text = re.sub(r"(endpoint: \w+(?:\.\w+)?://127\.0\.0\.1:)\d+", rf"\g<1>{port}", source.read_text())
+        (folder / source.name).write_text(text)
+    return folder, ports
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class _Output:
+    """The demo's stdout, read line by line in a thread (so waiting never blocks on a pipe)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.append(line)
+
+    def find(self, pattern: str) -> re.Match[str] | None:
+        for line in list(self.lines):
+            if found := re.search(pattern, line):
+                return found
+        return None
+
+    def text(self) -> str:
+        self._thread.join(timeout=10)
+        return "".join(self.lines)
 
 
 @pytest.mark.e2e
@@ -25,6 +85,8 @@ def test_demo_runs_the_worked_example_on_embedded_sqlite_twice(tmp_path: Path) -
     assert (tmp_path / ".mes-bridge" / "mes-bridge.db").exists()
     out = first.stdout
     assert "standard cost of FG-BRACKET: 10.68 per unit" in out
+    assert "standard cost of FG-HINGE: 6.83 per unit" in out
+    assert "BOM: released SA-LEAF rev A, FG-HINGE rev A" in out
     assert "WIP 71.10 | scrap loss 0.00 | FG-BRACKET 0" in out
     assert "WIP 68.56 | scrap loss 17.14 | FG-BRACKET 0" in out
     assert "WIP 25.71 | scrap loss 17.14 | FG-BRACKET 5 worth 53.95" in out
@@ -42,41 +104,50 @@ def test_demo_runs_the_worked_example_on_embedded_sqlite_twice(tmp_path: Path) -
 
 
 @pytest.mark.e2e
-def test_live_demo_stops_cleanly_on_ctrl_c_and_a_second_run_resumes(tmp_path: Path) -> None:
-    import re
-    import signal
-    import time
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MES_BRIDGE_")}
+def test_live_demo_serves_the_api_and_pages_fills_wip_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    config, machine_ports = _configs_on_free_ports(tmp_path / "machines")
+    port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mes_bridge.cli", "demo"], cwd=tmp_path, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "mes_bridge.cli", "demo", "--port", str(port), "--config", str(config)],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    applied = 0
-    # Wait until the machines' parts have gone through the event path into WIP.
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        found = re.search(r"\| applied (\d+)", line)
-        if found and int(found.group(1)) >= 3:
-            applied = int(found.group(1))
-            break
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert applied >= 3, "".join(lines) + err
-    assert proc.returncode == 0, err
-    assert "stopped cleanly" in out
-    live = [ln for ln in lines if ln.lstrip().startswith("t+")]
-    first_wip = re.search(r"WIP ([0-9.]+)", live[0])
-    last_wip = re.search(r"WIP ([0-9.]+)", live[-1])
-    assert first_wip and last_wip and last_wip.group(1) != "25.71"  # WO-2's parts added value to WIP
+    out = _Output(proc)
+    try:
+        wait_until_sync(lambda: out.find(r"^token: (\S+)") is not None or proc.poll() is not None, 20,
+                        "the demo to print its admin token")
+        token = out.find(r"^token: (\S+)")
+        assert token is not None, out.text()
+        assert out.find(rf"http://127\.0\.0\.1:{port}/terminal") and out.find(r"/dashboard$") and out.find(r"/docs$")
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                              headers={"Authorization": f"Bearer {token.group(1)}"})
 
-    second = _demo(tmp_path, "--duration", "6")
+        def live_order() -> tuple[Decimal, Decimal]:
+            order = client.get("/work-orders/WO-2").json()
+            wip = client.get("/wip", params={"by": "order"}).json()
+            good = sum((Decimal(o["completed_good"]) for o in order["operations"]), Decimal(0))
+            value = sum((Decimal(r["value"]) for r in wip["rows"] if r["work_order"] == "WO-2"), Decimal(0))
+            return good, value
+
+        wait_until_sync(lambda: all(v > 0 for v in live_order()), 20,
+                        "the simulated machines' parts to reach WO-2's WIP through the API", interval_s=0.5)
+        page = client.get("/terminal")
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        # The worked example's figures stay where the README quotes them: the live order has its own product.
+        wo1 = [r for r in client.get("/wip", params={"by": "order"}).json()["rows"] if r["work_order"] == "WO-1"]
+        assert wo1 and wo1[0]["value"] == "25.71"
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    assert code == 0, out.text() + stderr
+    assert "stopped cleanly" in out.text()
+    assert "Traceback" not in stderr and "rror" not in out.text(), stderr
+    # Nothing left behind: the API's and every simulator's port are closed with the process.
+    assert not [p for p in (port, *machine_ports) if _listening(p)]
+
+    second = _demo(tmp_path, "--duration", "3", "--port", str(_free_port()), "--config", str(config))
     assert second.returncode == 0, second.stderr
     assert "WO-2 already released (a previous run): resuming" in second.stdout
     assert second.stdout.count("-> duplicate") == 3
+    assert re.search(r"^token: ", second.stdout, re.M)
