@@ -56,6 +56,15 @@ class OperationView(Response):
     energy: EnergyView
 
 
+class MaterialIssued(Response):
+    """Components issued to the order, per item and lot ("": stock held without a lot), as ``wo show`` lists them."""
+
+    item: str
+    lot: str
+    qty: str
+    value: str
+
+
 class OrderView(Response):
     id: str
     item: str
@@ -68,6 +77,7 @@ class OrderView(Response):
     produced: str
     operations: list[OperationView]
     energy: EnergyView
+    materials: list[MaterialIssued]
 
 
 class Closed(Response):

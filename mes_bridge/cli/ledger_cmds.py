@@ -94,7 +94,7 @@ def import_(
     command: cmds.ImportCsv
     with domain_errors(), services_from_settings() as services, \
             typer.progressbar(length=size, label=f"importing {file.name}", file=sys.stderr,
-                              hidden=size < PROGRESS_FROM) as bar:
+                              hidden=size < PROGRESS_FROM or not sys.stderr.isatty()) as bar:
         if kind is ImportKind.items:
             command = cmds.ImportItems(source=file, actor=actor, dry_run=dry_run, progress=bar.update)
         elif kind is ImportKind.locations:
