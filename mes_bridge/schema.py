@@ -13,7 +13,8 @@ from sqlalchemy.engine import Engine
 from mes_common.db import metadata
 
 # Modules that define tables on ``mes_common.db.metadata``.
-TABLE_MODULES = ("ledger.tables", "routing.tables", "bom.tables", "wip_costing.tables")
+TABLE_MODULES = ("ledger.tables", "routing.tables", "bom.tables", "wip_costing.tables", "mes_common.checkpoints",
+                 "ledger.checkpoints", "wip_costing.checkpoints")
 
 
 def target_metadata() -> MetaData:

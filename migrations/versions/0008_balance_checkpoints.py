@@ -1,0 +1,88 @@
+"""daily balance checkpoints of the cost journal and of the stock ledger
+
+Revision ID: 0008
+Revises: 0005
+
+Written by hand to match ``mes_common/checkpoints.py``, ``wip_costing/checkpoints.py`` and
+``ledger/checkpoints.py`` (``tests/integration/test_schema.py`` checks it). New tables only, plus an index on
+``stock_moves.effective_at`` (block-range on PostgreSQL); no existing row changes. The checkpoints are derived:
+``mes-bridge reports checkpoint`` builds them after the upgrade (until then reports sum the rows, as before).
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from mes_common.db import Money, Qty, UtcDateTime
+
+revision = "0008"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+CODE = 64
+ELEMENTS = ("material", "setup", "labor", "machine", "energy")
+
+
+def _id() -> sa.types.TypeEngine:  # type: ignore[type-arg]
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _journal_columns() -> list[sa.Column]:  # type: ignore[type-arg]
+    return [
+        sa.Column("account", sa.String(32), nullable=False),
+        sa.Column("work_order", sa.String(CODE), nullable=True),
+        sa.Column("operation", sa.Integer(), nullable=True),
+        sa.Column("work_center", sa.String(CODE), nullable=True),
+        sa.Column("provenance", sa.String(16), nullable=True),
+        sa.Column("amount", Money(), nullable=False),
+        *(sa.Column(name, Money(), nullable=False) for name in ELEMENTS),
+    ]
+
+
+def _stock_columns() -> list[sa.Column]:  # type: ignore[type-arg]
+    return [
+        sa.Column("item", sa.String(CODE), nullable=False),
+        sa.Column("location", sa.String(CODE), nullable=False),
+        sa.Column("lot", sa.String(CODE), nullable=False),
+        sa.Column("qty", Qty(), nullable=False),
+        sa.Column("value", Money(), nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "checkpoint_days",
+        sa.Column("source", sa.String(32), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("until", UtcDateTime(), nullable=False),
+        sa.Column("through_id", sa.BigInteger(), nullable=False),
+        sa.Column("built_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("source", "day", name="pk_checkpoint_days"),
+    )
+    op.create_table(
+        "checkpoint_state",
+        sa.Column("source", sa.String(32), nullable=False),
+        sa.Column("through_id", sa.BigInteger(), nullable=False),
+        sa.Column("covered_day", sa.Date(), nullable=True),
+        sa.Column("built_at", UtcDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("source", name="pk_checkpoint_state"),
+    )
+    op.create_table("journal_checkpoints", sa.Column("day", sa.Date(), nullable=False), *_journal_columns())
+    op.create_index("ix_journal_checkpoints_day_account", "journal_checkpoints", ["day", "account"])
+    op.create_table("journal_checkpoint_corrections", sa.Column("through_id", _id(), nullable=False),
+                    sa.Column("day", sa.Date(), nullable=False), *_journal_columns())
+    op.create_index("ix_journal_checkpoint_corrections_through_id", "journal_checkpoint_corrections",
+                    ["through_id"])
+    op.create_table("stock_checkpoints", sa.Column("day", sa.Date(), nullable=False), *_stock_columns())
+    op.create_index("ix_stock_checkpoints_day_item", "stock_checkpoints", ["day", "item"])
+    op.create_table("stock_checkpoint_corrections", sa.Column("through_id", _id(), nullable=False),
+                    sa.Column("day", sa.Date(), nullable=False), *_stock_columns())
+    op.create_index("ix_stock_checkpoint_corrections_through_id", "stock_checkpoint_corrections", ["through_id"])
+    op.create_index("ix_stock_moves_effective_at", "stock_moves", ["effective_at"], postgresql_using="brin")
+
+
+def downgrade() -> None:
+    op.drop_index("ix_stock_moves_effective_at", table_name="stock_moves")
+    for table in ("stock_checkpoint_corrections", "stock_checkpoints", "journal_checkpoint_corrections",
+                  "journal_checkpoints", "checkpoint_state", "checkpoint_days"):
+        op.drop_table(table)
