@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 
 from ledger import queries as ledger_queries
 from ledger.checkpoints import STOCK
+from ledger.model import MoveKind, MoveRequest
+from ledger.service import post_moves
 from mes_common.checkpoints import checkpoint_days, refresh
 from wip_costing import reports
 from wip_costing.checkpoints import JOURNAL, journal_checkpoints
@@ -114,14 +116,18 @@ def test_a_build_waits_for_transactions_holding_uncommitted_lines(pg_engine: Eng
     engine = pg_engine
     load_plant(engine, example_plant)
     release_order(engine, "WO-1", "FG-BRACKET", D(10), on=date(2026, 1, 15))
-    apply_events(engine, [_event(random.Random(1), "WO-1", 1, START) | {"operation": 10, "good": 3, "scrap": 0, "rework": 0}])
+    apply_events(engine, [_event(random.Random(1), "WO-1", 1, START)
+                          | {"operation": 10, "good": 3, "scrap": 0, "rework": 0}])
     refresh(engine, [JOURNAL, STOCK], today=date(2026, 2, 3))
-    # An older transaction takes line ids and stays open; a newer one commits lines with larger ids meanwhile.
+    # An older transaction takes line and move ids and stays open; a newer one commits a move with a larger id
+    # meanwhile (into quarantine: no balance the older one holds locked).
     older = engine.connect()
     tx = older.begin()
-    apply_events_in(older, [_event(random.Random(2), "WO-1", 2, START) | {"operation": 10, "good": 2, "scrap": 0, "rework": 0}])
-    apply_events(engine, [_event(random.Random(3), "WO-1", 3, START + timedelta(days=1))
-                          | {"operation": 20, "good": 1, "scrap": 0, "rework": 0}])
+    apply_events_in(older, [_event(random.Random(2), "WO-1", 2, START)
+                            | {"operation": 10, "good": 2, "scrap": 0, "rework": 0}])
+    with engine.begin() as conn:
+        post_moves(conn, [MoveRequest(idempotency_key="late-receipt", kind=MoveKind.RECEIPT, item="RM-BOLT",
+                                      qty=D(5), to_location="QUAR", value=D("0.50"), effective_at=START)])
     skipped = refresh(engine, [JOURNAL, STOCK], today=date(2026, 2, 5), wait_seconds=0.3)
     assert all(r.skipped for r in skipped)
     done: list[Any] = []
