@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Column, Date, Index, Integer, String, Table, case, func, literal_column, select, type_coerce
 from sqlalchemy.engine import Engine
 
+from ledger.checkpoints import STOCK
 from mes_common.checkpoints import BuildResult, Source, refresh
 from mes_common.db import Money, metadata
 from wip_costing.journal import ELEMENTS, Account
@@ -87,3 +88,8 @@ JOURNAL = Source(
 
 def refresh_journal(engine: Engine, **options: Any) -> BuildResult:
     return refresh(engine, [JOURNAL], **options)[0]
+
+
+def refresh_all(engine: Engine, **options: Any) -> list[BuildResult]:
+    """The journal's and the stock ledger's checkpoints (``mes-bridge reports checkpoint``, the worker)."""
+    return refresh(engine, [JOURNAL, STOCK], **options)

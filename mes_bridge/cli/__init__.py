@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from mes_bridge.cli import bom_cmds, collect_cmds, db_cmds, demo_cmd, ledger_cmds, routing_cmds, wip_cmds
+from mes_bridge.cli import (
+    bom_cmds,
+    collect_cmds,
+    db_cmds,
+    demo_cmd,
+    ledger_cmds,
+    report_cmds,
+    routing_cmds,
+    wip_cmds,
+)
 
 app = typer.Typer(
     name="mes-bridge",
@@ -20,6 +29,7 @@ app.add_typer(wip_cmds.wo_app, name="wo")
 app.add_typer(wip_cmds.events_app, name="events")
 app.add_typer(wip_cmds.wip_app, name="wip")
 app.add_typer(wip_cmds.journal_app, name="journal")
+app.add_typer(report_cmds.reports_app, name="reports")
 collect_cmds.register(app)
 demo_cmd.register(app)
 

@@ -136,7 +136,16 @@ async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarde
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
-    await Collector(configs, spool, forwarder, metrics, scans=scan_feed_for(forwarder)).run(stop)
+    collector = Collector(configs, spool, forwarder, metrics, scans=scan_feed_for(forwarder))
+    from mes_bridge.forwarder import InProcessForwarder
+
+    if not isinstance(forwarder, InProcessForwarder):
+        await collector.run(stop)
+        return
+    # In-process: this process applies the events, so it keeps the reports' checkpoints up to date too.
+    from mes_bridge.checkpoint_worker import keep_checkpoints
+
+    await asyncio.gather(collector.run(stop), keep_checkpoints(forwarder.engine, stop))
 
 
 def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:
