@@ -162,10 +162,8 @@ def timed(fn: Callable[[], Any], runs: int = 3) -> tuple[float, Any]:
 
 
 def cold_explosion(engine: Engine, item: str) -> Any:
-    bom_repo._CACHE.clear()  # a fresh process: nothing cached
-    bom_repo._SUBTREES.clear()
-    with engine.connect() as conn:
-        return explode_cached(bom_repo.explosion_index(conn, item, DAY), item, QTY, DAY)
+    with engine.connect() as conn:  # a fresh owner of the released structure: nothing cached (a fresh process)
+        return explode_cached(bom_repo.ReleasedStructures().explosion_index(conn, item, DAY), item, QTY, DAY)
 
 
 def run(engine: Engine) -> None:

@@ -138,23 +138,77 @@ def _released_lines(conn: Connection) -> dict[int, list[BomLine]]:
     return lines
 
 
-_CACHE: dict[str, BomIndex] = {}
+class ReleasedStructures:
+    """The owner of the cached released structure of one database: the whole of it (``released_index``) and
+    the sub-trees cold explosions read (``explosion_index``). Invalidation rule: everything it holds was read
+    under a release token (read before the rows), and is handed out only while the database's token is still
+    that one; any release or obsolescence changes the token. A unit of work may own one instead of the
+    per-database default below (``structures``)."""
+
+    SUBTREES = 16
+
+    def __init__(self) -> None:
+        self._full: BomIndex | None = None
+        self._subtrees: dict[tuple[str, date], BomIndex] = {}
+
+    def clear(self) -> None:
+        self._full = None
+        self._subtrees.clear()
+
+    def released_index(self, conn: Connection) -> BomIndex:
+        """The released structure: one small query when nothing was released since it was read."""
+        token = current_token(conn, SCOPE)  # before the rows: a cached snapshot is never newer-keyed than its data
+        if token is not None and self._full is not None and self._full.token == token:
+            return self._full
+        index = load_index(conn, token)
+        if token is not None:
+            self._full = index
+        return index
+
+    def explosion_index(self, conn: Connection, item: str, as_of: date) -> BomIndex:
+        """The released structure an explosion of ``item`` as of ``as_of`` needs.
+
+        When the whole released structure is already held it is that; otherwise only the versions reachable
+        from ``item`` on that day, with their lines, in one statement (``_SUBTREE``: lines aggregated into arrays
+        per version, so the driver hands over one row per version instead of one per line).
+        """
+        token = current_token(conn, SCOPE)
+        if token is not None and self._full is not None and self._full.token == token:
+            return self._full
+        sub = self._subtrees.get((item, as_of))
+        if token is not None and sub is not None and sub.token == token:
+            return sub
+        sub = BomIndex(_subtree_raw(conn, item, as_of) if _psycopg(conn) else _subtree(conn, item, as_of), token)
+        if token is not None:
+            if len(self._subtrees) >= self.SUBTREES:
+                self._subtrees.clear()
+            self._subtrees[(item, as_of)] = sub
+        return sub
+
+
+# The default owners, one per database (by URL) for callers without a unit of work of their own.
+_OWNERS: dict[str, ReleasedStructures] = {}
+
+
+def structures(conn: Connection) -> ReleasedStructures:
+    key = conn.engine.url.render_as_string(hide_password=True)
+    owner = _OWNERS.get(key)
+    if owner is None:
+        owner = _OWNERS[key] = ReleasedStructures()
+    return owner
 
 
 def released_index(conn: Connection) -> BomIndex:
-    """The released structure, cached per release token: one small query when nothing was released since."""
-    token = current_token(conn, SCOPE)  # before the rows: a cached snapshot is never newer-keyed than its data
-    key = conn.engine.url.render_as_string(hide_password=True)
-    cached = _CACHE.get(key)
-    if token is not None and cached is not None and cached.token == token:
-        return cached
-    index = load_index(conn, token)
-    if token is not None:
-        _CACHE[key] = index
-    return index
+    """The released structure, cached per release token (``ReleasedStructures.released_index``)."""
+    return structures(conn).released_index(conn)
 
 
-_REACHABLE = text("""
+def explosion_index(conn: Connection, item: str, as_of: date) -> BomIndex:
+    """The released structure an explosion of ``item`` needs (``ReleasedStructures.explosion_index``)."""
+    return structures(conn).explosion_index(conn, item, as_of)
+
+
+_REACH = """
 WITH RECURSIVE reach(id) AS (
   SELECT v.id FROM bom_versions v
   WHERE v.item = :item AND v.state = 'released' AND v.valid_from <= :d AND (v.valid_to IS NULL OR v.valid_to >= :d)
@@ -164,61 +218,64 @@ WITH RECURSIVE reach(id) AS (
   JOIN bom_versions v ON v.item = l.component
    AND v.state = 'released' AND v.valid_from <= :d AND (v.valid_to IS NULL OR v.valid_to >= :d)
 )
+"""
+_REACHABLE = text(_REACH + """
 SELECT v.id, v.item, v.revision, v.valid_from, v.valid_to FROM bom_versions v JOIN reach ON reach.id = v.id
 """).bindparams(bindparam("d", type_=Date()), bindparam("item", type_=String())).columns(
     column("id", Integer()), column("item", String()), column("revision", String()), column("valid_from", Date()),
     column("valid_to", Date()),
 )
-_SUBTREES: dict[tuple[str, str, date], BomIndex] = {}
+# PostgreSQL: the versions effective on the day are hashed once (MATERIALIZED), so each level of the recursion is a
+# hash join instead of an index probe per line; the lines come sorted into one array per column and version (the
+# aggregates read them in the subquery's order; ``_subtree_raw`` checks ``line_no`` and sorts if it was not kept).
+_EFFECTIVE = "v.state = 'released' AND v.valid_from <= %(d)s AND (v.valid_to IS NULL OR v.valid_to >= %(d)s)"
+_LINE_COLUMNS = (*BomLine._fields, "line_no")
+_SUBTREE_RAW = f"""
+WITH RECURSIVE eff AS MATERIALIZED (SELECT v.id, v.item FROM bom_versions v WHERE {_EFFECTIVE}),
+reach(id) AS (
+  SELECT id FROM eff WHERE item = %(item)s
+  UNION
+  SELECT e.id FROM reach JOIN bom_lines l ON l.version_id = reach.id JOIN eff e ON e.item = l.component
+)
+SELECT v.item, v.revision, v.valid_from, v.valid_to, {", ".join(f"array_agg(s.{c})" for c in _LINE_COLUMNS)}
+FROM reach JOIN bom_versions v ON v.id = reach.id
+LEFT JOIN (SELECT l.* FROM reach JOIN bom_lines l ON l.version_id = reach.id ORDER BY l.version_id, l.line_no) s
+  ON s.version_id = v.id
+GROUP BY v.id
+"""
 
 
-def explosion_index(conn: Connection, item: str, as_of: date) -> BomIndex:
-    """The released structure an explosion of ``item`` as of ``as_of`` needs, cached per release token.
-
-    When the whole released structure is already cached it is that; otherwise only the versions reachable
-    from ``item`` on that day are read (one recursive query for their ids, one for their lines), so a
-    cold explosion reads its own sub-tree rather than every BOM of the plant.
-    """
-    token = current_token(conn, SCOPE)
-    key = conn.engine.url.render_as_string(hide_password=True)
-    cached = _CACHE.get(key)
-    if token is not None and cached is not None and cached.token == token:
-        return cached
-    sub_key = (key, item, as_of)
-    sub = _SUBTREES.get(sub_key)
-    if token is not None and sub is not None and sub.token == token:
-        return sub
-    rows = conn.execute(_REACHABLE, {"item": item, "d": as_of}).all()
-    ids = [row[0] for row in rows]
-    lines = _lines_raw(conn, ids) if is_postgres(conn) else _lines_of(conn, ids)
-    sub = BomIndex([
-        BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
-        for vid, code, revision, valid_from, valid_to in rows
-    ], token)
-    if token is not None:
-        if len(_SUBTREES) > 16:
-            _SUBTREES.clear()
-        _SUBTREES[sub_key] = sub
-    return sub
+def _psycopg(conn: Connection) -> bool:
+    return is_postgres(conn) and conn.dialect.driver == "psycopg"
 
 
-def _lines_raw(conn: Connection, ids: list[int]) -> dict[int, list[BomLine]]:
+def _subtree_raw(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
+    """PostgreSQL (psycopg): the reachable versions and their lines in one statement, on the driver's cursor;
+    a version's lines come as one array per column (parsed by the driver in C) and are zipped into lines."""
     driver = conn.connection.driver_connection
     assert driver is not None
-    lines: dict[int, list[BomLine]] = {}
-    current_id = None
-    current: list[BomLine] = []
+    make = BomLine._make
+    versions = []
     with driver.cursor() as cursor:
-        cursor.execute(
-            "SELECT component, qty_per, uom, scrap_pct, operation, phantom, fixed_qty, version_id FROM bom_lines "
-            "WHERE version_id = ANY(%s) ORDER BY version_id, line_no", (ids,)
-        )
-        for row in cursor:
-            if row[7] != current_id:
-                current_id = row[7]
-                current = lines.setdefault(current_id, [])
-            current.append(_new(BomLine, row[:7]))
-    return lines
+        cursor.execute(_SUBTREE_RAW, {"item": item, "d": as_of})
+        for code, revision, valid_from, valid_to, *arrays in cursor:
+            numbers = arrays.pop()
+            lines: tuple[BomLine, ...] = ()
+            if numbers != [None]:  # a version without lines aggregates one NULL row of the outer join
+                lines = tuple(map(make, zip(*arrays, strict=True)))
+                if numbers != sorted(numbers):
+                    lines = tuple(line for _, line in sorted(zip(numbers, lines, strict=True)))
+            versions.append(BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, lines))
+    return versions
+
+
+def _subtree(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
+    rows = conn.execute(_REACHABLE, {"item": item, "d": as_of}).all()
+    lines = _lines_of(conn, [row[0] for row in rows])
+    return [
+        BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
+        for vid, code, revision, valid_from, valid_to in rows
+    ]
 
 
 def _lines_of(conn: Connection, ids: list[int]) -> dict[int, list[BomLine]]:

@@ -117,7 +117,7 @@ def test_cached_explosion_is_never_stale_after_a_release(items: Engine) -> None:
 
 def test_explosion_index_reads_only_the_sub_tree_and_follows_releases(items: Engine) -> None:
     release(items, bom("FG", line("SA", "2")), bom("SA", line("RM1", "1")), bom("RM3", line("RM2", "1")))
-    repo._CACHE.clear()
+    repo._OWNERS.clear()
     with items.begin() as conn:
         sub = repo.explosion_index(conn, "FG", JAN1)
         assert sorted(sub.items()) == ["FG", "SA"]
@@ -128,7 +128,7 @@ def test_explosion_index_reads_only_the_sub_tree_and_follows_releases(items: Eng
     with items.begin() as conn:
         repo.save_bom(conn, bom("SA", line("RM2", "5"), rev="B", valid_from=date(2026, 2, 1)))
         repo.release_bom(conn, "SA", "B", supersede=True)
-    repo._CACHE.clear()
+    repo._OWNERS.clear()
     with items.begin() as conn:
         assert [r.component for r in explode_cached(repo.explosion_index(conn, "FG", JAN1), "FG", D(1), JAN1).rows] \
             == ["SA", "RM1"]
