@@ -237,11 +237,12 @@ reach(id) AS (
   UNION
   SELECT e.id FROM reach JOIN bom_lines l ON l.version_id = reach.id JOIN eff e ON e.item = l.component
 )
-SELECT v.item, v.revision, v.valid_from, v.valid_to, {", ".join(f"array_agg(s.{c})" for c in _LINE_COLUMNS)}
+SELECT v.item, v.revision, v.valid_from, v.valid_to, a.*
 FROM reach JOIN bom_versions v ON v.id = reach.id
-LEFT JOIN (SELECT l.* FROM reach JOIN bom_lines l ON l.version_id = reach.id ORDER BY l.version_id, l.line_no) s
-  ON s.version_id = v.id
-GROUP BY v.id
+CROSS JOIN LATERAL (
+  SELECT {", ".join(f"array_agg(s.{c})" for c in _LINE_COLUMNS)}
+  FROM (SELECT * FROM bom_lines l WHERE l.version_id = v.id ORDER BY l.line_no) s
+) a
 """
 
 
@@ -256,12 +257,17 @@ def _subtree_raw(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
     assert driver is not None
     make = BomLine._make
     versions = []
-    with driver.cursor() as cursor:
+    # The planner cannot estimate a recursion's size (it guesses ~200,000 versions) and would JIT-compile the
+    # statement for longer than it runs; JIT is turned off for the rest of this transaction, in the same round trip.
+    with driver.pipeline():
+        setting, cursor = driver.cursor(), driver.cursor()
+        setting.execute("SELECT set_config('jit', 'off', true)")
         cursor.execute(_SUBTREE_RAW, {"item": item, "d": as_of})
+    with setting, cursor:
         for code, revision, valid_from, valid_to, *arrays in cursor:
             numbers = arrays.pop()
             lines: tuple[BomLine, ...] = ()
-            if numbers != [None]:  # a version without lines aggregates one NULL row of the outer join
+            if numbers is not None:  # a version without lines: its arrays are NULL
                 lines = tuple(map(make, zip(*arrays, strict=True)))
                 if numbers != sorted(numbers):
                     lines = tuple(line for _, line in sorted(zip(numbers, lines, strict=True)))
