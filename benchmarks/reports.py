@@ -4,9 +4,10 @@ Builds a throw-away PostgreSQL database (``--pg-url``, an admin URL like the tes
 (BOM and routing dated a year earlier), then a year of production through the event path (``apply_events``,
 batches of 1,000): ``--events`` one-unit completions (op 10 -> 20 -> 30, one in 50 at op 20 a scrap) over
 ``--orders`` orders worked on at once, each of ``--units`` units, released when the previous one in its slot
-finishes (and that one closed); a receipt of the day's steel and bolts each morning; one event in 200 arrives
-dated three days earlier (a drained spool). At the end of every simulated day the checkpoint build runs, as the
-collector's worker does (``wip_costing.checkpoints.refresh_all``). Then, in the same run and on the same data:
+finishes (and that one closed); a receipt of the day's steel and bolts each morning; every 15 days one machine's
+link is down from 20:00 for six hours and its spool drains after midnight's checkpoint (back-dated events). At
+the end of every simulated day the checkpoint build runs, as the collector's worker does
+(``wip_costing.checkpoints.refresh_all``). Then, in the same run and on the same data:
 - WIP as of 10 moments across the year and now, by order and by operation: ``wip_value`` (checkpoints) beside
   ``wip_value_by_scan`` (the plain sum over every line), each ``--repeat`` times; the answers are compared;
 - on-hand as of the same moments (every item, and one item): ``onhand`` beside ``onhand_by_scan``.
@@ -27,11 +28,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,7 +53,9 @@ from wip_costing.service import apply_events, close_order, release_order  # noqa
 from wip_costing.tables import journal_lines  # noqa: E402
 
 BATCH = 1000
-LATE_EVERY = 200
+# Every OUTAGE_EVERY_DAYS days at 20:00 one machine (the orders of slot HELD_SLOT) loses its link for OUTAGE:
+# its spool drains afterwards, after midnight's checkpoint, so its events are back-dated into checkpointed days.
+OUTAGE_EVERY_DAYS, OUTAGE, HELD_SLOT = 15, timedelta(hours=6), 0
 
 
 def plant(folder: Path) -> Path:
@@ -95,6 +99,8 @@ def build(engine: Engine, events: int, orders: int, units: int, start: datetime,
     for slot in range(orders):
         production.release(slot, start.date())
     pending: list[dict[str, Any]] = []
+    held: list[dict[str, Any]] = []  # a machine's events kept in its spool during a network outage
+    hold_until: datetime | None = None
     refresh_s: list[float] = []
     day = start.date()
     receive(engine, day, events, start, end, units)
@@ -123,16 +129,22 @@ def build(engine: Engine, events: int, orders: int, units: int, start: datetime,
             assert all(r.skipped is None for r in results), results
             receive(engine, day, events, start, end, units)
         slot = n % orders
+        if hold_until is not None and (when >= hold_until or production.step[HELD_SLOT] == 3 * units):
+            pending.extend(held)  # the link is back: the spool drains, its events dated when they happened
+            held.clear()
+            hold_until = None
+        if hold_until is None and when.timetuple().tm_yday % OUTAGE_EVERY_DAYS == 0 and when.hour == 20:
+            hold_until = when + OUTAGE
         if production.step[slot] == 3 * units:  # the order in this slot is done: close it, release the next
             flush()
             close_order(engine, production.order[slot])
             production.closed += 1
             production.release(slot, day)
-        # One event in LATE_EVERY comes out of a spool three days late: dated before days already checkpointed.
-        late = n % LATE_EVERY == 7 and when - timedelta(days=3) > start
-        pending.append(production.event(n, slot, when - timedelta(days=3) if late else when))
+        event = production.event(n, slot, when)
+        (held if hold_until is not None and slot == HELD_SLOT else pending).append(event)
         if len(pending) >= BATCH:
             flush()
+    pending.extend(held)
     flush()
     seconds = time.perf_counter() - began
     t = time.perf_counter()
@@ -169,23 +181,28 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+def _cases(conn: Connection, when: datetime | None) -> list[tuple[str, Callable[[], Any], Callable[[], Any]]]:
+    """(query, through the checkpoints, the plain full scan) as of ``when``."""
+    at = when or datetime.now(UTC)
+    return [
+        ("WIP by order", partial(reports.wip_value, conn, when, "order"),
+         partial(reports.wip_value_by_scan, conn, when, "order")),
+        ("WIP by operation", partial(reports.wip_value, conn, when, "operation"),
+         partial(reports.wip_value_by_scan, conn, when, "operation")),
+        ("on-hand, every item", partial(ledger_queries.onhand, conn, as_of=at),
+         partial(ledger_queries.onhand_by_scan, conn, as_of=at)),
+        ("on-hand of RM-STEEL", partial(ledger_queries.onhand, conn, "RM-STEEL", as_of=at),
+         partial(ledger_queries.onhand_by_scan, conn, "RM-STEEL", as_of=at)),
+    ]
+
+
 def measure(engine: Engine, moments: list[datetime | None], repeat: int) -> None:
     kinds: dict[str, list[float]] = {}
     print(f"\n{'moment':<22}{'query':<26}{'checkpoints ms':>15}{'full scan ms':>14}{'scan/cp':>9}")
     with engine.connect() as conn:
         for when in moments:
             label = "now" if when is None else when.strftime("%Y-%m-%d %H:%M")
-            cases: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
-                (f"WIP by {by}", lambda by=by, when=when: reports.wip_value(conn, when, by),
-                 lambda by=by, when=when: reports.wip_value_by_scan(conn, when, by)) for by in ("order", "operation")
-            ]
-            at = when or datetime.now(UTC)
-            cases += [
-                ("on-hand, every item", lambda at=at: ledger_queries.onhand(conn, as_of=at),
-                 lambda at=at: ledger_queries.onhand_by_scan(conn, as_of=at)),
-                ("on-hand of RM-STEEL", lambda at=at: ledger_queries.onhand(conn, "RM-STEEL", as_of=at),
-                 lambda at=at: ledger_queries.onhand_by_scan(conn, "RM-STEEL", as_of=at)),
-            ]
+            cases = _cases(conn, when)
             for name, fast, plain in cases:
                 fast_s, fast_result = timings(fast, repeat)
                 plain_s, plain_result = timings(plain, repeat)
@@ -223,7 +240,9 @@ def main() -> None:
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
-            count = lambda table: conn.scalar(select(func.count()).select_from(table))  # noqa: E731
+            def count(table: Any) -> int:
+                return int(conn.scalar(select(func.count()).select_from(table)) or 0)
+
             lines, moves = count(journal_lines), count(stock_moves)
             cp_rows = count(journal_checkpoints) + count(stock_checkpoints)
         refresh = built["refresh_s"]

@@ -75,6 +75,7 @@ STOCK = Source(
     values=VALUES,
     value_types=(Qty, Money),
     sums=_sums,
+    brin_indexes=("ix_stock_moves_effective_at",),
 )
 
 
@@ -83,4 +84,5 @@ def refresh_stock(engine: Engine, **options: Any) -> BuildResult:
 
 # Moves effective in a time range, whatever the item (the rows after a checkpoint): a block-range index on
 # PostgreSQL, as the journal's (moves arrive in about time order, and it costs next to nothing per move).
-Index("ix_stock_moves_effective_at", stock_moves.c.effective_at, postgresql_using="brin")
+Index("ix_stock_moves_effective_at", stock_moves.c.effective_at, postgresql_using="brin",
+      postgresql_with={"autosummarize": "on"})

@@ -83,6 +83,7 @@ JOURNAL = Source(
     value_types=(Money,) * len(VALUES),
     sums=_sums,
     keep_zero=lambda key: key[1] is None,
+    brin_indexes=("ix_journal_lines_effective_at",),
 )
 
 

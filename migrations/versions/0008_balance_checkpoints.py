@@ -5,7 +5,8 @@ Revises: 0005
 
 Written by hand to match ``mes_common/checkpoints.py``, ``wip_costing/checkpoints.py`` and
 ``ledger/checkpoints.py`` (``tests/integration/test_schema.py`` checks it). New tables only, plus an index on
-``stock_moves.effective_at`` (block-range on PostgreSQL); no existing row changes. The checkpoints are derived:
+``stock_moves.effective_at`` (block-range on PostgreSQL), and the journal's block-range index summarises new
+ranges automatically; no existing row changes. The checkpoints are derived:
 ``mes-bridge reports checkpoint`` builds them after the upgrade (until then reports sum the rows, as before).
 """
 
@@ -78,10 +79,17 @@ def upgrade() -> None:
     op.create_table("stock_checkpoint_corrections", sa.Column("through_id", _id(), nullable=False),
                     sa.Column("day", sa.Date(), nullable=False), *_stock_columns())
     op.create_index("ix_stock_checkpoint_corrections_through_id", "stock_checkpoint_corrections", ["through_id"])
-    op.create_index("ix_stock_moves_effective_at", "stock_moves", ["effective_at"], postgresql_using="brin")
+    op.create_index("ix_stock_moves_effective_at", "stock_moves", ["effective_at"], postgresql_using="brin",
+                    postgresql_with={"autosummarize": "on"})
+    if op.get_bind().dialect.name == "postgresql":
+        # A block range of new lines is skipped by a time-range query only once summarised: ask autovacuum to
+        # summarise each range as soon as it is full (the checkpoint build also summarises the new ones).
+        op.execute("ALTER INDEX ix_journal_lines_effective_at SET (autosummarize = on)")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER INDEX ix_journal_lines_effective_at RESET (autosummarize)")
     op.drop_index("ix_stock_moves_effective_at", table_name="stock_moves")
     for table in ("stock_checkpoint_corrections", "stock_checkpoints", "journal_checkpoint_corrections",
                   "journal_checkpoints", "checkpoint_state", "checkpoint_days"):
