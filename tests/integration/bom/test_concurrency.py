@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -12,6 +11,7 @@ from bom import repository as repo
 from bom.model import CycleError
 from tests.integration.bom.plant import add_raw_items
 from tests.unit.bom.helpers import bom, line
+from tests.waiting import wait_for_lock_waiter
 
 
 @pytest.mark.postgres
@@ -26,7 +26,8 @@ def test_second_of_two_concurrent_releases_sees_the_first_and_refuses_the_cycle(
         with pg_engine.begin() as conn:
             repo.release_bom(conn, "A", "A")
             first_holds_lock.set()
-            time.sleep(0.5)  # the second release must wait for this commit, not run beside it
+            # The second release must wait for this commit, not run beside it: hold until it is blocked.
+            wait_for_lock_waiter(pg_engine, "the second release to block on the first one's lock")
 
     def second() -> None:
         first_holds_lock.wait(10)

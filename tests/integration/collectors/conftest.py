@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
 from wip_costing.events import OperationEvent
+
+__all__ = ["free_port", "modbus_yaml", "parts", "wait_until"]
 
 
 def free_port() -> int:
@@ -51,14 +51,6 @@ def machine_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "plc"
     folder.mkdir()
     return folder
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def parts(events: list[OperationEvent]) -> Decimal:

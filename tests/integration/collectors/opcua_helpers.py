@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 from mes_bridge.collectors.core import MachineSession, MachineState, Snapshot
 from mes_bridge.collectors.opcua import Backoff, OpcUaClient
 from mes_bridge.plc_config import MachineConfig, parse_config
+from tests.waiting import wait_until as wait_for
 from wip_costing.events import OperationEvent
 
 FAST_BACKOFF = Backoff(initial=0.1, maximum=0.5)
@@ -133,11 +133,7 @@ def by_work_order(events: Iterable[OperationEvent]) -> dict[str | None, Decimal]
 
 
 async def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+    await wait_for(condition, timeout_s=timeout, what=what, interval_s=0.05)
 
 
 class RunningCollector:

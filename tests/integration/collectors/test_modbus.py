@@ -85,9 +85,11 @@ async def produce(machine: SimulatedModbusMachine, count: int, outcome: str = "g
 async def test_parts_survive_a_server_restart(machine_dir: Path, tmp_path: Path) -> None:
     async with rig(machine_dir, tmp_path, scrap_ratio="0.1") as r:
         r.sim.start_production()
-        await asyncio.sleep(0.6)
+        await wait_until(lambda: r.machine.produced_total() >= 5, timeout_s=30, what="5 parts before the restart")
         await r.sim.restart(downtime_s=0.5)
-        await asyncio.sleep(0.6)
+        restarted_at = r.machine.produced_total()
+        await wait_until(lambda: r.machine.produced_total() >= restarted_at + 5 and r.sunk() > restarted_at,
+                         timeout_s=30, what="5 parts made and read after the restart")
         await r.sim.stop_production()
         await r.settle()
         events = r.sink.events()

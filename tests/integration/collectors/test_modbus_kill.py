@@ -62,22 +62,28 @@ async def test_collector_killed_with_sigkill_and_restarted(machine_dir: Path, tm
     try:
         await wait_until(lambda: _has_state(spool), timeout_s=20, what="the collector's baseline reading")
         sim.start_production()
-        await asyncio.sleep(1.0)
+        machine = sim.machine("PRESS-K")
+        await wait_until(lambda: machine.produced_total() >= 10, timeout_s=30, what="10 parts made before the kill")
         proc.send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(proc.wait, 10) == -signal.SIGKILL
-        await asyncio.sleep(0.5)  # the machine keeps producing while no collector runs
+        killed_at = machine.produced_total()
+        # The machine keeps producing while no collector runs: wait for parts made in that gap.
+        await wait_until(lambda: machine.produced_total() >= killed_at + 5, timeout_s=30,
+                         what="5 parts made while no collector runs")
+        made_while_down = machine.produced_total()
         metrics_port = free_port()
         proc = _start(machine_dir, spool, sink_path, log, "--metrics-port", str(metrics_port))
         await wait_until(lambda: 'mes_collector_connected{machine="PRESS-K"} 1.0' in _scrape(metrics_port),
                          timeout_s=20, what="the restarted collector's metrics")
-        await asyncio.sleep(0.5)
+        await wait_until(lambda: machine.produced_total() >= made_while_down + 10, timeout_s=30,
+                         what="10 parts made after the restart")
         await sim.stop_production()
         truth = sim.machine("PRESS-K").produced_total()
         sink = RecordingSink(sink_path)
         await wait_until(lambda: parts(sink.events()) == truth, timeout_s=20,
                          what=f"{truth} parts in the sink")
         events = sink.events()
-        assert truth >= 30
+        assert killed_at < made_while_down < truth  # parts made before, during and after the kill
         assert sum(e.scrap for e in events) == sim.machine("PRESS-K").produced["scrap"]
     finally:
         if proc.poll() is None:

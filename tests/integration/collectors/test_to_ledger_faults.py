@@ -165,8 +165,10 @@ async def test_the_same_events_forwarded_twice_count_once_in_the_ledger(
 
     async with line(protocol, pg_engine, tmp_path, wrap=losing) as ln:
         ln.machine.sim.start_production()
-        await wait_until(lambda: ln.in_ledger() >= 5, timeout_s=15, what="first parts in the ledger")
-        await asyncio.sleep(1.5)
+        await wait_until(lambda: ln.in_ledger() >= 5, timeout_s=30, what="first parts in the ledger")
+        # Go on producing until the lost answers have been sent again and some later events got through.
+        await wait_until(lambda: forwarders[0].lose == 0 and ln.in_ledger() >= 15, timeout_s=60,
+                         what=f"3 answers lost and 15 parts in the ledger (has {ln.in_ledger()})")
         await ln.machine.sim.stop_production()
         produced = await settle(ln)
         # The spool empties when the last batch is acknowledged, a moment before its outcomes are counted.
@@ -257,17 +259,22 @@ async def test_the_collector_killed_with_sigkill_and_restarted_loses_and_doubles
         await wait_until(lambda: scrape(first_port).get(baseline, 0) >= 2, timeout_s=30,
                          what=f"the collector's baseline reading ({log.read_text() if log.exists() else ''})")
         machine.sim.start_production()
-        await wait_until(lambda: ledger_total(pg_engine) >= 10, timeout_s=15, what="first parts in the ledger")
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: ledger_total(pg_engine) >= 10, timeout_s=30, what="first parts in the ledger")
+        await wait_until(lambda: outcomes_of(scrape(first_port)).get("applied", 0) > 0, timeout_s=30,
+                         what="the first collector counting applied outcomes")
         outcomes.append(outcomes_of(scrape(first_port)))
         proc.send_signal(signal.SIGKILL)
         assert await asyncio.to_thread(proc.wait, 10) == -signal.SIGKILL
         killed_at = sum(machine.produced().values())
-        await asyncio.sleep(0.5)  # the machine keeps producing while no collector runs
+        # The machine keeps producing while no collector runs: wait for parts made in that gap (however slow
+        # this host is today) rather than sleeping and hoping some were made.
+        await wait_until(lambda: sum(machine.produced().values()) >= killed_at + 5, timeout_s=30,
+                         what=f"5 parts made while no collector runs (made {machine.produced()})")
+        made_while_down = sum(machine.produced().values())
 
         proc = start_collector(folder, spool, database_url, second_port, log)
-        await wait_until(lambda: ledger_total(pg_engine) >= killed_at + 10, timeout_s=30,
-                         what="parts made after the restart in the ledger")
+        await wait_until(lambda: ledger_total(pg_engine) >= made_while_down + 10, timeout_s=60,
+                         what="10 parts made after the restart in the ledger")
         await machine.sim.stop_production()
         produced = machine.produced()
         total = sum(produced.values())
@@ -285,7 +292,7 @@ async def test_the_collector_killed_with_sigkill_and_restarted_loses_and_doubles
     assert leftover == [], f"tasks leaked: {leftover}"
 
     assert_ledger_matches(pg_engine, produced)
-    assert total >= 30
+    assert killed_at < made_while_down and total >= made_while_down + 10  # parts made before, during, after
     assert all(set(o) <= {"applied", "duplicate"} for o in outcomes), outcomes
     assert outcomes[0].get("applied", 0) > 0 and outcomes[1].get("applied", 0) > 0, outcomes
     assert samples.get(f'mes_collector_connected{{machine="{MACHINE}"}}') == 1.0

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from tests.waiting import wait_for_lock_waiter
 from wip_costing import reports
 from wip_costing.service import apply_events, release_order
 
@@ -102,8 +103,8 @@ def test_an_event_id_racing_for_two_orders_is_retried_into_a_conflict(pg_engine:
         # A second transaction applies the same id for another order: it waits on the unique key, then loses.
         racer = threading.Thread(target=lambda: result.extend(apply_events(pg_engine, [ev("X", 10, 1, order="WO-1")])))
         racer.start()
-        racer.join(timeout=1.0)
-        assert racer.is_alive()  # blocked on the uncommitted key
+        wait_for_lock_waiter(pg_engine, "the second transaction to block on the uncommitted key")
+        assert racer.is_alive()
         first.commit()
     racer.join(timeout=30)
     assert [o.status.value for o in result] == ["conflict"]

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.conftest import _truncate_all
+from tests.waiting import wait_for_lock_waiter
 from wip_costing import costing, service
 from wip_costing.events import Status
 from wip_costing.service import apply_events, release_order
@@ -178,8 +179,8 @@ def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(p
         assert {o.status for o in apply_events_in(conn, first)} == {Status.APPLIED}
         racer = threading.Thread(target=lambda: result.extend(apply_events(pg_engine, second)))
         racer.start()
-        racer.join(timeout=1.0)
-        assert racer.is_alive()  # blocked on the uncommitted key
+        wait_for_lock_waiter(pg_engine, "the racing batch to block on the uncommitted key")
+        assert racer.is_alive()
         conn.commit()
     racer.join(timeout=30)
     assert [o.status for o in result] == [Status.APPLIED] * 25 + [Status.CONFLICT]
