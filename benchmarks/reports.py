@@ -123,6 +123,8 @@ def build(engine: Engine, events: int, orders: int, units: int, start: datetime,
         if when.date() != day:  # the end of a day: the worker builds its checkpoint
             flush()
             day = when.date()
+            if day.day == 1:
+                print(f"  {day}: {applied:,} events applied in {time.perf_counter() - began:.0f} s", flush=True)
             t = time.perf_counter()
             results = refresh_all(engine, today=day)
             refresh_s.append(time.perf_counter() - t)
