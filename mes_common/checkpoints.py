@@ -44,6 +44,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    bindparam,
     func,
     insert,
     select,
@@ -105,6 +106,14 @@ class Source:
     # Block-range (BRIN) indexes on ``effective_at`` (PostgreSQL): a range of new rows is skipped by the as-of
     # queries only once summarised, so each build summarises the new ones (the cost of the rows since the last).
     brin_indexes: tuple[str, ...] = ()
+    # The reading statements, built once per shape (``statement``); never stale: they hold parameters, not values.
+    _statements: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def statement(self, shape: Any, build: Callable[[], Any]) -> Any:
+        found = self._statements.get(shape)
+        if found is None:
+            found = self._statements[shape] = build()
+        return found
 
 
 def _until(day: date) -> datetime:
@@ -121,11 +130,12 @@ def _add(into: dict[Key, list[Decimal]], key: Key, values: Sequence[Any]) -> Non
                 found[n] += v
 
 
-def _read_sums(conn: Connection, source: Source, query: Any, into: dict[Key, list[Decimal]]) -> int:
+def _read_sums(conn: Connection, source: Source, query: Any, into: dict[Key, list[Decimal]],
+               params: Mapping[str, Any] | None = None) -> int:
     """Add the rows of ``query`` (keys then values) into ``into``; returns how many rows it read."""
     width = len(source.keys)
     count = 0
-    for row in conn.execute(query):
+    for row in conn.execute(query, dict(params or {})):
         _add(into, tuple(row[:width]), row[width:])
         count += 1
     return count
@@ -145,10 +155,11 @@ def _kept(source: Source, sums: Mapping[Key, Sequence[Decimal]]) -> dict[Key, Va
 def plain_sums(conn: Connection, source: Source, as_of: datetime | None = None,
                key_filter: Mapping[str, Any] | None = None) -> dict[Key, Values]:
     """The reference: every row effective at or before ``as_of`` (None: all), summed per key (keys whose sums are
-all zero left out, unless ``Source.keep_zero``)."""
-    where = [] if as_of is None else [source.rows.c.effective_at <= as_of]
+    all zero left out, unless ``Source.keep_zero``)."""
+    kf = dict(key_filter or {})
+    statement = source.statement(("plain", as_of is not None, tuple(kf)), lambda: _plain(source, as_of, kf))
     sums: dict[Key, list[Decimal]] = {}
-    _read_sums(conn, source, source.sums(where, key_filter or {}, False), sums)
+    _read_sums(conn, source, statement, into=sums, params=_params(kf, as_of=as_of))
     return _kept(source, sums)
 
 
@@ -157,34 +168,64 @@ def sums_as_of(conn: Connection, source: Source, as_of: datetime | None = None,
     """``plain_sums`` through the latest checkpoint at or before ``as_of`` (see the module's formula): two
     statements, whose cost depends on the number of keys and on the rows of one day, not on the history."""
     kf = dict(key_filter or {})
-    days, state, rows = checkpoint_days.c, checkpoint_state.c, source.rows.c
+    bounded = as_of is not None
+    meta = source.statement(("meta", bounded), lambda: _meta(source, bounded))
+    found = conn.execute(meta, {"as_of": as_of} if bounded else {}).first()
+    if found is None:  # before the first checkpoint (or none built yet): rows of at most the first day
+        return plain_sums(conn, source, as_of, kf)
+    statement = source.statement(("as_of", bounded, tuple(kf)), lambda: _as_of(source, bounded, kf))
+    sums: dict[Key, list[Decimal]] = {}
+    params = _params(kf, as_of=as_of, cp_day=found.day, cp_until=found.until, cp_through=found.through_id,
+                     latest=found.latest)
+    _read_sums(conn, source, statement, into=sums, params=params)
+    return _kept(source, sums)
+
+
+# The statements are built once per shape (bounded or not, which keys filtered) with bound parameters: building
+# one costs more Python than running it.
+
+def _params(key_filter: Mapping[str, Any], **values: Any) -> dict[str, Any]:
+    return {**values, **{f"f_{name}": value for name, value in key_filter.items()}}
+
+
+def _bound_filter(key_filter: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: bindparam(f"f_{name}") for name in key_filter}
+
+
+def _plain(source: Source, as_of: datetime | None, key_filter: Mapping[str, Any]) -> Any:
+    where = [] if as_of is None else [source.rows.c.effective_at <= bindparam("as_of")]
+    return source.sums(where, _bound_filter(key_filter), False)
+
+
+def _meta(source: Source, bounded: bool) -> Any:
+    days, state = checkpoint_days.c, checkpoint_state.c
     meta = (select(days.day, days.until, days.through_id, state.through_id.label("latest"))
             .join_from(checkpoint_days, checkpoint_state, state.source == days.source)
             .where(days.source == source.name))
-    if as_of is not None:
-        meta = meta.where(days.until <= as_of)
-    found = conn.execute(meta.order_by(days.day.desc()).limit(1)).first()
-    if found is None:  # before the first checkpoint (or none built yet): rows of at most the first day
-        return plain_sums(conn, source, as_of, kf)
-    cp, corr = source.checkpoints, source.corrections
+    if bounded:
+        meta = meta.where(days.until <= bindparam("as_of"))
+    return meta.order_by(days.day.desc()).limit(1)
+
+
+def _as_of(source: Source, bounded: bool, key_filter: Mapping[str, Any]) -> Any:
+    kf = _bound_filter(key_filter)
+    cp, corr, rows = source.checkpoints, source.corrections, source.rows.c
     names = [*source.keys, *source.values]
-    later = [rows.effective_at >= found.until] + ([] if as_of is None else [rows.effective_at <= as_of])
+    until: Any = bindparam("cp_until")
+    later = [rows.effective_at >= until] + ([rows.effective_at <= bindparam("as_of")] if bounded else [])
     parts = union_all(
-        select(*(cp.c[n] for n in names)).where(cp.c.day == found.day, *_key_filter(cp, kf)),
+        select(*(cp.c[n] for n in names)).where(cp.c.day == bindparam("cp_day"), *_key_filter(cp, kf)),
         select(*(corr.c[n] for n in names)).where(
-            corr.c.day <= found.day, corr.c.through_id > found.through_id, corr.c.through_id <= found.latest,
-            *_key_filter(corr, kf)),
-        source.sums([rows.id > found.latest, rows.effective_at < found.until], kf, False),
+            corr.c.day <= bindparam("cp_day"), corr.c.through_id > bindparam("cp_through"),
+            corr.c.through_id <= bindparam("latest"), *_key_filter(corr, kf)),
+        source.sums([rows.id > bindparam("latest"), rows.effective_at < until], kf, False),
         source.sums(later, kf, False),
     ).subquery()
-    query = select(
+    return select(
         *(parts.c[k] for k in source.keys),
         *(type_coerce(func.sum(parts.c[v]), t()).label(v) for v, t in zip(source.values, source.value_types,
                                                                              strict=True)),
     ).group_by(*(parts.c[k] for k in source.keys))
-    sums: dict[Key, list[Decimal]] = {}
-    _read_sums(conn, source, query, sums)
-    return _kept(source, sums)
 
 
 # ---------------------------------------------------------------------------------------------- building
