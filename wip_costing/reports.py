@@ -33,6 +33,7 @@ BY = {
     "provenance": ("provenance",),
 }
 ELEMENT_COLUMNS = tuple(element.value for element in ELEMENTS)
+NO_CENTS = Decimal("0.00")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def account_balance(conn: Connection, account: Account, as_of: datetime | None =
     """The balance (debit positive) of ``account`` as of ``as_of`` (None: everything posted), from the journal's
     checkpoints (``wip_costing.checkpoints``); ``account_balance_by_scan`` is the plain sum it equals."""
     sums = sums_as_of(conn, JOURNAL, as_of, {"account": account.value})
-    return sum((values[0] for values in sums.values()), ZERO)
+    return sum((values[0] for values in sums.values()), NO_CENTS)  # "0.00" when the account has no lines
 
 
 def account_balance_by_scan(conn: Connection, account: Account, as_of: datetime | None = None) -> Decimal:
