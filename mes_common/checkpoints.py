@@ -176,7 +176,7 @@ def sums_as_of(conn: Connection, source: Source, as_of: datetime | None = None,
     statement = source.statement(("as_of", bounded, tuple(kf)), lambda: _as_of(source, bounded, kf))
     sums: dict[Key, list[Decimal]] = {}
     params = _params(kf, as_of=as_of, cp_day=found.day, cp_until=found.until, cp_through=found.through_id,
-                     latest=found.latest)
+                     latest=found.latest, newest=max(found.latest, found.newest or 0))
     _read_sums(conn, source, statement, into=sums, params=params)
     return _kept(source, sums)
 
@@ -199,7 +199,10 @@ def _plain(source: Source, as_of: datetime | None, key_filter: Mapping[str, Any]
 
 def _meta(source: Source, bounded: bool) -> Any:
     days, state = checkpoint_days.c, checkpoint_state.c
-    meta = (select(days.day, days.until, days.through_id, state.through_id.label("latest"))
+    # The largest id now bounds the rows written since the latest build from above: a closed id range is
+    # estimated well, so the planner reads it by primary key (an open ``id > latest`` made it scan by time).
+    newest = select(func.max(source.rows.c.id)).scalar_subquery().label("newest")
+    meta = (select(days.day, days.until, days.through_id, state.through_id.label("latest"), newest)
             .join_from(checkpoint_days, checkpoint_state, state.source == days.source)
             .where(days.source == source.name))
     if bounded:
@@ -218,7 +221,8 @@ def _as_of(source: Source, bounded: bool, key_filter: Mapping[str, Any]) -> Any:
         select(*(corr.c[n] for n in names)).where(
             corr.c.day <= bindparam("cp_day"), corr.c.through_id > bindparam("cp_through"),
             corr.c.through_id <= bindparam("latest"), *_key_filter(corr, kf)),
-        source.sums([rows.id > bindparam("latest"), rows.effective_at < until], kf, False),
+        source.sums([rows.id > bindparam("latest"), rows.id <= bindparam("newest"), rows.effective_at < until], kf,
+                    False),
         source.sums(later, kf, False),
     ).subquery()
     return select(
