@@ -219,6 +219,11 @@ def measure(engine: Engine, moments: list[datetime | None], repeat: int) -> None
         print(f"{name:<34}{statistics.median(values) * 1000:>10.1f}{p99(values) * 1000:>9.1f}")
 
 
+def moments(start: datetime) -> list[datetime | None]:
+    """10 moments across the year from ``start`` (at different hours), and now (None)."""
+    return [*(start + timedelta(days=36.5 * k + 17, hours=7 * k % 24, minutes=13) for k in range(10)), None]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -227,14 +232,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timings per moment and query")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    parser.add_argument("--measure", metavar="DATABASE", help="only measure a database kept by an earlier run")
     args = parser.parse_args()
     admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
+    end = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC) - timedelta(seconds=1)
+    start = end - timedelta(days=365)
+    if args.measure:
+        engine = make_engine(make_url(args.pg_url).set(database=args.measure).render_as_string(hide_password=False))
+        with engine.connect() as conn:
+            first = conn.scalar(select(func.min(journal_lines.c.effective_at)))
+        assert first is not None, "no journal lines"
+        measure(engine, moments(datetime.combine(first.date(), datetime.min.time(), UTC)), args.repeat)
+        engine.dispose()
+        return
     name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     engine = make_engine(make_url(args.pg_url).set(database=name).render_as_string(hide_password=False))
-    end = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC) - timedelta(seconds=1)
-    start = end - timedelta(days=365)
     try:
         schema.upgrade(engine)
         with tempfile.TemporaryDirectory() as folder:
@@ -256,9 +270,7 @@ def main() -> None:
         print(f"checkpoint build at the end of each day: median {statistics.median(refresh) * 1000:.0f} ms, "
               f"max {max(refresh) * 1000:.0f} ms ({len(refresh)} builds); "
               f"last build {built['last_refresh_s'] * 1000:.0f} ms")
-        moments: list[datetime | None] = [start + timedelta(days=36.5 * k + 17, hours=7 * k % 24, minutes=13)
-                                          for k in range(10)]
-        measure(engine, [*moments, None], args.repeat)
+        measure(engine, moments(start), args.repeat)
     finally:
         engine.dispose()
         if args.keep:
