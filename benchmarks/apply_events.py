@@ -7,6 +7,11 @@ Batches of 1, 100 and 1000 events; the baseline inserts the same number of one-r
 shared and its speed drifts from minute to minute): the median, the range, and the ratio of the medians. Run:
 
     python benchmarks/apply_events.py [--events N] [--repeat 3] [--pg-url postgresql+psycopg://...]
+        [--switch-interval S]
+
+``--switch-interval`` applies the batches as the spool-draining worker does when asked to
+(``mes-bridge collect --switch-interval S``: the interpreter's switch interval lowered while a batch is applied);
+without it, as the API and a default collector do.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mes_bridge import schema  # noqa: E402
+from mes_bridge.bootstrap import Services  # noqa: E402
+from mes_bridge.forwarder import switch_interval  # noqa: E402
 from mes_common.db import make_engine  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
+from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
 from wip_costing.events import Status  # noqa: E402
-from wip_costing.service import apply_events, release_order  # noqa: E402
 
 ORDERS = 20
 
@@ -48,11 +55,12 @@ def events(prefix: str, count: int) -> list[dict[str, Any]]:
     return out
 
 
-def run_apply(engine: Any, batch: int, count: int) -> float:
+def run_apply(services: Services, batch: int, count: int, interval: float | None = None) -> float:
     evs = events(f"b{batch}-{uuid.uuid4().hex[:6]}", count)
     start = time.perf_counter()
     for i in range(0, count, batch):
-        outcomes = apply_events(engine, evs[i:i + batch])
+        with switch_interval(interval):
+            outcomes = services.handle(ApplyEvents(evs[i:i + batch]))
         bad = [o for o in outcomes if o.status is not Status.APPLIED]
         if bad:
             raise SystemExit(f"unexpected outcome {bad[0]}")
@@ -79,6 +87,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000, help="events per batch size (default 3000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per batch size (default 3)")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="seconds: the interpreter's switch interval while a batch is applied (default: as set)")
     args = parser.parse_args()
     admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
     name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
@@ -87,19 +97,21 @@ def main() -> None:
     url = make_url(args.pg_url).set(database=name)
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     engine = make_engine(url.render_as_string(hide_password=False))
+    services = Services(engine)  # as the API and the CLI run commands: handlers in units of work, shared caches
     try:
         schema.upgrade(engine)
         load_plant(engine, ROOT / "mes_bridge" / "example_plant")
         with engine.begin() as conn:  # plenty of stock for every batch size
             conn.execute(text("UPDATE stock_balances SET qty = qty * 10000, value = value * 10000"))
         for n in range(ORDERS):
-            release_order(engine, f"WO-{n}", "FG-BRACKET", Decimal(1_000_000), on=date(2026, 11, 22))
-        apply_events(engine, events("warmup", 300))
+            services.handle(ReleaseOrder(f"WO-{n}", "FG-BRACKET", Decimal(1_000_000), on=date(2026, 11, 22)))
+        services.handle(ApplyEvents(events("warmup", 300)))
         with engine.connect() as conn:  # what autovacuum does on a live system: planner statistics
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
         print(f"PostgreSQL {engine.dialect.server_version_info}, {args.events} events per run, {ORDERS} orders, "
-              f"{args.repeat} runs per batch size")
+              f"{args.repeat} runs per batch size, switch interval "
+              f"{'as set' if args.switch_interval is None else args.switch_interval}")
         print(f"{'batch':>6} {'apply_events/s':>15} {'(range)':>15} {'raw insert/s':>13} {'ratio':>7}")
         for batch in (1, 100, 1000):
             rates, bases = [], []
@@ -108,7 +120,7 @@ def main() -> None:
                     conn.exec_driver_sql("ANALYZE")
                     conn.commit()
                 count = min(args.events, 1000) if batch == 1 else args.events
-                rates.append(run_apply(engine, batch, count))
+                rates.append(run_apply(services, batch, count, args.switch_interval))
                 bases.append(run_baseline(dsn, batch, count))
             rate, base = statistics.median(rates), statistics.median(bases)
             spread = f"{min(rates):,.0f}-{max(rates):,.0f}"

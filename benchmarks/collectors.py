@@ -1,23 +1,26 @@
-"""One collector process: CPU use and change-to-spool latency with 100 Modbus devices and 1,000 OPC UA items.
+"""One collector process: CPU, memory and change-to-spool latency for a simulated plant, idle baseline first.
 
 The plant (simulated in OTHER processes, whose CPU is not counted):
-- 100 Modbus TCP devices (10 endpoints x 10 unit ids), polled at 1 Hz, 5 values each (good, scrap, rework, job,
-  kWh meter), producing ``--ppm`` parts per minute each;
-- 200 OPC UA machines on 20 asyncua servers (10 machines per server), 5 monitored items each = 1,000 items,
-  publishing interval ``--publish-ms``, producing ``--ppm`` parts per minute each.
+- default: 100 Modbus TCP devices (10 endpoints x 10 unit ids) and 200 OPC UA machines on 20 asyncua servers
+  (10 machines per server, 5 monitored items each = 1,000 items);
+- ``--plant``: 500 Modbus devices (50 endpoints x 10 unit ids) and 1,200 OPC UA machines on 60 servers
+  (20 per server) = 6,000 monitored items;
+- Modbus devices polled at 1 Hz, 5 values each (good, scrap, rework, job, kWh meter); OPC UA publishing interval
+  ``--publish-ms``; every machine producing ``--ppm`` parts per minute, out of step with the others.
 
-The collector is the production code path in this process: ``mes_bridge.collectors.runner.Collector`` with one
-client task per machine, the fsync'd SQLite ``Spool`` and a forwarder (an in-memory recording sink), so the CPU
-figure includes the forwarding. Figures:
+The collector is the production code path in this process: ``mes_bridge.collectors.runner.Collector`` (one
+connection per server or Modbus endpoint shared by its machines, one session per machine), the fsync'd SQLite
+``Spool`` with group commit and a forwarder (an in-memory recording sink), so the CPU figure includes the
+forwarding. Figures:
 - CPU of this process (all threads) in cores, first with the plant idle (the baseline: connections, keepalives,
-  polls), then while producing, over ``--seconds``;
+  polls), then while producing, over ``--seconds``; resident memory at both moments;
 - latency from a counter's change on the simulated machine (wall clock when the simulator changed it) to the event
-  for that counter value being committed in the spool (wall clock after the commit returned), p50 / p99 / max,
+  for that counter value being committed in the spool (wall clock when the commit was done), p50 / p99 / max,
   per protocol. A Modbus change waits for the next 1 Hz poll, so its latency is bounded by the poll interval;
   an OPC UA change by the publishing interval.
 
-Run: ``python benchmarks/collectors.py`` (about two minutes: ~40 s start-up of 20 asyncua servers, a 10 s idle
-baseline, a 60 s measured run). ``--seconds``, ``--ppm``, ``--publish-ms`` adjust it.
+Run: ``python benchmarks/collectors.py [--plant]`` (default plant about two minutes: ~40 s start-up of 20 asyncua
+servers, a 10 s idle baseline, a 60 s measured run). ``--seconds``, ``--ppm``, ``--publish-ms`` adjust it.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,23 +49,41 @@ sys.path.insert(0, str(ROOT))
 
 from mes_bridge.plc_config import MachineConfig, load_configs  # noqa: E402
 
-OPCUA_SERVERS = 20
-OPCUA_MACHINES_PER_SERVER = 10
-OPCUA_PROCESSES = 4
-MODBUS_ENDPOINTS = 10
-MODBUS_DEVICES_PER_ENDPOINT = 10
-MODBUS_PROCESSES = 1
 COUNTERS = ("good", "scrap", "rework")
+
+
+@dataclass(frozen=True)
+class PlantSize:
+    """How many servers and machines the simulated plant has, and how many processes simulate them."""
+
+    opcua_servers: int
+    opcua_machines_per_server: int
+    opcua_processes: int
+    modbus_endpoints: int
+    modbus_devices_per_endpoint: int
+    modbus_processes: int
+
+    @property
+    def opcua_items(self) -> int:
+        return self.opcua_servers * self.opcua_machines_per_server * (len(COUNTERS) + 2)
+
+    @property
+    def modbus_devices(self) -> int:
+        return self.modbus_endpoints * self.modbus_devices_per_endpoint
+
+
+DEFAULT_PLANT = PlantSize(20, 10, 4, 10, 10, 1)  # 1,000 OPC UA items, 100 Modbus devices
+FULL_PLANT = PlantSize(60, 20, 6, 50, 10, 2)  # --plant: 6,000 OPC UA items on 60 servers, 500 Modbus devices
 
 
 # --------------------------------------------------------------------------------------------------- plant files
 
 
-def write_plant(folder: Path, ppm: int, publish_ms: int, opcua_base: int, modbus_base: int) -> None:
+def write_plant(folder: Path, size: PlantSize, ppm: int, publish_ms: int, opcua_base: int, modbus_base: int) -> None:
     """The machine descriptions of the whole plant, one YAML file per machine (as ``plc_configs/``)."""
     sim = f'simulation: {{parts_per_minute: {ppm}, scrap_ratio: "0.05", rework_ratio: "0.02", kwh_per_part: "0.5"'
-    for server in range(OPCUA_SERVERS):
-        for index in range(OPCUA_MACHINES_PER_SERVER):
+    for server in range(size.opcua_servers):
+        for index in range(size.opcua_machines_per_server):
             name = f"CNC-{server:02d}-{index}"
             lines = [
                 f"machine: {name}",
@@ -76,8 +100,8 @@ def write_plant(folder: Path, ppm: int, publish_ms: int, opcua_base: int, modbus
                 sim + ', job: "WO-1"}',
             ]
             (folder / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    for endpoint in range(MODBUS_ENDPOINTS):
-        for unit in range(1, MODBUS_DEVICES_PER_ENDPOINT + 1):
+    for endpoint in range(size.modbus_endpoints):
+        for unit in range(1, size.modbus_devices_per_endpoint + 1):
             name = f"PRESS-{endpoint:02d}-{unit}"
             lines = [
                 f"machine: {name}",
@@ -182,6 +206,32 @@ def _logged(machine: Any, changes: list[tuple[str, str, int, float]]) -> Any:
 # ------------------------------------------------------------------------------------------------ the collector
 
 
+def free_port_range(count: int) -> int:
+    """The first of ``count`` consecutive free TCP ports on 127.0.0.1 (others may run this benchmark too)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 60_000 - count)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise SystemExit(f"no {count} consecutive free ports found")
+
+
+def rss_mb() -> float:  # float-ok: megabytes
+    """Resident memory of this process now (Linux /proc), in MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
 def percentile(sorted_values: Sequence[float], share: float) -> float:  # float-ok: milliseconds
     if not sorted_values:
         return float("nan")
@@ -190,7 +240,7 @@ def percentile(sorted_values: Sequence[float], share: float) -> float:  # float-
 
 
 async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: float) -> dict[str, Any]:
-    from mes_bridge.collectors.runner import Collector
+    from mes_bridge.collectors.runner import Collector, connection_groups
     from mes_bridge.forwarder import RecordingSink
     from mes_bridge.spool import Spool
 
@@ -199,15 +249,20 @@ async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: f
     protocol_of: dict[str, str] = {}
 
     class TimedSpool(Spool):
-        def commit(self, machine: str, events: Any, state: Any) -> bool:
-            stored = super().commit(machine, events, state)
-            if stored:
+        def submit(self, machine: str, events: Any, state: Any) -> Future[bool]:
+            done = super().submit(machine, events, state)
+
+            def timed(future: Future[bool]) -> None:  # runs in the writer thread right after the commit
+                if future.exception() is not None or not future.result():
+                    return
                 now = time.time()  # float-ok: wall clock
                 for event in events:
                     if event.event_id not in committed:
                         committed[event.event_id] = now
                         read_to_commit[protocol_of[machine]].append((now - event.source_time.timestamp()) * 1000)
-            return stored
+
+            done.add_done_callback(timed)
+            return done
 
     configs = load_configs(folder / "plant")
     protocol_of.update({c.machine: c.protocol for c in configs})
@@ -226,6 +281,7 @@ async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: f
     cpu0, wall0 = time.process_time(), time.monotonic()
     await asyncio.sleep(idle_seconds)
     idle_cores = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    rss_idle = rss_mb()
 
     (folder / "go").touch()
     await asyncio.sleep(2.0)  # production ramps up; measure steady state
@@ -239,13 +295,19 @@ async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: f
     window_end = time.time()  # float-ok: wall clock
     events_in_window = len(committed) - events_before
     in_window = {k: sorted(v) for k, v in read_to_commit.items()}
+    rss_busy = rss_mb()
     await asyncio.sleep(1.5)  # the window's last changes reach the spool
     stop.set()
     await running
+    groups = spool.groups
     spool.close()
     (folder / "halt").touch()
     return {
         "machines": len(configs),
+        "connections": len(connection_groups(configs)),
+        "groups": groups,
+        "rss_idle_mb": rss_idle,
+        "rss_busy_mb": rss_busy,
         "idle_cores": idle_cores,
         "busy_cores": busy_cores,
         "events_per_s": events_in_window / seconds,
@@ -275,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ppm", type=int, default=12, help="parts per minute per machine")
     p.add_argument("--publish-ms", type=int, default=100, help="OPC UA publishing interval")
     p.add_argument("--watchdog-s", type=float, default=1.0, help="OPC UA keepalive probe interval")
+    p.add_argument("--plant", action="store_true",
+                   help="6,000 OPC UA items on 60 servers and 500 Modbus devices (default: 1,000 / 100)")
     p.add_argument("--serve", nargs=4, metavar=("DIR", "PROTOCOL", "SHARD", "PROCESSES"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -288,10 +352,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="mesb-bench-") as tmp:
         folder = Path(tmp)
         (folder / "plant").mkdir()
-        write_plant(folder / "plant", args.ppm, args.publish_ms, opcua_base=47100, modbus_base=47300)
+        size = FULL_PLANT if args.plant else DEFAULT_PLANT
+        base = free_port_range(size.opcua_servers + size.modbus_endpoints)
+        write_plant(folder / "plant", size, args.ppm, args.publish_ms, opcua_base=base,
+                    modbus_base=base + size.opcua_servers)
         servers: list[subprocess.Popen[bytes]] = []
         try:
-            for protocol, processes in (("modbus", MODBUS_PROCESSES), ("opcua", OPCUA_PROCESSES)):
+            for protocol, processes in (("modbus", size.modbus_processes), ("opcua", size.opcua_processes)):
                 for shard in range(processes):
                     servers.append(
                         subprocess.Popen(
@@ -301,16 +368,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         )
                     )
             started = time.monotonic()
-            expected = MODBUS_PROCESSES + OPCUA_PROCESSES
+            expected = size.modbus_processes + size.opcua_processes
             while len(list(folder.glob("ready-*"))) < expected:
                 if any(s.poll() is not None for s in servers):
                     raise SystemExit("a simulator process died during start-up")
-                if time.monotonic() - started > 180:
-                    raise SystemExit("simulators did not start within 180 s")
+                if time.monotonic() - started > 600:
+                    raise SystemExit("simulators did not start within 600 s")
                 time.sleep(0.2)
             print(
                 f"simulators ready in {time.monotonic() - started:.1f}s "
-                f"({OPCUA_SERVERS} OPC UA servers, {MODBUS_ENDPOINTS} Modbus endpoints)",
+                f"({size.opcua_servers} OPC UA servers, {size.modbus_endpoints} Modbus endpoints)",
                 flush=True,
             )
             result = asyncio.run(collect(folder, args.seconds, args.idle_seconds, args.watchdog_s))
@@ -324,11 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     server.send_signal(signal.SIGTERM)
                     server.wait(10)
 
-    opcua_items = OPCUA_SERVERS * OPCUA_MACHINES_PER_SERVER * 5
-    modbus_devices = MODBUS_ENDPOINTS * MODBUS_DEVICES_PER_ENDPOINT
+    opcua_items, modbus_devices = size.opcua_items, size.modbus_devices
     print(
         f"\nplant: {modbus_devices} Modbus devices @ 1 Hz + {opcua_items} OPC UA monitored items on "
-        f"{OPCUA_SERVERS} servers (publishing {args.publish_ms} ms, keepalive probe {args.watchdog_s:g} s), "
+        f"{size.opcua_servers} servers (publishing {args.publish_ms} ms, keepalive probe {args.watchdog_s:g} s), "
         f"{args.ppm} parts/min per machine, "
         f"{os.cpu_count()} CPUs"
     )
@@ -337,7 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"collector CPU, producing:            {result['busy_cores']:.3f} cores "
         f"({result['busy_cores'] / max(result['idle_cores'], 1e-9):.1f}x idle; aim < 0.5)"
     )
-    print(f"events committed to the spool:       {result['events_per_s']:.1f}/s over {args.seconds:.0f} s")
+    print(f"events committed to the spool:       {result['events_per_s']:.1f}/s over {args.seconds:.0f} s "
+          f"in {result['groups']} transactions")
+    print(f"collector memory (RSS): {result['rss_idle_mb']:.0f} MB idle, {result['rss_busy_mb']:.0f} MB after "
+          f"producing ({result['machines']} machines, {result['connections']} connections)")
     for label, table in (("change -> spool commit", lat), ("read -> spool commit  ", result["read_to_commit"])):
         for protocol, values in table.items():
             print(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Context, Decimal, localcontext
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from bom.model import BomError, BomVersion, CycleError
 from bom.structure import BomIndex, BomLookup
@@ -97,15 +97,6 @@ class Explosion:
                 if index in has_children:
                     made.add(row.component)
         return [TotalRow(c, sums[c], uoms[c], c in made) for c in sorted(sums)]
-
-
-def resolve_lookup(conn_or_loader: Any) -> BomLookup:
-    """A ``BomLookup`` as given, or the cached released structure of a SQLAlchemy connection."""
-    if hasattr(conn_or_loader, "effective"):
-        return conn_or_loader
-    from bom import repository  # a connection: late import keeps this module free of SQLAlchemy
-
-    return repository.released_index(conn_or_loader)
 
 
 def explode(lookup: BomLookup, item: str, qty: Decimal, as_of: date) -> Explosion:
@@ -197,7 +188,7 @@ def _path_up(rows: list[ExplosionRow], index: int, item: str) -> list[str]:
     return codes[::-1]
 
 
-def operation_materials(conn_or_loader: Any, bom: BomVersion, as_of: date) -> dict[int | None, list[MaterialNeed]]:
+def operation_materials(lookup: BomLookup, bom: BomVersion, as_of: date) -> dict[int | None, list[MaterialNeed]]:
     """Components consumed at each operation of ``bom``'s parent, per ONE parent unit, scrap included.
 
     A phantom line's components (recursively) are consumed at the phantom line's operation, their
@@ -205,7 +196,6 @@ def operation_materials(conn_or_loader: Any, bom: BomVersion, as_of: date) -> di
     components fixed too, and a fixed line inside a phantom stays its own quantity per order. A phantom
     without an effective BOM is consumed itself. Needs of one component at one operation are summed.
     """
-    lookup = resolve_lookup(conn_or_loader)
     result: dict[int | None, dict[tuple[str, bool], Decimal]] = {}
     with localcontext(_CONTEXT):
         _collect(lookup, bom, as_of, Decimal(1), None, False, result, [bom.item], use_line_op=True)

@@ -138,77 +138,37 @@ def _released_lines(conn: Connection) -> dict[int, list[BomLine]]:
     return lines
 
 
-class ReleasedStructures:
-    """The owner of the cached released structure of one database: the whole of it (``released_index``) and
-    the sub-trees cold explosions read (``explosion_index``). Invalidation rule: everything it holds was read
-    under a release token (read before the rows), and is handed out only while the database's token is still
-    that one; any release or obsolescence changes the token. A unit of work may own one instead of the
-    per-database default below (``structures``)."""
+class BomCache:
+    """The released BOM structure of one database, for the process (owned by ``wip_costing.unit_of_work.Caches``).
 
-    SUBTREES = 16
+    Invalidation: every entry carries the release token it was read under; a token that differs from the
+    current one (every release or obsolescence draws a new random token) makes the entry stale, so a cached
+    structure is never served after a change. Sub-trees (for cold explosions) are bounded in number."""
+
+    MAX_SUBTREES = 16
 
     def __init__(self) -> None:
-        self._full: BomIndex | None = None
-        self._subtrees: dict[tuple[str, date], BomIndex] = {}
+        self.index: BomIndex | None = None
+        self.subtrees: dict[tuple[str, date], BomIndex] = {}
 
     def clear(self) -> None:
-        self._full = None
-        self._subtrees.clear()
-
-    def released_index(self, conn: Connection) -> BomIndex:
-        """The released structure: one small query when nothing was released since it was read."""
-        token = current_token(conn, SCOPE)  # before the rows: a cached snapshot is never newer-keyed than its data
-        if token is not None and self._full is not None and self._full.token == token:
-            return self._full
-        index = load_index(conn, token)
-        if token is not None:
-            self._full = index
-        return index
-
-    def explosion_index(self, conn: Connection, item: str, as_of: date) -> BomIndex:
-        """The released structure an explosion of ``item`` as of ``as_of`` needs.
-
-        When the whole released structure is already held it is that; otherwise only the versions reachable
-        from ``item`` on that day, with their lines, in one statement (``_SUBTREE``: lines aggregated into arrays
-        per version, so the driver hands over one row per version instead of one per line).
-        """
-        token = current_token(conn, SCOPE)
-        if token is not None and self._full is not None and self._full.token == token:
-            return self._full
-        sub = self._subtrees.get((item, as_of))
-        if token is not None and sub is not None and sub.token == token:
-            return sub
-        sub = BomIndex(_subtree_raw(conn, item, as_of) if _psycopg(conn) else _subtree(conn, item, as_of), token)
-        if token is not None:
-            if len(self._subtrees) >= self.SUBTREES:
-                self._subtrees.clear()
-            self._subtrees[(item, as_of)] = sub
-        return sub
+        self.index = None
+        self.subtrees.clear()
 
 
-# The default owners, one per database (by URL) for callers without a unit of work of their own.
-_OWNERS: dict[str, ReleasedStructures] = {}
+def released_index(conn: Connection, cache: BomCache | None = None) -> BomIndex:
+    """The released structure; with ``cache``, one small query when nothing was released since it was read."""
+    token = current_token(conn, SCOPE)  # before the rows: a cached snapshot is never newer-keyed than its data
+    cached = cache.index if cache is not None else None
+    if token is not None and cached is not None and cached.token == token:
+        return cached
+    index = load_index(conn, token)
+    if token is not None and cache is not None:
+        cache.index = index
+    return index
 
 
-def structures(conn: Connection) -> ReleasedStructures:
-    key = conn.engine.url.render_as_string(hide_password=True)
-    owner = _OWNERS.get(key)
-    if owner is None:
-        owner = _OWNERS[key] = ReleasedStructures()
-    return owner
-
-
-def released_index(conn: Connection) -> BomIndex:
-    """The released structure, cached per release token (``ReleasedStructures.released_index``)."""
-    return structures(conn).released_index(conn)
-
-
-def explosion_index(conn: Connection, item: str, as_of: date) -> BomIndex:
-    """The released structure an explosion of ``item`` needs (``ReleasedStructures.explosion_index``)."""
-    return structures(conn).explosion_index(conn, item, as_of)
-
-
-_REACH = """
+_REACHABLE = text("""
 WITH RECURSIVE reach(id) AS (
   SELECT v.id FROM bom_versions v
   WHERE v.item = :item AND v.state = 'released' AND v.valid_from <= :d AND (v.valid_to IS NULL OR v.valid_to >= :d)
@@ -218,13 +178,37 @@ WITH RECURSIVE reach(id) AS (
   JOIN bom_versions v ON v.item = l.component
    AND v.state = 'released' AND v.valid_from <= :d AND (v.valid_to IS NULL OR v.valid_to >= :d)
 )
-"""
-_REACHABLE = text(_REACH + """
 SELECT v.id, v.item, v.revision, v.valid_from, v.valid_to FROM bom_versions v JOIN reach ON reach.id = v.id
 """).bindparams(bindparam("d", type_=Date()), bindparam("item", type_=String())).columns(
     column("id", Integer()), column("item", String()), column("revision", String()), column("valid_from", Date()),
     column("valid_to", Date()),
 )
+
+
+def explosion_index(conn: Connection, item: str, as_of: date, cache: BomCache | None = None) -> BomIndex:
+    """The released structure an explosion of ``item`` as of ``as_of`` needs, cached per release token.
+
+    When the whole released structure is already cached it is that; otherwise only the versions reachable
+    from ``item`` on that day are read, so a cold explosion reads its own sub-tree rather than every BOM of the
+    plant: on PostgreSQL in one statement (``_SUBTREE_RAW``: the lines aggregated into arrays per version, so the
+    driver hands over one row per version instead of one per line).
+    """
+    token = current_token(conn, SCOPE)
+    cached = cache.index if cache is not None else None
+    if token is not None and cached is not None and cached.token == token:
+        return cached
+    sub_key = (item, as_of)
+    sub = cache.subtrees.get(sub_key) if cache is not None else None
+    if token is not None and sub is not None and sub.token == token:
+        return sub
+    sub = BomIndex(_subtree_raw(conn, item, as_of) if _psycopg(conn) else _subtree(conn, item, as_of), token)
+    if token is not None and cache is not None:
+        if len(cache.subtrees) >= cache.MAX_SUBTREES:
+            cache.subtrees.clear()
+        cache.subtrees[sub_key] = sub
+    return sub
+
+
 # PostgreSQL: the versions effective on the day are hashed once (MATERIALIZED), so each level of the recursion is a
 # hash join instead of an index probe per line; the lines come sorted into one array per column and version (the
 # aggregates read them in the subquery's order; ``_subtree_raw`` checks ``line_no`` and sorts if it was not kept).

@@ -191,27 +191,7 @@ def roll_up(
     )
 
 
-def standard_cost(conn: Any, item: str, as_of: date, qty: Decimal = Decimal(1)) -> CostRollup:
-    """Roll up ``item``'s standard cost per unit from the database (released BOMs and routings effective
-    on ``as_of``, current work-center rates, the ledger's moving-average costs)."""
-    from bom import repository as bom_repo  # late imports: the pure roll-up above needs no database
-    from ledger.repository import average_costs
-    from routing import repository as routing_repo
-
-    boms = bom_repo.released_index(conn)
-    routings = routing_repo.released_routings(conn)
-
-    def routing_of(code: str, day: date) -> RoutingVersion | None:
-        for version in routings.get(code, ()):
-            if version.effective_on(day):
-                return version
-        return None
-
-    costs = average_costs(conn, sorted(_leaves(boms, routing_of, item, as_of)))
-    return roll_up(item, as_of, Decimal(qty), boms, routing_of, routing_repo.work_centers(conn), costs.get)
-
-
-def _leaves(
+def leaves(
     boms: BomLookup, routing_of: Callable[[str, date], RoutingVersion | None], item: str, as_of: date
 ) -> set[str]:
     """Every bought component under ``item`` (one ledger query for all of them)."""

@@ -13,10 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
-
-from ledger.model import MoveKind, MoveRequest
-from ledger.service import post_moves
+from ledger.commands import PostReceipt
+from mes_bridge.bootstrap import Services
 from mes_bridge.collectors.runner import Collector
 from mes_bridge.collectors.scan_feed import DatabaseScanFeed
 from mes_bridge.demo import RELEASE_DATE, Echo, figures
@@ -24,9 +22,8 @@ from mes_bridge.forwarder import InProcessForwarder, sleep_or_stop
 from mes_bridge.plc_config import MachineConfig, load_configs
 from mes_bridge.simulators import start_simulators, stop_simulators
 from mes_bridge.spool import Spool
-from mes_common.provenance import Provenance
 from wip_costing import reports
-from wip_costing.service import release_order
+from wip_costing.commands import ReleaseOrder
 
 LIVE_ORDER = "WO-2"
 LIVE_QTY = Decimal(100_000)
@@ -35,19 +32,16 @@ SHIPPED_CONFIGS = Path(__file__).resolve().parent.parent / "plc_configs"
 TOP_UP = (("RM-STEEL", Decimal(100_000), Decimal("400000.00")), ("RM-BOLT", Decimal(400_000), Decimal("40000.00")))
 
 
-def prepare(engine: Engine, echo: Echo) -> None:
+def prepare(services: Services, echo: Echo) -> None:
     moment = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    requests = [
-        MoveRequest(idempotency_key=f"demo:live-stock:{item}", kind=MoveKind.RECEIPT, item=item, qty=qty,
-                    to_location="STORES", value=value, actor="demo", reason="stock for the live demo order",
-                    provenance=Provenance.MANUAL, effective_at=moment, reference=LIVE_ORDER)
-        for item, qty, value in TOP_UP
-    ]
-    with engine.begin() as conn:
-        post_moves(conn, requests)
+    for item, qty, value in TOP_UP:
+        services.handle(PostReceipt(key=f"demo:live-stock:{item}", item=item, qty=qty, to_location="STORES",
+                                    value=value, actor="demo", reason="stock for the live demo order",
+                                    effective_at=moment, reference=LIVE_ORDER))
+    with services.read() as conn:
         known = reports.order_view(conn, LIVE_ORDER) is not None
     if not known:
-        release_order(engine, LIVE_ORDER, "FG-BRACKET", LIVE_QTY, on=RELEASE_DATE)
+        services.handle(ReleaseOrder(LIVE_ORDER, "FG-BRACKET", LIVE_QTY, on=RELEASE_DATE))
         echo(f"  released {LIVE_ORDER}: {LIVE_QTY} FG-BRACKET for the simulated machines")
     else:
         echo(f"  {LIVE_ORDER} already released (a previous run): resuming")
@@ -64,7 +58,7 @@ def live_configs(folder: Path) -> list[MachineConfig]:
     return configs
 
 
-async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Path = SHIPPED_CONFIGS,
+async def run_live(services: Services, data_dir: Path, echo: Echo, *, config_dir: Path = SHIPPED_CONFIGS,
                    duration: float = 0, every: float = 2.0, stagger: float = 4.0) -> None:  # float-ok: seconds
     """Simulators + collectors + in-process forwarding until Ctrl-C / SIGTERM (or ``duration`` seconds)."""
     configs = live_configs(config_dir)
@@ -73,7 +67,7 @@ async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Pa
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     spool = Spool(data_dir / "demo-spool.db")
-    collector = Collector(configs, spool, InProcessForwarder(engine), scans=DatabaseScanFeed(engine))
+    collector = Collector(configs, spool, InProcessForwarder(services), scans=DatabaseScanFeed(services))
     echo("  machines: " + ", ".join(f"{c.machine} ({c.protocol} {c.endpoint}, {c.work_center})" for c in configs))
     echo("  Ctrl-C stops everything; a second run resumes.")
     running = asyncio.create_task(collector.run(stop))
@@ -90,7 +84,7 @@ async def run_live(engine: Engine, data_dir: Path, echo: Echo, *, config_dir: Pa
             elapsed = loop.time() - started
             health = collector.metrics.health()
             outcomes = health["forwarder"]["outcomes"]
-            line = await asyncio.to_thread(figures, engine)
+            line = await asyncio.to_thread(figures, services)
             echo(f"  t+{elapsed:5.1f}s {line} | spool {health['spool']['depth']} | "
                  + " ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
             if duration and elapsed >= duration:

@@ -16,15 +16,20 @@ import json
 import logging
 import random
 import sqlite3
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
 from mes_bridge.spool import Spool
 from wip_costing.events import EventOutcome, OperationEvent, Status, parse_event
+
+if TYPE_CHECKING:
+    from mes_bridge.bootstrap import Services
 
 log = logging.getLogger("mes_bridge.forwarder")
 
@@ -46,15 +51,56 @@ def backoff_delay(attempt: int, base: float = 0.2, cap: float = 30.0) -> float: 
 
 
 class InProcessForwarder:
-    """Applies events directly with ``wip_costing.service.apply_events`` on an engine (same process)."""
+    """Applies events through the service layer in this process (``Services.handle(ApplyEvents(...))``, the
+    handler the API uses too).
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    ``switch_interval`` (seconds; off by default, and never for a web process): while a batch is applied, the
+    interpreter hands its lock to a waiting thread after this long instead of the default 5 ms, so the thread that
+    loads a large batch on PostgreSQL (``wip_costing.batch_stream``) is not kept waiting by the thread computing
+    it. The setting is process-wide, which is why only a worker that owns its process (``mes-bridge collect``)
+    may ask for it; it is restored after each batch (``switch_interval`` below)."""
+
+    def __init__(self, services: Services, switch_interval: float | None = None) -> None:  # float-ok: seconds
+        self.services = services
+        self.switch_interval = switch_interval
 
     async def forward(self, events: Sequence[OperationEvent]) -> Sequence[EventOutcome]:
-        from wip_costing.service import apply_events  # imported late: the collector edge may not need it
+        return list(await asyncio.to_thread(self.apply, list(events)))
 
-        return list(await asyncio.to_thread(apply_events, self.engine, list(events)))
+    def apply(self, events: list[OperationEvent]) -> list[EventOutcome]:
+        from wip_costing.commands import ApplyEvents  # imported late: the collector edge may not need it
+
+        with switch_interval(self.switch_interval):
+            outcomes: list[EventOutcome] = self.services.handle(ApplyEvents(events))
+        return outcomes
+
+
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.0
+
+
+@contextmanager
+def switch_interval(seconds: float | None) -> Iterator[None]:  # float-ok: seconds
+    """The interpreter's switch interval at most ``seconds`` inside the block (None: left alone), restored when the
+    last block using it ends (blocks may overlap in threads: the first one saves the setting, the last restores
+    it)."""
+    global _switch_users, _switch_saved
+    if seconds is None:
+        yield
+        return
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_saved, seconds))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_saved)
 
 
 class HttpForwarder:
@@ -168,9 +214,11 @@ async def forward_once(spool: Spool, forwarder: Forwarder, batch_size: int = 500
     for outcome in outcomes:
         if outcome.status in (Status.CONFLICT, Status.REJECTED):
             log.warning("event %s %s: %s", outcome.event_id, outcome.status.value, outcome.reason)
-    await asyncio.to_thread(spool.ack, done)
+    # Outcomes are counted before the acknowledgement: whoever sees the spool empty (health, tests, the demo)
+    # then also sees every answer that emptied it counted.
     if observer is not None:
         observer.forwarded(outcomes)
+    await asyncio.to_thread(spool.ack, done)
     return len(done)
 
 

@@ -32,6 +32,7 @@ class _Machine:
     events_total: int = 0
     spooled: deque[tuple[float, int]] = field(default_factory=deque)  # float-ok: (monotonic, count)
     records: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=RECENT_RECORDS))
+    error: str | None = None  # standing problems (unusable nodes, lost connection), named
 
 
 class CollectorMetrics:
@@ -99,6 +100,9 @@ class CollectorMetrics:
                                          "detail": detail})
         self._records.labels(machine, kind).inc()
 
+    def error(self, machine: str, error: str | None) -> None:
+        self._m(machine).error = error
+
     # --- ForwardObserver ------------------------------------------------------------------------
 
     def forwarded(self, outcomes: Sequence[EventOutcome]) -> None:
@@ -134,6 +138,7 @@ class CollectorMetrics:
                 "events_total": m.events_total,
                 "events_per_s": round(self._rate_of(name), 3),
                 "records": list(m.records),
+                "error": m.error,
             }
             for name, m in sorted(self._machines.items())
         }

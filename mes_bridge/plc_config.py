@@ -2,7 +2,8 @@
 
 One YAML file per machine. Invariants:
 - A config that loads is complete and consistent: its protocol's addressing is present on every tag
-  (``node`` for OPC UA, ``register`` for Modbus), its counter names fit its kind, machine ids are unique.
+  (``node`` or ``path`` + ``namespace`` for OPC UA, ``register`` for Modbus), its counter names fit its kind,
+  machine ids are unique.
 - Nothing loads partially: any problem raises ``ConfigError`` naming the file, the line and the field
   (lines come from PyYAML's composed node marks, so a misspelled field points at its own line).
 - Decimal settings (scale, ratios, kWh) are exact: a YAML float is read back from its written digits.
@@ -81,6 +82,10 @@ class TagSpec(_Model):
     """Where one value lives on the machine: an OPC UA node id or a Modbus register."""
 
     node: str | None = None
+    # OPC UA browse path from the Objects folder (companion specifications address by browse name, not node id):
+    # browse names in ``namespace`` (a URI), or an element "nsu=URI;Name" in another namespace.
+    path: list[str] | None = None
+    namespace: str | None = None
     # "register" would shadow a BaseModel attribute; the YAML key stays "register".
     reg: RegisterSpec | None = Field(default=None, alias="register")
     bits: Literal[16, 32] | None = None
@@ -90,11 +95,29 @@ class TagSpec(_Model):
 
     @model_validator(mode="after")
     def _one_address(self) -> TagSpec:
-        if (self.node is None) == (self.reg is None):
-            raise ValueError("give exactly one of 'node' (OPC UA) or 'register' (Modbus)")
+        if sum(x is not None for x in (self.node, self.path, self.reg)) != 1:
+            raise ValueError("give exactly one of 'node' or 'path' (OPC UA) or 'register' (Modbus)")
+        if self.path is not None:
+            if not self.path or any(not part.strip() for part in self.path):
+                raise ValueError("'path' needs one or more browse names")
+            if self.namespace is None and not all(part.startswith("nsu=") for part in self.path):
+                raise ValueError("'path' needs 'namespace' (the URI of its browse names)")
+        elif self.namespace is not None:
+            raise ValueError("'namespace' goes with 'path'")
         if self.format is not None and "{value}" not in self.format:
             raise ValueError(f"format {self.format!r} must contain '{{value}}'")
         return self
+
+    def path_elements(self) -> tuple[tuple[str, str], ...]:
+        """The browse path as (namespace URI, browse name) pairs (an element "nsu=URI;Name" names its own)."""
+        out = []
+        for part in self.path or ():
+            if part.startswith("nsu="):
+                uri, _, name = part[4:].partition(";")
+                out.append((uri, name))
+            else:
+                out.append((self.namespace or "", part))
+        return tuple(out)
 
     @property
     def counter_bits(self) -> int:
@@ -127,6 +150,10 @@ class SecurityConfig(_Model):
     certificate: Path | None = None
     private_key: Path | None = None
     server_certificate: Path | None = None
+    # Strict: a server is accepted only when its certificate is in ``trusted_servers`` (default: the folder
+    # ``trusted-servers/`` next to ``certificate``); an unknown one is refused, its thumbprint in the error.
+    strict: bool = False
+    trusted_servers: Path | None = None
     username: str | None = None
     password_env: str | None = None
 
@@ -134,8 +161,36 @@ class SecurityConfig(_Model):
     def _certificates(self) -> SecurityConfig:
         if self.policy != "None" and (self.certificate is None or self.private_key is None):
             raise ValueError(f"policy {self.policy} needs 'certificate' and 'private_key'")
+        if self.strict and self.policy == "None":
+            raise ValueError("strict needs policy Basic256Sha256: with policy None no server certificate is checked")
         if self.username is not None and self.password_env is None:
             raise ValueError("'username' needs 'password_env' (the environment variable holding the password)")
+        return self
+
+
+class ConnectionConfig(_Model):
+    """How hard and how often a collector talks to the machine (all in milliseconds).
+
+    The defaults read again within about 2 s of a server coming back: the reconnect backoff starts at
+    ``reconnect_initial_ms`` and doubles up to ``reconnect_max_ms`` (each wait jittered to [half, full]), so a
+    server that returns is tried again within ``reconnect_max_ms`` plus one connect.
+    """
+
+    request_timeout_ms: int = Field(default=4000, gt=0, le=600_000)
+    connect_timeout_ms: int = Field(default=8000, gt=0, le=600_000)
+    # OPC UA keepalive probe (a read of the server state): a frozen server is noticed within about two of these.
+    keepalive_interval_ms: int = Field(default=1000, gt=0, le=600_000)
+    session_timeout_ms: int = Field(default=60_000, ge=1000, le=3_600_000)
+    reconnect_initial_ms: int = Field(default=200, gt=0, le=600_000)
+    reconnect_max_ms: int = Field(default=1000, gt=0, le=3_600_000)
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> ConnectionConfig:
+        if self.reconnect_max_ms < self.reconnect_initial_ms:
+            raise ValueError(
+                f"reconnect_max_ms ({self.reconnect_max_ms}) must not be below "
+                f"reconnect_initial_ms ({self.reconnect_initial_ms})"
+            )
         return self
 
 
@@ -167,8 +222,8 @@ class SimulationConfig(_Model):
 
 def _check_addressing(name: str, tag: TagSpec, info: ValidationInfo) -> None:
     protocol = info.data.get("protocol")
-    if protocol == "opcua" and tag.node is None:
-        raise ValueError(f"{name}: protocol opcua needs 'node'")
+    if protocol == "opcua" and tag.node is None and tag.path is None:
+        raise ValueError(f"{name}: protocol opcua needs 'node' or 'path'")
     if protocol == "modbus" and tag.reg is None:
         raise ValueError(f"{name}: protocol modbus needs 'register'")
 
@@ -183,6 +238,7 @@ class MachineConfig(_Model):
     operation: int | None = Field(default=None, gt=0)
     publishing_interval_ms: int = Field(default=250, gt=0)
     poll_interval_ms: int = Field(default=1000, gt=0)
+    connection: ConnectionConfig = ConnectionConfig()
     security: SecurityConfig = SecurityConfig()
     counters: dict[str, TagSpec]
     job: TagSpec | None = None

@@ -33,6 +33,11 @@ from mes_common.errors import DomainError
 COLLECTOR_APPLICATION_URI = "urn:mes-bridge:collector"
 
 
+def collector_application_uri(machine: str | None = None) -> str:
+    """The application URI of the collector as a whole, or of its client for one machine."""
+    return f"{COLLECTOR_APPLICATION_URI}:{machine}" if machine else COLLECTOR_APPLICATION_URI
+
+
 def simulator_application_uri(machine: str) -> str:
     """The application URI of the simulated OPC UA server of one machine."""
     return f"urn:mes-bridge:simulator:{machine}"
@@ -162,6 +167,27 @@ def fingerprint(certificate: x509.Certificate) -> str:
     return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
+def thumbprint(certificate: x509.Certificate) -> str:
+    """The OPC UA thumbprint: SHA-1 of the DER bytes, upper-case hex (what UA servers show and name files by)."""
+    return hashlib.sha1(certificate.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+
+
+def describe(certificate: x509.Certificate) -> str:
+    """Subject, application URI, validity and thumbprint of a certificate, for messages a person acts on."""
+    try:
+        uri = application_uri_of(certificate)
+    except CertificateError:
+        uri = "(no application URI)"
+    return (f"{certificate.subject.rfc4514_string()}, {uri}, valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d}, thumbprint {thumbprint(certificate)}")
+
+
+class UntrustedServerCertificate(DomainError):
+    """A server presented a certificate the collector's trust list does not hold (strict mode): names it."""
+
+    code = "untrusted_server_certificate"
+
+
 class TrustList:
     """The certificates an application accepts from its peers: a folder of DER/PEM files, pinned by fingerprint.
 
@@ -203,6 +229,49 @@ class TrustList:
         # The folder is re-read on every handshake so trusting or removing a peer needs no restart.
         if fingerprint(certificate) not in self.fingerprints():
             raise ServiceError(ua.StatusCodes.BadCertificateUntrusted)
+
+
+class ServerTrust(TrustList):
+    """The collector's check of OPC UA servers: like ``TrustList``, but a refusal is an
+    ``UntrustedServerCertificate`` naming the certificate's thumbprint and how to trust it (asyncua would reduce a
+    ``ServiceError`` to a bare status code)."""
+
+    async def __call__(self, certificate: x509.Certificate, app_description: Any) -> None:
+        now = dt.datetime.now(dt.UTC)
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            raise UntrustedServerCertificate(f"server certificate {describe(certificate)} is outside its validity")
+        if fingerprint(certificate) not in self.fingerprints():
+            raise UntrustedServerCertificate(
+                f"server certificate {describe(certificate)} is not in the trust list {self.directory}; if it is the "
+                f"server you mean, trust it with: mes-bridge certs trust SERVER-CERT-FILE"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedCertificate:
+    pair: CertificatePair
+    certificate: x509.Certificate
+
+
+def create_client_certificate(certificate_path: Path, key_path: Path, machine: str | None, *, days: int = 730,
+                              hostnames: Iterable[str] = ("localhost",), uri: str | None = None,
+                              overwrite: bool = False) -> CreatedCertificate:
+    """A collector's OPC UA client certificate (self-signed, RSA 2048, SHA-256) and key, written to the paths.
+
+    SubjectAltName: the application URI (the client announces the same one) and this host's names; key usage:
+    digital signature, non-repudiation, key and data encipherment (what OPC UA servers check); extended key usage:
+    client authentication. Existing files are kept unless ``overwrite``: a server may already trust them.
+    """
+    if days <= 0:
+        raise CertificateError(f"validity must be at least one day, got {days}")
+    existing = [str(path) for path in (certificate_path, key_path) if path.exists()]
+    if existing and not overwrite:
+        raise CertificateError(f"{' and '.join(existing)} already exist (servers may trust them); "
+                               "give --force to replace them")
+    name = f"mes-bridge collector {machine}" if machine else "mes-bridge collector"
+    pair = write_certificate(certificate_path, key_path, name, uri or collector_application_uri(machine),
+                             hostnames=hostnames, days=days, server=False)
+    return CreatedCertificate(pair, load_certificate(certificate_path))
 
 
 @dataclass(frozen=True, slots=True)

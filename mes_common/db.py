@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event, insert
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from mes_common.money import fmt
@@ -132,8 +132,24 @@ def is_postgres(bind: Connection | Engine) -> bool:
     return bind.dialect.name == "postgresql"
 
 
+# Execution option of a connection that only reads: on SQLite its transactions begin DEFERRED (no write lock).
+READ_ONLY = "mes_bridge_read_only"
+
+
+class UnsupportedDatabase(ValueError):
+    """A database URL this service cannot use (PostgreSQL is supported through psycopg 3 only)."""
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys, WAL and ``BEGIN IMMEDIATE`` transactions."""
+    """An engine for ``url``: SQLite (foreign keys, WAL, ``BEGIN IMMEDIATE`` transactions for writers) or
+    PostgreSQL through psycopg 3 (``postgresql+psycopg://``); any other driver is refused here, at creation."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+        raise UnsupportedDatabase(
+            f"database URL {parsed.render_as_string()}: PostgreSQL is supported through psycopg 3 only "
+            f"(driver {parsed.get_driver_name()!r} given); write postgresql+psycopg://...")
+    if parsed.get_backend_name() not in ("postgresql", "sqlite"):
+        raise UnsupportedDatabase(f"database URL {parsed.render_as_string()}: use SQLite or PostgreSQL (psycopg 3)")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
@@ -150,7 +166,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)

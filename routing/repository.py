@@ -170,10 +170,23 @@ def effective_routing(conn: Connection, item: str, as_of: date) -> RoutingVersio
     return loaded[0] if loaded else None
 
 
-def released_routings(conn: Connection) -> dict[str, list[RoutingVersion]]:
-    """Every released routing by item (sorted by valid_from), cached until the next routing release."""
+class RoutingCache:
+    """Released routings of one database, for the process (owned by ``wip_costing.unit_of_work.Caches``).
+
+    Invalidation: the entry carries the "routing" release token it was read under; every release or
+    obsolescence draws a new random token, so a stale entry is never served."""
+
+    def __init__(self) -> None:
+        self.entry: tuple[str, dict[str, list[RoutingVersion]]] | None = None
+
+    def clear(self) -> None:
+        self.entry = None
+
+
+def released_routings(conn: Connection, cache: RoutingCache | None = None) -> dict[str, list[RoutingVersion]]:
+    """Every released routing by item (sorted by valid_from); with ``cache``, read again only after a release."""
     token = current_token(conn, "routing")
-    cached = _CACHE.get(_cache_key(conn))
+    cached = cache.entry if cache is not None else None
     if token is not None and cached is not None and cached[0] == token:
         return cached[1]
     rows = conn.execute(
@@ -183,16 +196,9 @@ def released_routings(conn: Connection) -> dict[str, list[RoutingVersion]]:
     by_item: dict[str, list[RoutingVersion]] = {}
     for version in _load(conn, rows):
         by_item.setdefault(version.item, []).append(version)
-    if token is not None:
-        _CACHE[_cache_key(conn)] = (token, by_item)
+    if token is not None and cache is not None:
+        cache.entry = (token, by_item)
     return by_item
-
-
-_CACHE: dict[str, tuple[str, dict[str, list[RoutingVersion]]]] = {}
-
-
-def _cache_key(conn: Connection) -> str:
-    return conn.engine.url.render_as_string(hide_password=True)
 
 
 def save_routing(conn: Connection, version: RoutingVersion) -> bool:

@@ -1,14 +1,16 @@
-"""Writing a batch's rows to PostgreSQL while the batch is computed: stock moves, journal lines, event records.
+"""``StreamingWriter``: the ``BatchWriter`` that writes a batch's rows to PostgreSQL while the batch is computed
+(stock moves, journal lines, event records; then balances, states and problems at ``finish``).
 
-``apply_events`` hands the stream each applied event; every ``CHUNK`` events the stream passes what it has to a
-writer thread, which COPYs the chunk's journal lines (and every second time the stock moves and event records
-so far) while the caller computes the next chunk (psycopg waits on the socket without holding the interpreter
-lock, so the server loads one chunk on the other core while Python computes the next). While streams are open
-the interpreter's switch interval is shortened (``SWITCH_INTERVAL``), so the writer is not kept waiting for the
-lock.
+``apply_events_in`` hands the writer each applied event; every ``CHUNK`` events the writer passes what it has to
+a thread, which COPYs the chunk's journal lines (and every second time the stock moves and event records so far)
+while the caller computes the next chunk (psycopg waits on the socket without holding the interpreter lock, so
+the server loads one chunk on the other core while Python computes the next). Nothing process-wide is changed:
+a worker that wants the thread woken sooner sets the interpreter's switch interval itself, explicitly (see
+``mes_bridge.forwarder.InProcessForwarder``).
 
 Invariants:
-- From ``__enter__`` to ``__exit__`` the writer thread owns the connection: the caller must not use it.
+- From ``__enter__`` to ``finish`` (or ``__exit__``) the writer thread owns the connection: the caller must not
+  use it.
 - Rows of a table go out in the order they were added. Move ids are reserved beforehand
   (``ledger.repository.NEXT_MOVE_IDS``), so journal lines name their moves before the moves are loaded.
 - Moves handed over are final: the caller hands over only between events (a refused event has already rolled
@@ -21,20 +23,22 @@ Invariants:
 from __future__ import annotations
 
 import queue
-import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from sqlalchemy.engine import Connection
 
 from ledger import repository as ledger_repo
-from ledger.model import PostedMove
+from ledger.model import Balance, BalanceKey, PostedMove
 from mes_common.db import copy_raw
 from wip_costing import repository as repo
+from wip_costing.batch_writer import BatchWriter
 from wip_costing.journal import JournalEntry
 from wip_costing.journal_writer import JOURNAL_COPY, JournalText
+from wip_costing.model import OrderState
 
 # Events per hand-over: at most CHUNK, and at least four hand-overs per batch down to MIN_CHUNK events; towards
 # the end of the batch the chunks halve (down to TAIL_CHUNK events), as the last one is loaded after the batch is
@@ -46,36 +50,14 @@ CHUNK = 100
 MIN_CHUNK = 20
 TAIL_CHUNK = 10
 MOVES_AND_EVENTS_EVERY = 2
-# While a stream is open the interpreter hands its lock to a waiting thread after this long (default 5 ms): the
-# writer, woken by the server, gets on within half a millisecond instead of stalling the load for up to 5 ms.
-SWITCH_INTERVAL = 0.0001
-_switch_lock = threading.Lock()
-_streams_open = 0
-_saved_interval = 0.0
 
 
-def _switch_faster() -> None:
-    global _streams_open, _saved_interval
-    with _switch_lock:
-        if _streams_open == 0:
-            _saved_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(_saved_interval, SWITCH_INTERVAL))
-        _streams_open += 1
-
-
-def _switch_back() -> None:
-    global _streams_open
-    with _switch_lock:
-        _streams_open -= 1
-        if _streams_open == 0:
-            sys.setswitchinterval(_saved_interval)
-
-
-class BatchStream:
-    """One batch's rows on their way to the server (see the module's invariants): ``add_event`` per applied event,
-    ``finish`` once at the end (then the balances, states and problems are written by the caller)."""
+class StreamingWriter(BatchWriter):
+    """One batch's rows on their way to the server (see the module's invariants). ``move_ids``: ids reserved for
+    the batch's moves (``ledger.repository.NEXT_MOVE_IDS``); ``events``: at most how many events it applies."""
 
     def __init__(self, conn: Connection, move_ids: Sequence[int], recorded_at: datetime, events: int) -> None:
+        super().__init__(conn, recorded_at)
         raw = conn.connection.driver_connection
         assert raw is not None
         self._raw: Any = raw
@@ -93,16 +75,15 @@ class BatchStream:
         self._stopped = False
         self._thread = threading.Thread(target=self._write, name="mes-bridge batch writer", daemon=True)
 
-    def __enter__(self) -> BatchStream:
-        _switch_faster()
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
-    def add_event(self, event_id: str, entries: Sequence[JournalEntry], record: tuple[Any, ...],
+    def add_event(self, record: tuple[Any, ...], entries: Sequence[JournalEntry],
                   moves: Sequence[PostedMove]) -> None:
-        """One applied event: its journal entries, its record (``repository.EVENT_COLUMNS``) and the batch's moves
-        so far (``moves``: the stock's list, of which the stream sends what it has not sent yet)."""
-        self._journal.add_event(event_id, entries)
+        """One applied event: its record (``repository.EVENT_COLUMNS``), its journal entries and the batch's moves
+        so far (``moves``: the stock's list, of which the writer sends what it has not sent yet)."""
+        self._journal.add_event(record[0], entries)
         self._events.append(record)
         self._left -= 1
         self._pending += 1
@@ -125,14 +106,20 @@ class BatchStream:
         self._journal.lines = []
         self._pending = 0
 
-    def finish(self, moves: Sequence[PostedMove]) -> None:
-        """Hand over the rest and wait until everything is loaded; raises the writer's error, if any."""
+    def finish(self, moves: Sequence[PostedMove], balances: Mapping[BalanceKey, Balance],
+               states: Sequence[OrderState], loaded: Mapping[str, repo.Header],
+               problems: list[dict[str, Any]]) -> None:
+        """Hand over the rest and wait until everything is loaded (raises the thread's error, if any); then the
+        balances, states and problems, on the caller's thread."""
         self._hand_over(moves, last=True)
         self._stop()
         if self._error is not None:
             raise self._error
+        ledger_repo.write_balances(self.conn, balances)
+        self._write_rest(states, loaded, problems)
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if exc is not None:
             self._abandoned = True  # the transaction is lost: load nothing more
         self._stop()
@@ -143,7 +130,6 @@ class BatchStream:
         self._stopped = True
         self._queue.put(None)
         self._thread.join()
-        _switch_back()
 
     def _write(self) -> None:
         raw = self._raw

@@ -94,6 +94,11 @@ def _amount(qty: Decimal, rate: Decimal, per: Decimal = _ONE) -> Decimal:
     return product.quantize(CENTS, context=_CTX) + ZERO
 
 
+def energy_kwh(spec: OpSpec, event: OperationEvent, units: Decimal) -> Decimal:
+    """The kWh a completion is charged with: the metered delta, else the standard kWh per unit × units."""
+    return event.kwh if event.kwh is not None else spec.std_kwh_per_unit * units
+
+
 def conversion_costs(spec: OpSpec, event: OperationEvent, units: Decimal, setup_min: Decimal) -> Conversion:
     """Setup, labor, machine and energy of a completion processing ``units`` (each rounded to cents)."""
     run_min = spec.run_min_per_unit * units
@@ -104,7 +109,7 @@ def conversion_costs(spec: OpSpec, event: OperationEvent, units: Decimal, setup_
     if setup_min and std_min:
         setup_labor = _amount(_CTX.divide(_CTX.multiply(setup_min, paid_min), std_min), spec.labor_rate,
                               MINUTES_PER_HOUR)
-    kwh = event.kwh if event.kwh is not None else spec.std_kwh_per_unit * units
+    kwh = energy_kwh(spec, event, units)
     return Conversion(
         setup_labor,
         _amount(setup_min, spec.machine_rate, MINUTES_PER_HOUR) if setup_min else ZERO,

@@ -229,9 +229,6 @@ class OrderState:
     status: OrderStatus
     ops: dict[int, OpState]
     produced: Decimal = ZERO
-    # As read from the database: lets the writer skip orders whose header did not change.
-    loaded_status: OrderStatus | None = None
-    loaded_produced: Decimal | None = None
 
     @staticmethod
     def released(snapshot: OrderSnapshot) -> OrderState:
@@ -246,8 +243,7 @@ class OrderState:
         return sum((s.waiting for s in self.ops.values()), ZERO)
 
     def copy(self) -> OrderState:
-        return OrderState(self.order_id, self.status, {n: s.copy() for n, s in self.ops.items()}, self.produced,
-                          self.loaded_status, self.loaded_produced)
+        return OrderState(self.order_id, self.status, {n: s.copy() for n, s in self.ops.items()}, self.produced)
 
 
 def check_quantities(state: OrderState) -> list[str]:

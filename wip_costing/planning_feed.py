@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from mes_common.money import ZERO
 from wip_costing.costing import component_qty
 from wip_costing.model import OrderSnapshot, OrderStatus
-from wip_costing.repository import load_snapshot
+from wip_costing.repository import SnapshotCache, load_snapshot
 from wip_costing.tables import wo_operations, work_orders
 
 OPEN = (OrderStatus.RELEASED.value, OrderStatus.IN_PROGRESS.value)
@@ -76,7 +76,7 @@ def remaining_needs(snapshot: OrderSnapshot, progress: Mapping[int, OpProgress])
     return needs
 
 
-def open_component_needs(conn: Connection) -> dict[str, Decimal]:
+def open_component_needs(conn: Connection, snapshots: SnapshotCache | None = None) -> dict[str, Decimal]:
     """Components that released and in-progress work orders will still draw from stores, per component."""
     o, w = work_orders.c, wo_operations.c
     progress: dict[str, dict[int, OpProgress]] = {}
@@ -93,7 +93,7 @@ def open_component_needs(conn: Connection) -> dict[str, Decimal]:
     for order in conn.execute(select(o.id, o.released_at, o.snapshot).where(o.status.in_(OPEN)).order_by(o.id)):
         if order.id not in progress:
             continue  # released after the first statement: its operations were not read with the others
-        snapshot = load_snapshot(conn, order)
+        snapshot = load_snapshot(order, snapshots)
         for component, qty in remaining_needs(snapshot, progress[order.id]).items():
             total[component] = total.get(component, ZERO) + qty
     return dict(sorted(total.items()))

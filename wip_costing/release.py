@@ -12,21 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 from sqlalchemy.engine import Connection
 
 from bom import repository as bom_repo
 from bom.explosion import operation_materials
-from bom.rollup import standard_cost
+from bom.standard_cost import standard_cost
 from ledger import repository as ledger_repo
 from ledger.model import ItemKind, LocationKind
 from mes_common.db import utcnow
 from mes_common.errors import DomainError
-from mes_common.money import ZERO, fmt_qty, to_cents
+from mes_common.money import ZERO
 from routing import repository as routing_repo
 from wip_costing import journal_writer
 from wip_costing import repository as repo
-from wip_costing.journal import ELEMENTS, Account, JournalEntry
+from wip_costing.journal import Account, JournalEntry
 from wip_costing.model import MaterialSpec, OpSpec, OrderSnapshot, OrderState, UnknownOrder, WipError
 from wip_costing.pools import Element
 from wip_costing.reports import element_balances
@@ -35,7 +36,7 @@ from wip_costing.variances import StandardComparison, close, standard_analysis
 
 
 def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on: date,
-                   receiving_location: str | None) -> OrderSnapshot:
+                   receiving_location: str | None, caches: ReleaseCaches | None = None) -> OrderSnapshot:
     found = ledger_repo.get_items(conn, [item])
     if item not in found:
         raise WipError(f"work order {order_id}: unknown item {item}")
@@ -43,7 +44,8 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
     if routing is None:
         raise WipError(f"work order {order_id}: no released routing of {item} is effective on {on.isoformat()}")
     bom = bom_repo.effective_bom(conn, item, on)
-    needs = operation_materials(conn, bom, on) if bom is not None else {}
+    boms = bom_repo.released_index(conn, caches.bom if caches else None)
+    needs = operation_materials(boms, bom, on) if bom is not None else {}
     order = routing.in_order()
     numbers = {op.number for op in order}
     for op_no in needs:
@@ -54,7 +56,8 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
     std_cost: dict[str, Decimal] = {}
     if bom is not None:
         try:
-            for m in standard_cost(conn, item, on, qty).materials:
+            for m in standard_cost(conn, item, on, qty, boms_cache=caches.bom if caches else None,
+                                   routings_cache=caches.routings if caches else None).materials:
                 std_cost.setdefault(m.component, m.unit_cost)
         except DomainError:
             std_cost = ledger_repo.average_costs(conn, [n.component for ns in needs.values() for n in ns])
@@ -95,7 +98,8 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
 
 
 def release_in(conn: Connection, order_id: str, item: str, qty: Decimal, on: date | None, due_date: date | None,
-               receiving_location: str | None, serials: Sequence[str]) -> OrderSnapshot:
+               receiving_location: str | None, serials: Sequence[str], caches: ReleaseCaches | None = None
+               ) -> OrderSnapshot:
     if not order_id or order_id != order_id.strip():
         raise WipError(f"work order id {order_id!r} is empty or has surrounding spaces")
     if not isinstance(qty, Decimal) or qty <= 0:
@@ -104,10 +108,17 @@ def release_in(conn: Connection, order_id: str, item: str, qty: Decimal, on: dat
         raise WipError(f"work order {order_id} already exists")
     now = utcnow()
     day = on or now.date()
-    snapshot = build_snapshot(conn, order_id, item, qty, day, receiving_location)
+    snapshot = build_snapshot(conn, order_id, item, qty, day, receiving_location, caches)
     repo.insert_order(conn, snapshot, OrderState.released(snapshot), released_on=day, released_at=now,
                       due_date=due_date, serials=serials)
     return snapshot
+
+
+class ReleaseCaches(Protocol):
+    """The caches a release reads through (``wip_costing.unit_of_work.Caches``)."""
+
+    bom: bom_repo.BomCache
+    routings: routing_repo.RoutingCache
 
 
 @dataclass(frozen=True)
@@ -125,8 +136,8 @@ def actual_costs(conn: Connection, order_id: str) -> dict[Element, Decimal]:
     return {Element(name): Decimal(value) for name, value in sums._mapping.items()}
 
 
-def close_in(conn: Connection, order_id: str) -> CloseResult:
-    orders = repo.lock_orders(conn, [order_id])
+def close_in(conn: Connection, order_id: str, snapshots: repo.SnapshotCache | None = None) -> CloseResult:
+    orders = repo.lock_orders(conn, [order_id], snapshots)
     if order_id not in orders:
         raise UnknownOrder(f"unknown work order {order_id}")
     snapshot, state = orders[order_id]
@@ -137,18 +148,3 @@ def close_in(conn: Connection, order_id: str) -> CloseResult:
     repo.save_states(conn, [closed], closed_at=now)
     comparison = standard_analysis(snapshot, closed.produced, actual_costs(conn, order_id))
     return CloseResult(order_id, entry, comparison)
-
-
-def describe_close(result: CloseResult) -> list[str]:
-    lines = [f"work order {result.order_id} closed"]
-    if result.entry is not None:
-        for line in result.entry.lines:
-            if line.debit and line.split is not None:
-                lines.extend(f"  {line.account.value:<13} {element.value:<9} {part}"
-                             for element, part in zip(ELEMENTS, line.split, strict=True) if part)
-    comp = result.comparison
-    lines.append(f"  produced {fmt_qty(comp.produced)}: actual vs standard per element")
-    for e in Element:
-        lines.append(f"  {e.value:<9} actual {to_cents(comp.actual.get(e, ZERO))}  standard {comp.standard[e]}  "
-                     f"difference {to_cents(comp.difference[e])}")
-    return lines

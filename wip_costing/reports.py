@@ -22,6 +22,7 @@ from mes_common.db import Money
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt, fmt_qty, to_cents
 from wip_costing.checkpoints import JOURNAL, KEYS, VALUES
+from wip_costing.energy import Energy, energy_by, order_energy
 from wip_costing.journal import ELEMENTS, Account
 from wip_costing.tables import event_problems, journal_lines, wo_operations, work_orders
 
@@ -41,9 +42,13 @@ class WipRow:
     key: dict[str, Any]
     value: Decimal
     share: Decimal
+    kwh: Decimal | None = None  # energy used by the row's completions up to as_of (``wip_value(energy=True)``)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.key, "value": fmt(self.value), "share": fmt(self.share)}
+        out = {**self.key, "value": fmt(self.value), "share": fmt(self.share)}
+        if self.kwh is not None:
+            out["kwh"] = fmt_qty(self.kwh)
+        return out
 
 
 @dataclass(frozen=True)
@@ -108,15 +113,31 @@ def _check_by(by: str) -> tuple[str, ...]:
     return BY[by]
 
 
-def _report(as_of: datetime | None, by: str, rows: list[tuple[dict[str, Any], Decimal]]) -> WipReport:
+def _report(conn: Connection, as_of: datetime | None, by: str, rows: list[tuple[dict[str, Any], Decimal]],
+            energy: bool) -> WipReport:
     total = sum((v for _, v in rows), ZERO)
-    out = [WipRow(k, v, (v / total).quantize(Decimal("0.0001")) if total else ZERO) for k, v in rows]
+    kwh = _row_kwh(conn, as_of, by) if energy else None
+    out = [WipRow(k, v, (v / total).quantize(Decimal("0.0001")) if total else ZERO,
+                  None if kwh is None else kwh.get(tuple(k.values()), ZERO if by != "element" else None))
+           for k, v in rows]
     return WipReport(as_of, by, total, out)
 
 
-def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order") -> WipReport:
+def _row_kwh(conn: Connection, as_of: datetime | None, by: str) -> dict[tuple[Any, ...], Decimal] | None:
+    if by == "element":
+        used = sum((e.kwh for e in energy_by(conn, (), as_of=as_of).values()), ZERO)
+        return {("energy",): used}
+    if by == "provenance":
+        return None
+    return {key: e.kwh for key, e in energy_by(conn, BY[by], as_of=as_of).items()}
+
+
+def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order", energy: bool = False) -> WipReport:
     """WIP value as of ``as_of`` (None: everything posted), grouped ``by`` order, operation, work-center,
     element or provenance; rows with a zero balance are left out; each row's share of the total.
+
+    ``energy``: each order / operation / work-center row also carries the kWh its completions used up to
+    ``as_of`` (the element row "energy" the kWh of all completions); it reads every completion, so it is asked for.
 
     Read from the journal's daily checkpoints plus the lines after them (``mes_common.checkpoints``), so the
     cost does not grow with the history; ``wip_value_by_scan`` is the plain sum over every line it equals."""
@@ -129,7 +150,7 @@ def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order"
             value = sum((values[position] for values in sums.values()), ZERO)
             if value:
                 rows.append(({"element": name}, value))
-        return _report(as_of, by, rows)
+        return _report(conn, as_of, by, rows, energy)
     positions = [KEYS.index(name) for name in group]
     grouped: dict[tuple[Any, ...], Decimal] = {}
     for key, values in sums.items():
@@ -138,7 +159,7 @@ def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order"
     for wanted in sorted(grouped, key=_null_last):
         if grouped[wanted]:
             rows.append((dict(zip(group, wanted, strict=True)), grouped[wanted]))
-    return _report(as_of, by, rows)
+    return _report(conn, as_of, by, rows, energy)
 
 
 def _null_last(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -146,7 +167,8 @@ def _null_last(key: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple((value is None, value) for value in key)
 
 
-def wip_value_by_scan(conn: Connection, as_of: datetime | None = None, by: str = "order") -> WipReport:
+def wip_value_by_scan(conn: Connection, as_of: datetime | None = None, by: str = "order",
+                      energy: bool = False) -> WipReport:
     """``wip_value`` as the plain sum of every WIP line up to ``as_of`` (the reference; the benchmark's baseline)."""
     group = _check_by(by)
     rows = []
@@ -163,7 +185,7 @@ def wip_value_by_scan(conn: Connection, as_of: datetime | None = None, by: str =
             value = _scaled(conn, r.value)
             if value:
                 rows.append((dict(zip(group, r[: len(group)], strict=True)), value))
-    return _report(as_of, by, rows)
+    return _report(conn, as_of, by, rows, energy)
 
 
 def scrap_loss(conn: Connection, as_of: datetime | None = None) -> Decimal:
@@ -243,6 +265,7 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         return None
     c = wo_operations.c
     ops = conn.execute(select(wo_operations).where(c.work_order == order_id).order_by(c.operation)).all()
+    energy, energy_per_op = order_energy(conn, order_id)
     return {
         "id": row.id, "item": row.item, "qty": fmt_qty(row.qty), "status": row.status,
         "bom_revision": row.bom_revision, "routing_revision": row.routing_revision,
@@ -256,9 +279,11 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
                 "waiting": fmt_qty(o.fp_qty + o.rw_qty),
                 "first_pass": {"qty": fmt_qty(o.fp_qty), "value": fmt(o.fp_value)},
                 "rework": {"qty": fmt_qty(o.rw_qty), "value": fmt(o.rw_value)},
+                "energy": energy_per_op.get(o.operation, Energy()).to_json(),
             }
             for o in ops
         ],
+        "energy": energy.to_json(),
     }
 
 

@@ -12,8 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import json
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -28,34 +27,42 @@ from wip_costing.pools import Pool
 from wip_costing.tables import event_problems, operation_events, wo_operations, wo_serials, work_orders
 
 T = TypeVar("T")
-_SNAPSHOTS: dict[tuple[str, str, str], OrderSnapshot] = {}
-# The database each engine points at, rendered once per engine (it keys the snapshot cache).
-_DATABASES: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
-def load_snapshot(conn: Connection, row: Any) -> OrderSnapshot:
-    """The frozen snapshot of a ``work_orders`` row (with ``id``, ``released_at`` and ``snapshot``), parsed once per
-    process: it never changes once released (cached by database, order and release time)."""
-    return _snapshot(conn, row, _database(conn))
+class SnapshotCache:
+    """Parsed order snapshots of one database, for the process (owned by ``wip_costing.unit_of_work.Caches``).
+
+    Invalidation: a snapshot never changes once released, so an entry is keyed by the order and its release
+    time (an order id released again after its database was emptied is another key); at ``limit`` entries the
+    cache starts over."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._found: dict[tuple[str, str], OrderSnapshot] = {}
+
+    def clear(self) -> None:
+        self._found.clear()
+
+    def __len__(self) -> int:
+        return len(self._found)
+
+    def get(self, row: Any) -> OrderSnapshot:
+        """The snapshot of a ``work_orders`` row (with ``id``, ``released_at`` and ``snapshot``)."""
+        key = (row.id, row.released_at.isoformat())
+        found = self._found.get(key)
+        if found is None:
+            found = OrderSnapshot.from_json(json.loads(row.snapshot))
+            if len(self._found) >= self.limit:
+                self._found.clear()
+            self._found[key] = found
+        return found
 
 
-def _snapshot(conn: Connection, row: Any, database: str) -> OrderSnapshot:
-    key = (database, row.id, row.released_at.isoformat())
-    found = _SNAPSHOTS.get(key)
-    if found is None:
-        found = OrderSnapshot.from_json(json.loads(row.snapshot))
-        if len(_SNAPSHOTS) > 50_000:
-            _SNAPSHOTS.clear()
-        _SNAPSHOTS[key] = found
-    return found
-
-
-def _database(conn: Connection) -> str:
-    engine = conn.engine
-    found = _DATABASES.get(engine)
-    if found is None:
-        found = _DATABASES[engine] = engine.url.render_as_string()
-    return found
+def load_snapshot(row: Any, cache: SnapshotCache | None = None) -> OrderSnapshot:
+    """The frozen snapshot of a ``work_orders`` row, parsed once per ``cache`` (or now, without one)."""
+    if cache is None:
+        return OrderSnapshot.from_json(json.loads(row.snapshot))
+    return cache.get(row)
 
 
 def serial_orders(conn: Connection, serials: Iterable[str]) -> dict[str, str]:
@@ -66,18 +73,17 @@ def serial_orders(conn: Connection, serials: Iterable[str]) -> dict[str, str]:
     return {r.serial: r.work_order for r in rows}
 
 
-def lock_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, tuple[OrderSnapshot, OrderState]]:
+def lock_orders(conn: Connection, order_ids: Iterable[str], snapshots: SnapshotCache | None = None
+                ) -> dict[str, tuple[OrderSnapshot, OrderState]]:
     """Lock the operation rows of ``order_ids`` (sorted) and load each order's snapshot and state."""
     wanted = sorted(set(order_ids))
     if not wanted:
         return {}
-    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+    if is_postgres(conn):
         op_rows, order_rows = _pg_lock_orders(conn, wanted)
-    else:
+    else:  # SQLite: writers are serialised by BEGIN IMMEDIATE, so reading is locking
         c = wo_operations.c
         query = select(wo_operations).where(c.work_order.in_(wanted)).order_by(c.work_order, c.operation)
-        if is_postgres(conn):
-            query = query.with_for_update()
         op_rows = list(conn.execute(query))
         order_rows = list(conn.execute(select(work_orders).where(work_orders.c.id.in_(wanted))))
     ops: dict[str, dict[int, OpState]] = {}
@@ -88,11 +94,10 @@ def lock_orders(conn: Connection, order_ids: Iterable[str]) -> dict[str, tuple[O
             Pool(r.rw_qty, Pool.values_from_json(json.loads(r.rw_values))),
         )
     out: dict[str, tuple[OrderSnapshot, OrderState]] = {}
-    database = _database(conn)
     for r in order_rows:
-        snap = _snapshot(conn, r, database)
+        snap = load_snapshot(r, snapshots)
         status = OrderStatus(r.status)
-        out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced, status, r.produced))
+        out[r.id] = (snap, OrderState(r.id, status, ops.get(r.id, {}), r.produced))
     return out
 
 
@@ -142,20 +147,25 @@ _PG_RECORDED = "SELECT event_id, fingerprint FROM operation_events WHERE event_i
 
 def recorded_events_with(conn: Connection, event_ids: Iterable[str], move_count: int, then: Callable[[], T]
                          ) -> tuple[dict[str, str], list[int], T]:
-    """PostgreSQL (psycopg): ``recorded_events``, ``move_count`` stock-move ids reserved from the ledger's
-    sequence (see ``ledger.repository.write_moves(ids=...)``) and ``then()`` (the balance locks, whose own
-    pipeline nests in this one), in one round trip; the server runs them in this order."""
+    """``recorded_events``, ``move_count`` stock-move ids reserved from the ledger's sequence (PostgreSQL only; see
+    ``ledger.repository.write_moves(ids=...)``) and ``then()`` (the balance locks). On PostgreSQL in one round
+    trip (a pipeline, in which ``then``'s own pipeline nests; the server runs them in this order)."""
+    if not is_postgres(conn):
+        if move_count > 0:
+            raise ValueError("reserved move ids are for PostgreSQL only")
+        recorded = recorded_events(conn, event_ids)
+        return recorded, [], then()
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.pipeline():
-        recorded = raw.cursor()
-        recorded.execute(_PG_RECORDED, [sorted(set(event_ids))])
+        found = raw.cursor()
+        found.execute(_PG_RECORDED, [sorted(set(event_ids))])
         ids = raw.cursor()
         if move_count > 0:
             ids.execute(ledger_repo.NEXT_MOVE_IDS, [move_count])
         result = then()
-    with recorded, ids:
-        return dict(recorded.fetchall()), [i for (i,) in ids.fetchall()] if move_count > 0 else [], result
+    with found, ids:
+        return dict(found.fetchall()), [i for (i,) in ids.fetchall()] if move_count > 0 else [], result
 
 
 def _op_row(order: str, s: OpState) -> dict[str, Any]:
@@ -188,12 +198,25 @@ def insert_order(conn: Connection, snapshot: OrderSnapshot, state: OrderState, *
         conn.execute(insert(wo_serials), [{"serial": s, "work_order": snapshot.order_id} for s in serials])
 
 
-def save_states(conn: Connection, states: Sequence[OrderState], closed_at: datetime | None = None) -> None:
-    """Write the quantities and pools of ``states`` (already locked by ``lock_orders``)."""
+Header = tuple[OrderStatus, Any]  # an order's (status, produced), as ``lock_orders`` read it
+
+
+def headers(orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> dict[str, Header]:
+    """Each locked order's header as read: ``save_states`` writes only the headers that differ from it."""
+    return {order_id: (state.status, state.produced) for order_id, (_snap, state) in orders.items()}
+
+
+def save_states(conn: Connection, states: Sequence[OrderState], loaded: Mapping[str, Header] | None = None,
+                closed_at: datetime | None = None) -> None:
+    """Write the quantities and pools of ``states`` (already locked by ``lock_orders``), and the headers (status,
+    produced) that differ from ``loaded`` (all of them without it)."""
     if not states:
         return
-    changed = [st for st in states if (st.status, st.produced) != (st.loaded_status, st.loaded_produced)]
-    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+    if loaded is None:
+        changed = list(states)
+    else:
+        changed = [st for st in states if (st.status, st.produced) != loaded.get(st.order_id)]
+    if is_postgres(conn):
         _save_states_pg(conn, states, changed)
     else:
         _update_ops(conn, states)

@@ -24,7 +24,7 @@ from mes_common.db import utcnow
 from mes_common.errors import DomainError
 from routing.tables import work_center_machines, work_center_terminals
 from wip_costing.model import OrderStatus, UnknownOrder, WipError
-from wip_costing.repository import load_snapshot
+from wip_costing.repository import SnapshotCache, load_snapshot
 from wip_costing.tables import machine_scans, work_orders
 
 
@@ -45,7 +45,8 @@ class Scan:
 
 
 def record_scan(conn: Connection, machine: str, work_order: str, *, operator: str | None = None,
-                terminal: str | None = None, at: datetime | None = None) -> Scan:
+                terminal: str | None = None, at: datetime | None = None, snapshots: SnapshotCache | None = None
+                ) -> Scan:
     """Validate and append one scan (in the caller's transaction); returns it with the operation it runs."""
     center = conn.execute(
         select(work_center_machines.c.work_center).where(work_center_machines.c.machine == machine)
@@ -70,7 +71,7 @@ def record_scan(conn: Connection, machine: str, work_order: str, *, operator: st
     if row.status in (OrderStatus.COMPLETED.value, OrderStatus.CLOSED.value):
         raise ScanRefused(f"work order {work_order} is {row.status}: nothing more can be produced on it "
                           f"(scanned at machine {machine})")
-    snapshot = load_snapshot(conn, row)
+    snapshot = load_snapshot(row, snapshots)
     try:
         operation = snapshot.op_at(center)
     except WipError as exc:

@@ -6,6 +6,7 @@ import typer
 
 from mes_bridge.cli import (
     bom_cmds,
+    certs_cmds,
     collect_cmds,
     db_cmds,
     demo_cmd,
@@ -29,6 +30,7 @@ app.add_typer(wip_cmds.wo_app, name="wo")
 app.add_typer(wip_cmds.events_app, name="events")
 app.add_typer(wip_cmds.wip_app, name="wip")
 app.add_typer(wip_cmds.journal_app, name="journal")
+app.add_typer(certs_cmds.app, name="certs")
 app.add_typer(report_cmds.reports_app, name="reports")
 collect_cmds.register(app)
 demo_cmd.register(app)

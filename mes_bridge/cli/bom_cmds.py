@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 
 from bom import diff as bom_diff
-from bom import importer, planning, repository, rollup, whereused
+from bom import planning, repository, whereused
 from bom.explosion import Explosion, explode_cached
-from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
+from bom.standard_cost import standard_cost
+from mes_bridge.cli.common import domain_errors, fail, services_from_settings
 from mes_common.csv_cells import Code, Date, Number
 from mes_common.csv_validation import read_csv
 from mes_common.money import fmt_qty
@@ -86,8 +87,10 @@ Supersede = Annotated[bool, typer.Option(
 def import_cmd(file: Path, supersede: Supersede = False) -> None:
     """Import BOM lines (parent,revision,valid_from,valid_to,component,qty_per,uom,scrap_pct,operation,phantom
     [,fixed_qty]); every revision is released. All or nothing."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        result = importer.import_bom(conn, file, supersede=supersede)
+    from wip_costing.commands import ImportBom
+
+    with domain_errors(), services_from_settings() as services:
+        result = services.handle(ImportBom(source=file, supersede=supersede))
     for name in result.released:
         typer.echo(f"released BOM {name}")
     for name in result.unchanged:
@@ -123,8 +126,8 @@ def explode(
 ) -> None:
     """Multi-level explosion of QTY x ITEM as of a date: indented rows and totals per component."""
     quantity, day = _qty(qty), _as_of(as_of)
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        exp = explode_cached(repository.explosion_index(conn, item, day), item, quantity, day)
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
+        exp = explode_cached(repository.explosion_index(conn, item, day, services.caches.bom), item, quantity, day)
     if fmt == Format.json:
         typer.echo(json.dumps({"item": exp.item, "revision": exp.revision, "qty": fmt_qty(exp.qty),
                                "as_of": day.isoformat(), "rows": explosion_records(exp),
@@ -164,8 +167,8 @@ def where_used(
 ) -> None:
     """Every released parent that uses ITEM, level by level up to the top (as of a date)."""
     day = _as_of(as_of)
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        rows = whereused.where_used(repository.released_index(conn), item, day)
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
+        rows = whereused.where_used(repository.released_index(conn, services.caches.bom), item, day)
     if as_json:
         typer.echo(json.dumps({"item": item, "as_of": day.isoformat(), "rows": [
             {"level": r.level, "parent": r.parent, "revision": r.revision, "component": r.component,
@@ -189,7 +192,7 @@ def diff(
     item: str, rev_a: str, rev_b: str, as_json: Annotated[bool, typer.Option("--json")] = False
 ) -> None:
     """Lines added, removed and changed from revision REV_A to REV_B of ITEM."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
         result = bom_diff.diff(repository.get_bom(conn, item, rev_a), repository.get_bom(conn, item, rev_b))
 
     def show(value: Any) -> Any:
@@ -237,8 +240,9 @@ def rollup_cmd(
 
     Amounts are shown in cents (each rounded half up on its own), unit costs to at most 6 places."""
     quantity, day = _qty(qty), _as_of(as_of)
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        result = rollup.standard_cost(conn, item, day, quantity)
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
+        result = standard_cost(conn, item, day, quantity, boms_cache=services.caches.bom,
+                               routings_cache=services.caches.routings)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
@@ -290,11 +294,11 @@ def plan(
         if open_needs is not None:
             for r in read_csv(open_needs, NEEDS_COLUMNS, key=("item",)):
                 extra[str(r["item"])] = r["qty"]  # type: ignore[assignment]
-        with engine_from_settings() as engine, engine.begin() as conn:
-            needs = {} if no_wip else open_component_needs(conn)
+        with services_from_settings() as services, services.read() as conn:
+            needs = {} if no_wip else open_component_needs(conn, services.caches.snapshots)
             for code, qty in extra.items():
                 needs[code] = needs.get(code, Decimal(0)) + qty
-            index = repository.released_index(conn)
+            index = repository.released_index(conn, services.caches.bom)
             stock = onhand_by_item(conn)
             result = planning.net_requirements(index, rows, stock, needs)
             uoms = {code: item.uom for code, item in get_items(conn, [r.component for r in result]).items()}
@@ -321,7 +325,7 @@ def _with_uom(req: planning.Requirement, uom: str) -> planning.Requirement:
 @app.command()
 def versions(item: str) -> None:
     """Every revision of ITEM with its state and effectivity window."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
         found = repository.bom_versions_of(conn, item)
     if not found:
         raise fail(f"error: no BOM revisions of {item}")
@@ -335,6 +339,8 @@ def versions(item: str) -> None:
 @app.command()
 def obsolete(item: str, revision: str) -> None:
     """Make a released revision obsolete (it stops being effective; orders that froze it keep it)."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        repository.obsolete_bom(conn, item, revision)
+    from wip_costing.commands import ObsoleteBom
+
+    with domain_errors(), services_from_settings() as services:
+        services.handle(ObsoleteBom(item, revision))
     typer.echo(f"BOM {item} rev {revision} is obsolete")

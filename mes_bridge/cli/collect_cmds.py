@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from mes_bridge.cli.common import domain_errors, fail
+from mes_bridge.cli.common import domain_errors
 
 
 def _run_until_signalled(work: object) -> None:
@@ -41,25 +41,22 @@ def register(app: typer.Typer) -> None:
         metrics_host: Annotated[str, typer.Option(help="address for --metrics-port (0.0.0.0 in containers)")] = (
             "127.0.0.1"),
         capacity: Annotated[int | None, typer.Option(help="spool capacity in events")] = None,
+        switch_interval: Annotated[float | None, typer.Option(
+            help="in-process forwarding: the interpreter's switch interval in seconds while a batch is applied, "
+                 "e.g. 0.0001 (default: left alone)")] = None,
     ) -> None:
         """Read the machines' counters and forward their events (in-process to the database, or --url)."""
         from mes_bridge.collectors import runner
+        from mes_bridge.spool import DEFAULT_CAPACITY
 
-        argv = ["--config", str(config)]
-        if spool:
-            argv += ["--spool", str(spool)]
-        if url:
-            argv += ["--url", url]
-            if not token:
-                raise fail("error: --url needs --token (a collector token)")
-            argv += ["--token", token]
-        for name in machine or []:
-            argv += ["--machine", name]
-        if metrics_port:
-            argv += ["--metrics-port", str(metrics_port), "--metrics-host", metrics_host]
-        if capacity:
-            argv += ["--capacity", str(capacity)]
-        code = runner.main(argv)
+        if url and not token:
+            raise typer.BadParameter("--url needs --token (a collector token)", param_hint="--token")
+        options = runner.RunOptions(
+            config=config, spool=spool, url=url, token=token, machines=tuple(machine or ()),
+            metrics_port=metrics_port, metrics_host=metrics_host, switch_interval=switch_interval,
+            capacity=capacity or DEFAULT_CAPACITY,
+        )
+        code = runner.run(options)
         if code:
             raise typer.Exit(code)
 

@@ -1,4 +1,5 @@
-"""What every command needs: settings built at start-up, an engine, and uniform error reporting."""
+"""What every command needs: settings built at start-up, the service layer (``mes_bridge.bootstrap.Services``:
+commands go through its handlers, reports through its read-only connections), and uniform error reporting."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 import typer
 from sqlalchemy.engine import Engine
 
+from mes_bridge.bootstrap import Services
 from mes_common.db import make_engine
 from mes_common.errors import DomainError
 from mes_common.settings import Settings
@@ -19,7 +21,14 @@ def settings() -> Settings:
 
 
 @contextmanager
+def services_from_settings() -> Iterator[Services]:
+    with Services.from_settings(settings()) as services:
+        yield services
+
+
+@contextmanager
 def engine_from_settings() -> Iterator[Engine]:
+    """The engine alone, for schema management (``db upgrade``, the demo's first step)."""
     engine = make_engine(settings().resolved_database_url())
     try:
         yield engine

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import getpass
 import json
-import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ledger import importer
+from ledger import commands as cmds
 from ledger import queries as ledger_queries
 from ledger import repository as repo
-from ledger import service as ledger_service
-from ledger.model import BalanceKey, MoveKind, MoveRequest, PostedMove, UnknownItem, UnknownLocation
-from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
-from mes_common.money import BadNumber, dec, fmt, fmt_qty, mul_cents
-from mes_common.provenance import Provenance
+from ledger.model import PostedMove
+from mes_bridge.cli.common import domain_errors, fail, services_from_settings
+from mes_common.money import BadNumber, dec, fmt, fmt_qty
 
 app = typer.Typer(help="Stock ledger: items, locations, moves, balances.", no_args_is_help=True)
 
@@ -79,20 +76,22 @@ def import_(
 ) -> None:
     """Import a CSV file, all or nothing; every problem is reported with its row, column and character."""
     effective_at = parse_moment(when, end_of_day=False) if when else None
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        if kind is ImportKind.items:
-            result = importer.import_items(conn, file, actor=actor)
-        elif kind is ImportKind.locations:
-            result = importer.import_locations(conn, file, actor=actor)
-        else:
-            result = importer.import_balances(conn, file, actor=actor, effective_at=effective_at)
+    command: cmds.ImportCsv
+    if kind is ImportKind.items:
+        command = cmds.ImportItems(source=file, actor=actor)
+    elif kind is ImportKind.locations:
+        command = cmds.ImportLocations(source=file, actor=actor)
+    else:
+        command = cmds.ImportBalances(source=file, actor=actor, effective_at=effective_at)
+    with domain_errors(), services_from_settings() as services:
+        result = services.handle(command)
     typer.echo(str(result))
 
 
 @app.command()
 def check() -> None:
     """Verify the ledger's invariants (balances equal the sum of moves, nothing negative); exit 1 if violated."""
-    with engine_from_settings() as engine, engine.connect() as conn:
+    with services_from_settings() as services, services.read() as conn:
         problems = repo.check(conn)
     if problems:
         for problem in problems:
@@ -112,7 +111,7 @@ def onhand(
 ) -> None:
     """Stock on hand per item x location x lot, now or as of a past moment."""
     moment = parse_moment(as_of, end_of_day=True) if as_of else None
-    with domain_errors(), engine_from_settings() as engine, engine.connect() as conn:
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
         rows = repo.onhand(conn, item, location, moment)
     if as_json:
         typer.echo(json.dumps(repo.onhand_json(rows)))
@@ -125,32 +124,26 @@ def onhand(
         typer.echo("  ".join(cells).rstrip())
 
 
-def _post(request: MoveRequest) -> None:
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        [move] = ledger_service.post_moves(conn, [request])
-    _show(move)
+def _post(command: object) -> PostedMove | None:
+    with domain_errors(), services_from_settings() as services:
+        move: PostedMove | None = services.handle(command)
+    return move
 
 
-def _show(move: PostedMove) -> None:
+def _show(move: PostedMove | None) -> None:
+    assert move is not None
     sides = f"{move.from_location or '-'} -> {move.to_location or '-'}"
     lot = f" lot {move.lot}" if move.lot else ""
     typer.echo(f"move {move.id}: {move.kind} {fmt_qty(move.qty)} {move.item}{lot} {sides} value {fmt(move.value)}")
 
 
-def _request(kind: MoveKind, item: str, qty: str, key: str | None, actor: str, reason: str, when: str | None,
-             **sides: object) -> MoveRequest:  # fmt: skip
-    with domain_errors():
-        return MoveRequest(
-            idempotency_key=key or f"manual:{uuid.uuid4()}",
-            kind=kind,
-            item=item,
-            qty=_number(qty, "qty"),
-            actor=actor,
-            reason=reason,
-            provenance=Provenance.MANUAL,
-            effective_at=parse_moment(when, end_of_day=False) if when else None,
-            **sides,  # type: ignore[arg-type]
-        )
+def _sides(key: str | None, actor: str, reason: str, when: str | None, lot: str) -> dict[str, Any]:
+    """What every manual move command carries (its key: the given one, else a new one)."""
+    common: dict[str, Any] = {"actor": actor, "reason": reason, "lot": lot,
+                              "effective_at": parse_moment(when, end_of_day=False) if when else None}
+    if key is not None:
+        common["key"] = key
+    return common
 
 
 @app.command()
@@ -174,11 +167,10 @@ def receive(
     if (value is None) == (unit_cost is None) and not quarantine:
         raise fail("error: give exactly one of --value or --unit-cost")
     total = _number(value, "value") if value is not None else None
-    if unit_cost is not None:
-        total = mul_cents(_number(qty, "qty"), _number(unit_cost, "unit cost"))
-    kind = MoveKind.QUARANTINE_RETURN if quarantine else MoveKind.RECEIPT
-    _post(_request(kind, item, qty, key, actor, reason, when, to_location=to, lot=lot, value=total,
-                   serials=tuple(serial or ())))  # fmt: skip
+    cost = _number(unit_cost, "unit cost") if unit_cost is not None else None
+    _show(_post(cmds.PostReceipt(item=item, qty=_number(qty, "qty"), to_location=to, value=total, unit_cost=cost,
+                                 quarantine=quarantine, serials=tuple(serial or ()),
+                                 **_sides(key, actor, reason, when, lot))))
 
 
 @app.command()
@@ -194,8 +186,8 @@ def issue(
     when: When = None,
 ) -> None:
     """Issue QTY of ITEM out of a location at its moving-average cost."""
-    _post(_request(MoveKind.ISSUE, item, qty, key, actor, reason, when, from_location=from_, lot=lot,
-                   serials=tuple(serial or ())))  # fmt: skip
+    _show(_post(cmds.PostIssue(item=item, qty=_number(qty, "qty"), from_location=from_, serials=tuple(serial or ()),
+                               **_sides(key, actor, reason, when, lot))))
 
 
 @app.command()
@@ -212,8 +204,8 @@ def transfer(
     when: When = None,
 ) -> None:
     """Move QTY of ITEM between locations at its moving-average cost."""
-    _post(_request(MoveKind.TRANSFER, item, qty, key, actor, reason, when, from_location=from_, to_location=to,
-                   lot=lot, serials=tuple(serial or ())))  # fmt: skip
+    _show(_post(cmds.PostTransfer(item=item, qty=_number(qty, "qty"), from_location=from_, to_location=to,
+                                  serials=tuple(serial or ()), **_sides(key, actor, reason, when, lot))))
 
 
 @app.command()
@@ -232,9 +224,8 @@ def inspect(
     """Release quarantined stock: accept it into a usable location, or reject it to scrap."""
     if (accept_to is None) == (reject_to is None):
         raise fail("error: give exactly one of --accept-to or --reject-to")
-    kind = MoveKind.QUARANTINE_ACCEPT if accept_to else MoveKind.QUARANTINE_REJECT
-    _post(_request(kind, item, qty, key, actor, reason, when, from_location=from_, to_location=accept_to or reject_to,
-                   lot=lot))  # fmt: skip
+    _show(_post(cmds.DecideQuarantine(item=item, qty=_number(qty, "qty"), from_location=from_, accept_to=accept_to,
+                                      reject_to=reject_to, **_sides(key, actor, reason, when, lot))))
 
 
 @app.command()
@@ -252,23 +243,12 @@ def adjust(
     """Cycle-count adjustment: stock found (at the current average) or lost, from a count or a difference."""
     if (counted is None) == (delta is None):
         raise fail("error: give exactly one of --counted or --delta")
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        if counted is not None:
-            if item not in repo.get_items(conn, [item]):
-                raise UnknownItem(item)
-            if location not in repo.get_locations(conn, [location]):
-                raise UnknownLocation(location)
-            # Read under the lock so the difference is against the balance as it stands when posted.
-            bal = repo.lock_balances(conn, [BalanceKey(item, location, lot)])[BalanceKey(item, location, lot)]
-            amount = _number(counted, "counted") - bal.qty
-        else:
-            amount = _number(delta or "", "delta")
-        if amount == 0:
-            typer.echo(f"no adjustment: {item} at {location} is as counted")
-            return
-        side = {"to_location": location} if amount > 0 else {"from_location": location}
-        request = _request(MoveKind.ADJUSTMENT, item, fmt(abs(amount)), key, actor, reason, when, lot=lot, **side)
-        [move] = ledger_service.post_moves(conn, [request])
+    move = _post(cmds.PostCount(
+        item=item, location=location, counted=_number(counted, "counted") if counted is not None else None,
+        delta=_number(delta, "delta") if delta is not None else None, **_sides(key, actor, reason, when, lot)))
+    if move is None:
+        typer.echo(f"no adjustment: {item} at {location} is as counted")
+        return
     _show(move)
 
 
@@ -279,9 +259,7 @@ def reverse(
     actor: Actor = _default_actor(),
 ) -> None:
     """Correct a move by posting its opposite at the same value (a move is reversed at most once)."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        move = ledger_service.reverse_move(conn, move_id, actor, reason)
-    _show(move)
+    _show(_post(cmds.ReverseMove(move_id=move_id, actor=actor, reason=reason)))
 
 
 @app.command()
@@ -290,7 +268,7 @@ def moves(
     limit: Annotated[int, typer.Option("--limit")] = 100,
 ) -> None:
     """The latest moves (who, when, why), oldest first."""
-    with engine_from_settings() as engine, engine.connect() as conn:
+    with services_from_settings() as services, services.read() as conn:
         found = ledger_queries.list_moves(conn, item=item, limit=limit)
     for m in found:
         sides = f"{m.from_location or '-'} -> {m.to_location or '-'}"
@@ -307,7 +285,7 @@ def serials(
     location: Annotated[str | None, typer.Option("--location", help="only this location")] = None,
 ) -> None:
     """Serial numbers of ITEM in stock, with their location and lot."""
-    with engine_from_settings() as engine, engine.connect() as conn:
+    with services_from_settings() as services, services.read() as conn:
         found = repo.serials_in_stock(conn, item, location)
     for serial, where, lot in found:
         typer.echo(f"{serial}\t{where}\t{lot}")

@@ -10,9 +10,10 @@ from typing import Annotated
 import typer
 
 from mes_bridge.cli.bom_cmds import table
-from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
+from mes_bridge.cli.common import domain_errors, fail, services_from_settings
 from mes_common.money import fmt_qty
-from routing import importer, repository
+from routing import repository
+from wip_costing.commands import ImportOperations, ImportWorkCenters
 
 app = typer.Typer(help="Work centers and versioned routings.", no_args_is_help=True)
 import_app = typer.Typer(help="Import work centers or routing operations from CSV (all or nothing).",
@@ -23,8 +24,8 @@ app.add_typer(import_app, name="import")
 @import_app.command("work-centers")
 def import_work_centers(file: Path) -> None:
     """code,name,labor_rate,machine_rate,energy_tariff,cost_center[,machines,terminals,supply_location]."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        result = importer.import_work_centers(conn, file)
+    with domain_errors(), services_from_settings() as services:
+        result = services.handle(ImportWorkCenters(source=file))
     typer.echo(f"imported {len(result.written)} work center(s): {', '.join(result.written)}")
 
 
@@ -36,8 +37,8 @@ def import_operations(
 ) -> None:
     """item,revision,valid_from,valid_to,operation,work_center,setup_min,run_min_per_unit,std_kwh_per_unit,
     yield_pct,rework_to,quality_standard[,after]; every revision is released."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
-        result = importer.import_operations(conn, file, supersede=supersede)
+    with domain_errors(), services_from_settings() as services:
+        result = services.handle(ImportOperations(source=file, supersede=supersede))
     for name in result.written:
         typer.echo(f"released routing {name}")
     for name in result.unchanged:
@@ -56,7 +57,7 @@ def show(
         day = date.fromisoformat(as_of) if as_of else date.today()
     except ValueError:
         raise fail(f"error: --as-of {as_of!r} is not a date (YYYY-MM-DD)") from None
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
         version = (repository.get_routing(conn, item, revision) if revision
                    else repository.effective_routing(conn, item, day))
     if version is None:
@@ -89,7 +90,7 @@ def show(
 @app.command("work-centers")
 def list_work_centers(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every work center with its rates, cost center, machines and terminals."""
-    with domain_errors(), engine_from_settings() as engine, engine.begin() as conn:
+    with domain_errors(), services_from_settings() as services, services.read() as conn:
         centers = repository.work_centers(conn)
     if as_json:
         typer.echo(json.dumps({"rows": [

@@ -10,12 +10,15 @@ import json
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mes_bridge.cli.common import domain_errors, engine_from_settings, fail
-from mes_common.money import fmt
+from mes_bridge.cli.common import domain_errors, fail, services_from_settings
+from mes_common.money import ZERO, fmt, fmt_qty, to_cents
+
+if TYPE_CHECKING:
+    from wip_costing.release import CloseResult
 
 wo_app = typer.Typer(help="Work orders.", no_args_is_help=True)
 events_app = typer.Typer(help="Operation events.", no_args_is_help=True)
@@ -51,7 +54,7 @@ def release(
     serial: Annotated[list[str] | None, typer.Option("--serial", help="serial numbers of this order")] = None,
 ) -> None:
     """Release a work order, freezing the BOM and routing versions effective on --date."""
-    from wip_costing.service import release_order
+    from wip_costing.commands import ReleaseOrder
 
     try:
         quantity = Decimal(qty)
@@ -59,9 +62,9 @@ def release(
         due_day = date.fromisoformat(due) if due else None
     except (InvalidOperation, ValueError) as exc:
         raise fail(f"error: {exc}") from None
-    with engine_from_settings() as engine, domain_errors():
-        snap = release_order(engine, wo_id, item, quantity, on=day, due_date=due_day, receiving_location=receiving,
-                             serials=serial or ())
+    with services_from_settings() as services, domain_errors():
+        snap = services.handle(ReleaseOrder(wo_id, item, quantity, on=day, due_date=due_day,
+                                            receiving_location=receiving, serials=tuple(serial or ())))
     ops = ", ".join(f"{o.number}@{o.work_center}" for o in snap.operations)
     print(f"released {wo_id}: {qty} x {item}, BOM rev {snap.bom_revision or '-'}, routing rev "
           f"{snap.routing_revision} ({ops}), receiving {snap.receiving_location}")
@@ -75,10 +78,10 @@ def scan(
     terminal: Annotated[str | None, typer.Option("--terminal", help="the terminal scanned at")] = None,
 ) -> None:
     """Record a work order scanned at a machine's terminal: the machine's counts belong to it from now on."""
-    from wip_costing.scans import record_scan
+    from wip_costing.commands import RecordScan
 
-    with engine_from_settings() as engine, domain_errors(), engine.begin() as conn:
-        done = record_scan(conn, machine, wo_id, operator=operator, terminal=terminal)
+    with services_from_settings() as services, domain_errors():
+        done = services.handle(RecordScan(machine, wo_id, operator=operator, terminal=terminal))
     print(f"{machine} now works on {done.work_order} (operation {done.operation} at {done.work_center}), "
           f"scanned {done.scanned_at.isoformat()}")
 
@@ -86,12 +89,30 @@ def scan(
 @wo_app.command("close")
 def close(wo_id: str) -> None:
     """Close a work order: any residue goes to variance accounts by cause."""
-    from wip_costing.release import describe_close
-    from wip_costing.service import close_order
+    from wip_costing.commands import CloseOrder
 
-    with engine_from_settings() as engine, domain_errors():
-        result = close_order(engine, wo_id)
+    with services_from_settings() as services, domain_errors():
+        result = services.handle(CloseOrder(wo_id))
     print("\n".join(describe_close(result)))
+
+
+def describe_close(result: CloseResult) -> list[str]:
+    """The close report: variance postings by account and element, then actual vs standard per element."""
+    from wip_costing.journal import ELEMENTS
+    from wip_costing.pools import Element
+
+    lines = [f"work order {result.order_id} closed"]
+    if result.entry is not None:
+        for line in result.entry.lines:
+            if line.debit and line.split is not None:
+                lines.extend(f"  {line.account.value:<13} {element.value:<9} {part}"
+                             for element, part in zip(ELEMENTS, line.split, strict=True) if part)
+    comp = result.comparison
+    lines.append(f"  produced {fmt_qty(comp.produced)}: actual vs standard per element")
+    for e in Element:
+        lines.append(f"  {e.value:<9} actual {to_cents(comp.actual.get(e, ZERO))}  standard {comp.standard[e]}  "
+                     f"difference {to_cents(comp.difference[e])}")
+    return lines
 
 
 @wo_app.command("show")
@@ -99,7 +120,7 @@ def show(wo_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -
     """Per-operation quantities and pool values of a work order."""
     from wip_costing.reports import order_view
 
-    with engine_from_settings() as engine, engine.connect() as conn:
+    with services_from_settings() as services, services.read() as conn:
         view = order_view(conn, wo_id)
     if view is None:
         raise fail(f"error: unknown work order {wo_id}")
@@ -109,11 +130,15 @@ def show(wo_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -
     print(f"{view['id']}  {view['qty']} x {view['item']}  status {view['status']}  BOM rev {view['bom_revision']}  "
           f"routing rev {view['routing_revision']}  released {view['released_on']}  produced {view['produced']}")
     print(f"{'op':>5} {'wc':<10} {'recv':>8} {'good':>8} {'scrap':>8} {'rework':>8} {'waiting':>8} "
-          f"{'first-pass':>12} {'rework pool':>12}")
+          f"{'first-pass':>12} {'rework pool':>12} {'kWh':>10}")
     for o in view["operations"]:
         print(f"{o['operation']:>5} {o['work_center']:<10} {o['received']:>8} {o['completed_good']:>8} "
               f"{o['scrapped']:>8} {o['reworked']:>8} {o['waiting']:>8} {o['first_pass']['value']:>12} "
-              f"{o['rework']['value']:>12}")
+              f"{o['rework']['value']:>12} {o['energy']['kwh']:>10}")
+    energy = view["energy"]
+    machines = ", ".join(f"{m} {kwh}" for m, kwh in energy["by_machine"].items()) or "none"
+    print(f"energy {energy['kwh']} kWh ({energy['metered_kwh']} metered, {energy['standard_kwh']} standard); "
+          f"by machine: {machines}")
 
 
 def _read_events(path: Path) -> list[Any]:
@@ -131,16 +156,16 @@ def _read_events(path: Path) -> list[Any]:
 @events_app.command("apply")
 def apply(file: Path) -> None:
     """Apply the events of a JSON-lines file; one outcome per event. Exit 1 if any was rejected or conflicting."""
+    from wip_costing.commands import ApplyEvents
     from wip_costing.events import Status
-    from wip_costing.service import apply_events
 
     if not file.is_file():
         raise fail(f"error: no such file {file}")
     events = _read_events(file)
     bad = 0
-    with engine_from_settings() as engine:
+    with services_from_settings() as services:
         for start in range(0, len(events), BATCH):
-            for outcome in apply_events(engine, events[start:start + BATCH]):
+            for outcome in services.handle(ApplyEvents(events[start:start + BATCH])):
                 reason = f": {outcome.reason}" if outcome.reason else ""
                 print(f"{outcome.status.value} {outcome.event_id or '-'}{reason}")
                 bad += outcome.status in (Status.REJECTED, Status.CONFLICT)
@@ -159,7 +184,7 @@ def list_events(
 
     if status not in (None, "rejected", "conflict"):
         raise fail(f"error: --status {status!r}: choose rejected or conflict")
-    with engine_from_settings() as engine, engine.connect() as conn:
+    with services_from_settings() as services, services.read() as conn:
         rows = list_problems(conn, status, limit)
     if as_json:
         print(json.dumps({"rows": [{**r, "recorded_at": r["recorded_at"].isoformat()} for r in rows]}, indent=2))
@@ -173,19 +198,22 @@ def value(
     as_of: Annotated[str | None, typer.Option("--as-of", help="timestamp or date (end of day); default now")] = None,
     by: Annotated[str, typer.Option(help="order|operation|work-center|element|provenance")] = "order",
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    energy: Annotated[bool, typer.Option("--energy", help="also the kWh used per row (reads every completion)")] = (
+        False),
 ) -> None:
     """WIP value from the cost journal, as of a moment, grouped."""
     from wip_costing.reports import wip_value
 
     moment = parse_moment(as_of, end_of_day=True, option="--as-of")
-    with engine_from_settings() as engine, engine.connect() as conn, domain_errors():
-        report = wip_value(conn, moment, by)
+    with services_from_settings() as services, services.read() as conn, domain_errors():
+        report = wip_value(conn, moment, by, energy=energy)
     if as_json:
         print(json.dumps(report.to_json()))
         return
     for row in report.rows:
         key = "  ".join(f"{k}={v}" for k, v in row.key.items())
-        print(f"{key:<50} {fmt(row.value):>14} {fmt((row.share * 100).quantize(Decimal('0.01'))):>7}%")
+        kwh = "" if row.kwh is None else f" {fmt_qty(row.kwh):>10} kWh"
+        print(f"{key:<50} {fmt(row.value):>14} {fmt((row.share * 100).quantize(Decimal('0.01'))):>7}%{kwh}")
     print(f"{'total':<50} {fmt(report.total):>14}")
 
 
@@ -200,6 +228,6 @@ def export(
 
     begin = parse_moment(start, end_of_day=False, option="--from")
     finish = parse_moment(end, end_of_day=True, option="--to")
-    with engine_from_settings() as engine, engine.connect() as conn:
+    with services_from_settings() as services, services.read() as conn:
         count = export_journal(conn, begin, finish, file)
     print(f"{count} journal lines written to {file}")

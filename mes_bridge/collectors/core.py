@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -226,9 +227,17 @@ class StateStore(Protocol):
 
     def load_state(self, machine: str) -> MachineState | None: ...
 
-    def commit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> bool:
-        """Store events and state in one durable transaction; False (nothing stored) when the spool is full."""
+    def submit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> Future[bool]:
+        """Store events and state in one durable transaction; the future resolves once that is on disk:
+        True, or False (nothing stored) when the spool is full."""
         ...
+
+
+def stored_now(outcome: bool) -> Future[bool]:
+    """An already resolved ``submit`` outcome, for stores that write synchronously (in memory)."""
+    done: Future[bool] = Future()
+    done.set_result(outcome)
+    return done
 
 
 class SessionObserver(Protocol):
@@ -241,6 +250,10 @@ class SessionObserver(Protocol):
     def events_spooled(self, machine: str, count: int) -> None: ...
 
     def recorded(self, machine: str, kind: str, detail: str) -> None: ...
+
+    def error(self, machine: str, error: str | None) -> None:
+        """The machine's standing problems now (unusable nodes, lost connection), None when there are none."""
+        ...
 
 
 class NullObserver:
@@ -256,12 +269,15 @@ class NullObserver:
     def recorded(self, machine: str, kind: str, detail: str) -> None:
         pass
 
+    def error(self, machine: str, error: str | None) -> None:
+        pass
+
 
 class MachineSession:
     """One machine's collector state: turns snapshots into spooled events, reports health.
 
-    ``on_snapshot`` is serialised per machine; the SQLite commit (with fsync) runs in a worker thread so a
-    slow disk never blocks the other machines' clients.
+    ``on_snapshot`` is serialised per machine; the SQLite commit (with fsync) runs in the spool's writer thread,
+    shared with the other machines' readings, so a slow disk never blocks the event loop.
     """
 
     def __init__(self, config: MachineConfig, store: StateStore, observer: SessionObserver | None = None) -> None:
@@ -280,6 +296,8 @@ class MachineSession:
         self._pending_scan: tuple[str | None, datetime] | None = None
         # Set to ask the protocol client for a full reading now (it clears it when it reads).
         self.read_requested = asyncio.Event()
+        # Standing problems by subject ("connection", "node good", ...): what the machine's health shows as error.
+        self.problems: dict[str, str] = {}
 
     def scan(self, work_order: str | None) -> None:
         """A work order was scanned at this machine's terminal.
@@ -319,7 +337,8 @@ class MachineSession:
                 self.state = current
                 self._take_scan(snapshot)
                 return
-            stored = await asyncio.to_thread(self.store.commit, self.machine, result.events, result.state)
+            # Group commit: the spool's writer stores this reading with the others that arrive meanwhile.
+            stored = await asyncio.wrap_future(self.store.submit(self.machine, result.events, result.state))
             if not stored:
                 self.state = current
                 if not self._spool_full:
@@ -336,22 +355,43 @@ class MachineSession:
             if result.events:
                 self.observer.events_spooled(self.machine, len(result.events))
 
+    @property
+    def error(self) -> str | None:
+        return "; ".join(self.problems[key] for key in sorted(self.problems)) or None
+
+    def problem(self, subject: str, detail: str | None) -> None:
+        """Set (or with None clear) a standing problem of this machine, shown in its health until cleared."""
+        if detail is None:
+            if self.problems.pop(subject, None) is None:
+                return
+        elif self.problems.get(subject) == detail:
+            return
+        else:
+            self.problems[subject] = detail
+        self.observer.error(self.machine, self.error)
+
     def on_connected(self) -> None:
+        self.problem("connection", None)
         self.connected = True
         self.observer.connected(self.machine, True)
         log.info("%s: connected to %s", self.machine, self.config.endpoint)
 
-    def on_disconnected(self, reason: str) -> None:
+    def on_disconnected(self, reason: str, *, logged: bool = True) -> None:
         was = self.connected
         self.connected = False
         self.observer.connected(self.machine, False)
         if was:
-            self.record("disconnected", reason)
+            self.record("disconnected", reason, logged=logged)
+        if reason != "collector stopped":
+            self.problem("connection", f"disconnected from {self.config.endpoint}: {reason}")
 
-    def record(self, kind: str, detail: str) -> None:
-        """An explicit collector event: logged and counted (counter backwards, reconnect gap, ...)."""
-        quiet = kind in QUIET_RECORDS or detail == "collector stopped"
-        level = logging.INFO if quiet else logging.WARNING
+    def record(self, kind: str, detail: str, *, logged: bool = True) -> None:
+        """An explicit collector event: logged and counted (counter backwards, reconnect gap, ...).
+
+        ``logged=False``: counted and shown in the health, logged at debug level only — for an event of a shared
+        connection, which its client logs once for all its machines."""
+        quiet = kind in QUIET_RECORDS or detail == "collector stopped" or not logged
+        level = logging.DEBUG if not logged else logging.INFO if quiet else logging.WARNING
         log.log(level, "%s: %s: %s", self.machine, kind, detail)
         self.observer.recorded(self.machine, kind, detail)
 

@@ -10,7 +10,9 @@ Invariants:
   shows up in the same snapshot as the counters at that moment (reason "job-change").
 - An unreadable register (exception response) gives None for that tag, never a guessed value; a lost
   link ends the connection, and the client reconnects with capped, jittered exponential backoff.
-- One machine's dead device never blocks another: each client runs in its own task with its own timeouts.
+- Devices of one endpoint share one TCP connection (the unit id selects the device), each with its own poll loop;
+  one endpoint's dead device never blocks another endpoint: each connection runs in its own task with its own
+  timeouts.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ModbusException, ModbusIOException
 
 from mes_bridge.collectors.core import MachineSession, Snapshot, Value
 from mes_bridge.forwarder import backoff_delay, sleep_or_stop
@@ -138,111 +141,173 @@ def plan_reads(config: MachineConfig, max_gap: int = 8, max_count: int = 120) ->
     return blocks
 
 
-class ModbusClient:
-    """``ProtocolClient`` for one Modbus TCP machine (unit ``device_id`` at ``endpoint``)."""
+def connection_key(config: MachineConfig) -> Hashable:
+    """Devices with equal keys share one TCP connection: same endpoint and connection settings."""
+    return (config.endpoint, config.connection)
 
-    def __init__(self, config: MachineConfig, *, timeout_s: float = 2.0, backoff_base_s: float = 0.2,
-                 backoff_cap_s: float = 10.0) -> None:  # float-ok: seconds
-        if config.protocol != "modbus":
-            raise ValueError(f"machine {config.machine}: protocol {config.protocol} is not modbus")
+
+class _Device:
+    """One unit on a Modbus connection: its planned reads and the registers it refuses."""
+
+    def __init__(self, config: MachineConfig) -> None:
         self.config = config
-        self.host, self.port = config.host_port(DEFAULT_PORT)
-        self.timeout_s = timeout_s
-        self.backoff_base_s = backoff_base_s
-        self.backoff_cap_s = backoff_cap_s
-        self._unreadable: set[str] = set()
-        self._blocks = plan_reads(config)
-        self._refused_blocks: set[ReadBlock] = set()  # devices that reject a span read tag by tag
+        self.blocks = plan_reads(config)
+        self.refused_blocks: set[ReadBlock] = set()  # devices that reject a span read tag by tag
+        self.unreadable: set[str] = set()
+
+
+class ModbusClient:
+    """``ProtocolClient`` for the Modbus TCP devices of one endpoint: one connection, one poll loop per device
+    (the connection serialises their requests)."""
+
+    def __init__(self, *configs: MachineConfig, timeout_s: float | None = None,
+                 backoff_base_s: float | None = None,
+                 backoff_cap_s: float | None = None) -> None:  # float-ok: seconds
+        if not configs:
+            raise ValueError("a Modbus client needs at least one machine config")
+        for config in configs:
+            if config.protocol != "modbus":
+                raise ValueError(f"machine {config.machine}: protocol {config.protocol} is not modbus")
+            if connection_key(config) != connection_key(configs[0]):
+                raise ValueError(f"machine {config.machine} cannot share the connection of {configs[0].machine}")
+        self.config = configs[0]
+        self.devices = {config.machine: _Device(config) for config in configs}
+        self.host, self.port = self.config.host_port(DEFAULT_PORT)
+        # Explicit options win over the machine file's ``connection`` settings (tests, benchmarks).
+        connection = self.config.connection
+        self.timeout_s = timeout_s or connection.request_timeout_ms / 1000
+        self.backoff_base_s = backoff_base_s or connection.reconnect_initial_ms / 1000
+        self.backoff_cap_s = backoff_cap_s or connection.reconnect_max_ms / 1000
 
     async def run(self, session: MachineSession, stop: asyncio.Event) -> None:
+        await self.run_many([session], stop)
+
+    async def run_many(self, sessions: Sequence[MachineSession], stop: asyncio.Event) -> None:
         attempt = 0
         lost_at: float | None = None  # float-ok: monotonic seconds
+        endpoint = self.config.endpoint
         while not stop.is_set():
             client = AsyncModbusTcpClient(self.host, port=self.port, timeout=self.timeout_s, retries=0,
-                                          reconnect_delay=0, name=f"mes-bridge {self.config.machine}")
+                                          reconnect_delay=0, name=f"mes-bridge {endpoint}")
             up = False
             reason = "stopped"
             try:
                 if not await client.connect():
-                    raise ConnectionError(f"cannot connect to {self.config.endpoint}")
+                    raise ConnectionError(f"cannot connect to {endpoint}")
                 up = True
                 attempt = 0
-                session.on_connected()
-                if lost_at is not None:
-                    gap = time.monotonic() - lost_at
-                    session.record("reconnect-gap", f"Modbus {self.config.endpoint} unreachable for {gap:.1f}s; "
-                                                    "counts caught up from the counters")
-                    lost_at = None
-                await self._poll(client, session, stop)
+                for session in sessions:
+                    session.on_connected()
+                    if lost_at is not None:
+                        gap = time.monotonic() - lost_at
+                        session.record("reconnect-gap", f"Modbus {endpoint} unreachable for {gap:.1f}s; "
+                                                        "counts caught up from the counters", logged=len(sessions) == 1)
+                lost_at = None
+                await _first_failure([self._poll(client, self.devices[s.machine], s, stop) for s in sessions])
             except (ModbusException, ConnectionError, OSError, TimeoutError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
-                log.info("%s: %s", self.config.machine, reason)
+                log.info("%s: %s", endpoint, reason)
+                if not up:
+                    for session in sessions:
+                        session.problem("connection", f"cannot connect to {endpoint}: {reason}")
             finally:
                 client.close()
             if up:
-                session.on_disconnected("collector stopped" if stop.is_set() else reason)
+                if not stop.is_set():
+                    log.warning("Modbus %s (%s): %s", endpoint, ", ".join(s.machine for s in sessions), reason)
+                for session in sessions:
+                    session.on_disconnected("collector stopped" if stop.is_set() else reason,
+                                            logged=len(sessions) == 1)
                 lost_at = time.monotonic()  # a gap is only a gap after a link we had: not the first connect
             if stop.is_set():
                 break
             attempt += 1
             await sleep_or_stop(stop, backoff_delay(attempt, self.backoff_base_s, self.backoff_cap_s))
 
-    async def _poll(self, client: AsyncModbusTcpClient, session: MachineSession, stop: asyncio.Event) -> None:
+    async def _poll(self, client: AsyncModbusTcpClient, device: _Device, session: MachineSession,
+                    stop: asyncio.Event) -> None:
         reason = "connect"
         last_job: Value = None
-        interval = self.config.poll_interval_ms / 1000
+        interval = device.config.poll_interval_ms / 1000
+        silent = 0  # polls in a row this unit did not answer
         while not stop.is_set():
             session.read_requested.clear()
-            values = await self.read_all(client, session)
+            try:
+                values = await self.read_all(client, device, session)
+            except ModbusIOException as exc:
+                if not client.connected:
+                    raise  # the connection died (pymodbus closes it after repeated timeouts): rebuilt for all
+                # One silent unit behind a gateway must not take its neighbours' connection down; it is asked
+                # again less and less often, so its timeouts do not hold the shared connection.
+                if silent == 0:
+                    session.on_disconnected(f"unit {device.config.device_id} at {self.config.endpoint} does not "
+                                            f"answer: {exc}")
+                silent += 1
+                reason = "connect"  # its first answer again is a fresh baseline reading
+                await sleep_or_stop(stop, min(30.0, max(interval, self.timeout_s * 2 ** min(silent, 5))))
+                continue
+            if silent:
+                silent = 0
+                session.on_connected()
             if reason != "connect" and values.get("job") != last_job and "job" in values:
                 reason = "job-change"
             last_job = values.get("job")
-            await session.on_snapshot(Snapshot(self.config.machine, values, datetime.now(UTC), reason))
+            await session.on_snapshot(Snapshot(device.config.machine, values, datetime.now(UTC), reason))
             reason = "poll"
             await sleep_or_stop(stop, interval, wake=session.read_requested)
             if session.read_requested.is_set():
                 reason = "read-requested"
 
-    async def read_all(self, client: AsyncModbusTcpClient, session: MachineSession | None = None) -> dict[str, Value]:
-        """Every configured tag, read now; None for a register the device refuses."""
+    async def read_all(self, client: AsyncModbusTcpClient, device: _Device,
+                       session: MachineSession | None = None) -> dict[str, Value]:
+        """Every configured tag of ``device``, read now; None for a register the device refuses."""
         values: dict[str, Value] = {}
-        for block in self._blocks:
-            if len(block.tags) > 1 and block not in self._refused_blocks:
-                response = await self._read(client, block.table, block.start, block.count)
+        for block in device.blocks:
+            if len(block.tags) > 1 and block not in device.refused_blocks:
+                response = await self._read(client, device, block.table, block.start, block.count)
                 if not response.isError():
                     words = list(response.registers)
                     for name, tag in block.tags:
                         assert tag.reg is not None
                         offset = tag.reg.address - block.start
                         values[name] = tag_value(name, tag, decode_registers(tag.reg, words[offset:]))
-                        self._unreadable.discard(name)
+                        self._readable(device, name, session)
                     continue
-                self._refused_blocks.add(block)
-                log.info("%s: %s %d..%d refused as one read (%s); reading tag by tag", self.config.machine,
+                device.refused_blocks.add(block)
+                log.info("%s: %s %d..%d refused as one read (%s); reading tag by tag", device.config.machine,
                          block.table, block.start, block.start + block.count - 1, response)
             for name, tag in block.tags:
-                values[name] = await self._read_tag(client, name, tag, session)
+                values[name] = await self._read_tag(client, device, name, tag, session)
         return values
 
-    async def _read_tag(self, client: AsyncModbusTcpClient, name: str, tag: TagSpec,
+    async def _read_tag(self, client: AsyncModbusTcpClient, device: _Device, name: str, tag: TagSpec,
                         session: MachineSession | None) -> Value:
         spec = tag.reg
         assert spec is not None
-        response = await self._read(client, spec.table, spec.address, spec.width)
+        response = await self._read(client, device, spec.table, spec.address, spec.width)
         if response.isError():
-            if name not in self._unreadable:
-                self._unreadable.add(name)
+            if name not in device.unreadable:
+                device.unreadable.add(name)
                 detail = f"{name}: {spec.table} {spec.address} unreadable: {response}"
-                log.warning("%s: %s", self.config.machine, detail)
+                log.warning("%s: %s", device.config.machine, detail)
                 if session is not None:
                     session.record("register-unreadable", detail)
+                    session.problem(f"register {name}", detail)
             return None
-        self._unreadable.discard(name)
+        self._readable(device, name, session)
         words = list(response.bits if spec.table in ("coil", "discrete") else response.registers)
         return tag_value(name, tag, decode_registers(spec, words))
 
-    async def _read(self, client: AsyncModbusTcpClient, table: str, address: int, count: int) -> Any:
-        unit = self.config.device_id
+    @staticmethod
+    def _readable(device: _Device, name: str, session: MachineSession | None) -> None:
+        if name in device.unreadable:
+            device.unreadable.discard(name)
+            if session is not None:
+                session.problem(f"register {name}", None)
+
+    @staticmethod
+    async def _read(client: AsyncModbusTcpClient, device: _Device, table: str, address: int, count: int) -> Any:
+        unit = device.config.device_id
         if table == "holding":
             return await client.read_holding_registers(address, count=count, device_id=unit)
         if table == "input":
@@ -251,3 +316,18 @@ class ModbusClient:
             return await client.read_coils(address, count=count, device_id=unit)
         return await client.read_discrete_inputs(address, count=count, device_id=unit)
 
+
+async def _first_failure(work: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Run the devices' poll loops together until all end (stop) or one fails (the connection): the others are
+    cancelled and the failure raised, so the connection is rebuilt for all of them."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure

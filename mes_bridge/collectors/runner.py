@@ -18,6 +18,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,18 +33,39 @@ log = logging.getLogger("mes_bridge.collectors.runner")
 
 
 class ProtocolClient(Protocol):
-    async def run(self, session: MachineSession, stop: asyncio.Event) -> None: ...
+    async def run_many(self, sessions: Sequence[MachineSession], stop: asyncio.Event) -> None: ...
 
 
-def client_for(config: MachineConfig, **options: Any) -> ProtocolClient:
-    """The protocol client for a machine; each protocol's library is imported only when used."""
-    if config.protocol == "modbus":
+def client_for(configs: Sequence[MachineConfig], **options: Any) -> ProtocolClient:
+    """The protocol client for a group of machines (``connection_groups``); each protocol's library is imported
+    only when used."""
+    if configs[0].protocol == "modbus":
         from mes_bridge.collectors.modbus import ModbusClient
 
-        return ModbusClient(config, **options)
+        return ModbusClient(*configs, **options)
     from mes_bridge.collectors.opcua import OpcUaClient
 
-    return OpcUaClient(config, **options)
+    return OpcUaClient(*configs, **options)
+
+
+def connection_groups(configs: Sequence[MachineConfig]) -> list[list[MachineConfig]]:
+    """Machines that share one connection: OPC UA machines of one endpoint with equal security and connection
+    settings (one session and subscription per server instead of per machine); Modbus devices of one endpoint
+    (one TCP connection, one poll loop per device)."""
+    groups: dict[Any, list[MachineConfig]] = {}
+    for config in configs:
+        groups.setdefault(_connection_key(config), []).append(config)
+    return list(groups.values())
+
+
+def _connection_key(config: MachineConfig) -> Any:
+    if config.protocol == "modbus":
+        from mes_bridge.collectors.modbus import connection_key as modbus_key
+
+        return ("modbus", modbus_key(config))
+    from mes_bridge.collectors.opcua import connection_key as opcua_key
+
+    return ("opcua", opcua_key(config))
 
 
 class Collector:
@@ -68,8 +90,9 @@ class Collector:
         clients_stop = asyncio.Event()
         if self.scans is not None:
             await load_scans(self.scans, self.sessions)
-        clients = [asyncio.create_task(self._supervise(s, clients_stop), name=f"collector {s.machine}")
-                   for s in self.sessions.values()]
+        groups = connection_groups([s.config for s in self.sessions.values()])
+        clients = [asyncio.create_task(self._supervise([self.sessions[c.machine] for c in group], clients_stop),
+                                       name=f"collector {group[0].endpoint}") for group in groups]
         if self.scans is not None:
             clients.append(asyncio.create_task(
                 follow_scans(self.scans, self.sessions, clients_stop, self.scan_interval_s), name="scans"))
@@ -85,31 +108,53 @@ class Collector:
             forward_stop.set()
             await asyncio.gather(forwarding, return_exceptions=True)
 
-    async def _supervise(self, session: MachineSession, stop: asyncio.Event) -> None:
+    async def _supervise(self, sessions: Sequence[MachineSession], stop: asyncio.Event) -> None:
         attempt = 0
+        protocol = sessions[0].config.protocol
         while not stop.is_set():
             try:
-                client = client_for(session.config, **self.client_options.get(session.config.protocol, {}))
-                await client.run(session, stop)
+                client = client_for([s.config for s in sessions], **self.client_options.get(protocol, {}))
+                await client.run_many(sessions, stop)
                 return
-            except Exception as exc:  # a crashed client must not take the other machines down
+            except Exception as exc:  # a crashed client must not take the other connections down
                 attempt += 1
-                session.record("client-crashed", f"{type(exc).__name__}: {exc}")
-                log.exception("%s: client crashed", session.machine)
+                for session in sessions:
+                    session.record("client-crashed", f"{type(exc).__name__}: {exc}")
+                log.exception("%s: client crashed", ", ".join(s.machine for s in sessions))
                 await sleep_or_stop(stop, backoff_delay(attempt, 0.5, 30.0))
 
 
-def build_forwarder(args: argparse.Namespace) -> Forwarder:
+@dataclass(frozen=True)
+class RunOptions:
+    """What a collector process runs with (``mes-bridge collect`` builds it from its options, ``main`` from argv)."""
+
+    config: Path
+    spool: Path | None = None  # default: <data dir>/spool.db
+    capacity: int = DEFAULT_CAPACITY
+    sink: Path | None = None  # test sink instead of a service
+    url: str | None = None  # HTTP forwarding to this base URL
+    token: str | None = None
+    database: str | None = None  # in-process forwarding into this database (default from settings)
+    machines: tuple[str, ...] = ()
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    poll_ms: int | None = None
+    switch_interval: float | None = None  # float-ok: seconds; see InProcessForwarder
+
+
+def build_forwarder(options: RunOptions) -> Forwarder:
     from mes_bridge.forwarder import HttpForwarder, InProcessForwarder, RecordingSink
 
-    if args.sink:
-        return RecordingSink(args.sink)
-    if args.url:
-        return HttpForwarder(args.url, args.token or "")
+    if options.sink:
+        return RecordingSink(options.sink)
+    if options.url:
+        return HttpForwarder(options.url, options.token or "")
+    from mes_bridge.bootstrap import Services
     from mes_common.db import make_engine
     from mes_common.settings import Settings
 
-    return InProcessForwarder(make_engine(args.database or Settings().resolved_database_url()))
+    engine = make_engine(options.database or Settings().resolved_database_url())
+    return InProcessForwarder(Services(engine), switch_interval=options.switch_interval)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -126,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     p.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (0.0.0.0 in containers)")
     p.add_argument("--poll-ms", type=int, help="override every Modbus machine's poll interval (tests)")
+    p.add_argument("--switch-interval", type=float, help="in-process forwarding: the interpreter's switch interval "
+                   "(seconds) while a batch is applied (default: left alone)")
     return p
 
 
@@ -153,49 +200,59 @@ def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:
     (over HTTP they will come from the API)."""
     from mes_bridge.forwarder import InProcessForwarder
 
-    return DatabaseScanFeed(forwarder.engine) if isinstance(forwarder, InProcessForwarder) else None
+    return DatabaseScanFeed(forwarder.services) if isinstance(forwarder, InProcessForwarder) else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mes_bridge.collectors.runner ARGS``: argparse exits 2 on a usage error; ``run`` then."""
     args = parser().parse_args(argv)
+    return run(RunOptions(
+        config=args.config, spool=args.spool, capacity=args.capacity, sink=args.sink, url=args.url, token=args.token,
+        database=args.database, machines=tuple(args.machine), metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host, poll_ms=args.poll_ms, switch_interval=args.switch_interval,
+    ))
+
+
+def run(options: RunOptions) -> int:
+    """Collect until SIGINT / SIGTERM; 0 when stopped, 1 when the machine descriptions or the spool are refused."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # asyncua logs a traceback at ERROR for every lost server; the collector records the gap itself.
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     from mes_common.errors import DomainError
 
     try:
-        configs = load_configs(args.config)
+        configs = load_configs(options.config)
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        return 2
-    if args.machine:
-        unknown = sorted(set(args.machine) - {c.machine for c in configs})
+        return 1
+    if options.machines:
+        unknown = sorted(set(options.machines) - {c.machine for c in configs})
         if unknown:
-            print(f"error: machine {unknown[0]!r} is not described in {args.config}", file=sys.stderr)
-            return 2
-        configs = [c for c in configs if c.machine in args.machine]
-    if args.poll_ms:
-        configs = [c.model_copy(update={"poll_interval_ms": args.poll_ms}) for c in configs]
-    if args.spool is None:
+            print(f"error: machine {unknown[0]!r} is not described in {options.config}", file=sys.stderr)
+            return 1
+        configs = [c for c in configs if c.machine in options.machines]
+    if options.poll_ms:
+        configs = [c.model_copy(update={"poll_interval_ms": options.poll_ms}) for c in configs]
+    spool_path = options.spool
+    if spool_path is None:
         from mes_common.settings import Settings
 
-        data_dir = Settings().data_dir
-        args.spool = data_dir / "spool.db"
+        spool_path = Settings().data_dir / "spool.db"
     try:
-        spool = Spool(args.spool, capacity=args.capacity)
+        spool = Spool(spool_path, capacity=options.capacity)
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        return 2
-    forwarder = build_forwarder(args)
+        return 1
+    forwarder = build_forwarder(options)
 
     async def _run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        log.info("collecting from %s into spool %s", ", ".join(c.machine for c in configs), args.spool)
+        log.info("collecting from %s into spool %s", ", ".join(c.machine for c in configs), spool_path)
         try:
-            await run_collector(configs, spool, forwarder, stop, args.metrics_port, args.metrics_host)
+            await run_collector(configs, spool, forwarder, stop, options.metrics_port, options.metrics_host)
         finally:
             closing = getattr(forwarder, "aclose", None)
             if closing is not None:

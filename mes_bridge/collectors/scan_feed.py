@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mes_bridge.collectors.core import MachineSession
 from mes_bridge.forwarder import sleep_or_stop
+
+if TYPE_CHECKING:
+    from mes_bridge.bootstrap import Services
 
 log = logging.getLogger("mes_bridge.collectors.scans")
 
@@ -28,13 +31,13 @@ class ScanFeed(Protocol):
 class DatabaseScanFeed:
     """The scans recorded in the service's database (``wip_costing.scans``), for in-process collectors."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def current(self, machines: Sequence[str]) -> Mapping[str, str]:
         from wip_costing.scans import current_scans  # imported late: an HTTP-forwarding edge does not need it
 
-        with self.engine.connect() as conn:
+        with self.services.read() as conn:
             return current_scans(conn, machines)
 
 

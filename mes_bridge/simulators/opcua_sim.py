@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from asyncua import Server, ua
+from asyncua import Node, Server, ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 
-from mes_bridge.plc_config import MachineConfig
+from mes_bridge.plc_config import MachineConfig, TagSpec
 from mes_bridge.simulators.opcua_sim_server import (
     SimulatorError,
     close_detached_sessions,
@@ -105,6 +105,7 @@ class OpcUaSimulator:
         max_monitored_items_per_call: int | None = None,
         on_change: ChangeHook | None = None,
         base_dir: Path | None = None,
+        strict: bool = False,
     ) -> None:
         if not configs:
             raise SimulatorError("an OPC UA simulator needs at least one machine config")
@@ -130,6 +131,7 @@ class OpcUaSimulator:
         if self._policy != "None" and (certificate is None or private_key is None):
             self._certificate, self._private_key, default_trust = demo_credentials(configs[0], base_dir)
             self._trust = trust or default_trust
+        self._strict = strict  # asyncua's own strict client-certificate validation instead of the trust list
         self._users = dict(users) if users is not None else users_from_config(configs)
         self._allow_anonymous = allow_anonymous if allow_anonymous is not None else not self._users
         self._limits = {
@@ -139,6 +141,7 @@ class OpcUaSimulator:
         self.on_change = on_change
         self.server: Server | None = None
         self._nodes: dict[tuple[str, str], ua.NodeId] = {}  # (machine, tag) -> node id
+        self.leading_namespaces: list[str] = []  # registered first on the next server built (test hook)
         self._production: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self.largest_read = 0  # most nodes a client read in one request (checks the client's chunking)
@@ -195,6 +198,7 @@ class OpcUaSimulator:
             trust=self._trust,
             users=self._users,
             allow_anonymous=self._allow_anonymous,
+            strict=self._strict,
         )
         await self._build_address_space(server)
         for node_id, limit in self._limits.items():
@@ -223,32 +227,69 @@ class OpcUaSimulator:
         await self._start(replacement)
 
     async def _build_address_space(self, server: Server) -> None:
-        namespaces: dict[int, int] = {}
+        # Namespaces a vendor's server registers before the machine's own: changing them between restarts moves
+        # the index of every ``nsu=`` namespace, as a real server may do.
+        for uri in self.leading_namespaces:
+            await server.register_namespace(uri)
+        folders: dict[tuple[tuple[str, str], ...], Node] = {}
         for machine in self.machines.values():
-            tags = self._tags(machine)
-            for _, node_text, _ in tags:
-                node_id = ua.NodeId.from_string(node_text)
-                while node_id.NamespaceIndex not in namespaces:
-                    index = await server.register_namespace(f"urn:mes-bridge:simulator:ns{len(namespaces) + 2}")
-                    namespaces[index] = index
-            first_ns = ua.NodeId.from_string(tags[0][1]).NamespaceIndex
-            folder = await server.nodes.objects.add_object(ua.NodeId(ua.String(machine.name), first_ns), machine.name)
-            for tag, node_text, (value, variant) in tags:
-                node_id = ua.NodeId.from_string(node_text)
-                await folder.add_variable(node_id, ua.QualifiedName(tag, node_id.NamespaceIndex), value, variant)
-                self._nodes[(machine.name, tag)] = node_id
+            by_node = [(tag, await self._server_node_id(server, spec.node), value)
+                       for tag, spec, value in self._tags(machine) if spec.node is not None]
+            if by_node:
+                first_ns = by_node[0][1].NamespaceIndex
+                folder = await server.nodes.objects.add_object(ua.NodeId(ua.String(machine.name), first_ns),
+                                                               machine.name)
+                for tag, node_id, (value, variant) in by_node:
+                    await folder.add_variable(node_id, ua.QualifiedName(tag, node_id.NamespaceIndex), value, variant)
+                    self._nodes[(machine.name, tag)] = node_id
+            for tag, spec, (value, variant) in self._tags(machine):
+                if spec.path is not None:
+                    self._nodes[(machine.name, tag)] = await self._add_by_path(server, folders, spec.path_elements(),
+                                                                               value, variant)
 
-    def _tags(self, machine: SimulatedMachine) -> list[tuple[str, str, tuple[Any, ua.VariantType]]]:
+    @staticmethod
+    async def _add_by_path(server: Server, folders: dict[tuple[tuple[str, str], ...], Node],
+                           elements: tuple[tuple[str, str], ...], value: Any, variant: ua.VariantType) -> ua.NodeId:
+        """A variable at a browse path from the Objects folder, with the folders on the way (a companion
+        specification's layout: the node ids are the server's business, the browse names are the contract)."""
+        parent = server.nodes.objects
+        for depth in range(1, len(elements)):
+            key = elements[:depth]
+            if key not in folders:
+                uri, name = key[-1]
+                index = ua.Int16(await server.register_namespace(uri))
+                node_id = ua.NodeId(ua.String("/".join(n for _, n in key)), index)
+                folders[key] = await parent.add_folder(node_id, ua.QualifiedName(name, index))
+            parent = folders[key]
+        uri, name = elements[-1]
+        index = ua.Int16(await server.register_namespace(uri))
+        node_id = ua.NodeId(ua.String("/".join(n for _, n in elements)), index)
+        await parent.add_variable(node_id, ua.QualifiedName(name, index), value, variant)
+        return node_id
+
+    async def _server_node_id(self, server: Server, text: str) -> ua.NodeId:
+        """The node id a configured ``ns=`` or ``nsu=`` text has on this server (namespaces registered as needed)."""
+        node_id = ua.NodeId.from_string(text)
+        uri = node_id.NamespaceUri if isinstance(node_id, ua.ExpandedNodeId) else None
+        if uri:
+            index = await server.register_namespace(uri)  # the existing index when already registered
+            return ua.NodeId(node_id.Identifier, ua.Int16(index), node_id.NodeIdType)
+        while node_id.NamespaceIndex >= len(await server.get_namespace_array()):
+            count = len(await server.get_namespace_array())
+            await server.register_namespace(f"urn:mes-bridge:simulator:ns{count}")
+        return node_id
+
+    def _tags(self, machine: SimulatedMachine) -> list[tuple[str, TagSpec, tuple[Any, ua.VariantType]]]:
         config = machine.config
-        tags: list[tuple[str, str, tuple[Any, ua.VariantType]]] = []
+        tags: list[tuple[str, TagSpec, tuple[Any, ua.VariantType]]] = []
         for name, counter in config.counters.items():
-            if counter.node is None:
-                raise SimulatorError(f"machine {machine.name}: counter {name!r} has no OPC UA node")
-            tags.append((name, counter.node, (machine.counters[name], VARIANT_BY_BITS[counter.counter_bits])))
-        if config.job is not None and config.job.node is not None:
-            tags.append(("job", config.job.node, (machine.job or "", ua.VariantType.String)))
-        if config.energy is not None and config.energy.node is not None:
-            tags.append(("energy", config.energy.node, (float(machine.energy_kwh), ua.VariantType.Double)))
+            if counter.node is None and counter.path is None:
+                raise SimulatorError(f"machine {machine.name}: counter {name!r} has no OPC UA node or path")
+            tags.append((name, counter, (machine.counters[name], VARIANT_BY_BITS[counter.counter_bits])))
+        if config.job is not None:
+            tags.append(("job", config.job, (machine.job or "", ua.VariantType.String)))
+        if config.energy is not None:
+            tags.append(("energy", config.energy, (float(machine.energy_kwh), ua.VariantType.Double)))
         return tags
 
     async def _observe_read(self, event: ServerItemCallback, _dispatcher: object) -> None:

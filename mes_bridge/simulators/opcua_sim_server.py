@@ -20,6 +20,8 @@ from typing import Any
 
 from asyncua import Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.user_managers import UserManager
 
 from mes_bridge.plc_config import MachineConfig
@@ -68,6 +70,7 @@ async def secured_server(
     trust: Path | None,
     users: Mapping[str, str],
     allow_anonymous: bool,
+    strict: bool = False,
 ) -> Server:
     """A server for ``endpoint`` (serving ``machines``) with its security and identities set: no address space yet,
     not yet listening (asyncua's init takes a second or two)."""
@@ -89,7 +92,14 @@ async def secured_server(
     if certificate and private_key:
         await server.load_certificate(str(certificate))
         await server.load_private_key(str(private_key))
-    if trust is not None:
+    if trust is not None and strict:
+        # asyncua's own strict validation, as a vendor's server would do it: validity, application URI, key usage,
+        # extended key usage (client), and the certificate in the trust folder.
+        store = TrustStore([trust], [])
+        await store.load()
+        options = CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT
+        server.set_certificate_validator(CertificateValidator(options, store))
+    elif trust is not None:
         server.set_certificate_validator(TrustList(trust))
     return server
 

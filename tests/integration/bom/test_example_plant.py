@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from bom import repository as bom_repo
 from bom.explosion import MaterialNeed, operation_materials
 from bom.importer import import_bom
-from bom.rollup import standard_cost
+from bom.standard_cost import standard_cost
 from routing import repository as routing_repo
 from routing.importer import import_operations, import_work_centers
 from routing.model import VersionState
@@ -46,7 +46,7 @@ def test_example_plant_imports_and_reads_back(plant: Engine) -> None:
         assert routing.operation(30).rework_to == 20
         assert routing.operation(10).quality_standard == "Cut to drawing BR-100 rev C"
         assert centers["WC-PRESS"].machine_rate == D("48.00")
-        assert operation_materials(conn, bom, DAY) == {
+        assert operation_materials(bom_repo.released_index(conn), bom, DAY) == {
             10: [MaterialNeed("RM-STEEL", D(1), False)], 30: [MaterialNeed("RM-BOLT", D(4), False)]}
         assert bom_repo.effective_bom(conn, "FG-BRACKET", date(2025, 12, 31)) is None
 

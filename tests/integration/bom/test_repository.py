@@ -99,38 +99,40 @@ def test_obsolete_versions_stop_being_effective(items: Engine) -> None:
 
 def test_cached_explosion_is_never_stale_after_a_release(items: Engine) -> None:
     release(items, bom("FG", line("SA", "2")), bom("SA", line("RM1", "1")))
+    cache = repo.BomCache()
     with items.begin() as conn:
-        index = repo.released_index(conn)
+        index = repo.released_index(conn, cache)
         first = explode_cached(index, "FG", D(1), JAN1)
-        assert repo.released_index(conn) is index  # nothing released: same snapshot
-        assert explode_cached(repo.released_index(conn), "FG", D(1), JAN1) is first
+        assert repo.released_index(conn, cache) is index  # nothing released: same snapshot
+        assert explode_cached(repo.released_index(conn, cache), "FG", D(1), JAN1) is first
+        assert repo.released_index(conn) is not index  # without a cache: read now
     release(items, bom("SA", line("RM2", "3"), rev="B", valid_from=date(2025, 1, 1), valid_to=date(2025, 12, 31)))
     release(items, bom("RM3", line("RM2", "1")))
     with items.begin() as conn:
-        fresh = repo.released_index(conn)
+        fresh = repo.released_index(conn, cache)
         assert fresh is not index
         assert [r.component for r in explode_cached(fresh, "FG", D(1), JAN1).rows] == ["SA", "RM1"]
         repo.obsolete_bom(conn, "SA", "A")
     with items.begin() as conn:
-        assert [r.component for r in explode_cached(repo.released_index(conn), "FG", D(1), JAN1).rows] == ["SA"]
+        assert [r.component for r in explode_cached(repo.released_index(conn, cache), "FG", D(1), JAN1).rows] == ["SA"]
 
 
 def test_explosion_index_reads_only_the_sub_tree_and_follows_releases(items: Engine) -> None:
     release(items, bom("FG", line("SA", "2")), bom("SA", line("RM1", "1")), bom("RM3", line("RM2", "1")))
-    repo._OWNERS.clear()
+    cache = repo.BomCache()
     with items.begin() as conn:
-        sub = repo.explosion_index(conn, "FG", JAN1)
+        sub = repo.explosion_index(conn, "FG", JAN1, cache)
         assert sorted(sub.items()) == ["FG", "SA"]
-        assert repo.explosion_index(conn, "FG", JAN1) is sub
-        full = repo.released_index(conn)
+        assert repo.explosion_index(conn, "FG", JAN1, cache) is sub
+        full = repo.released_index(conn, cache)
         assert explode_cached(sub, "FG", D(3), JAN1).rows == explode_cached(full, "FG", D(3), JAN1).rows
-        assert repo.explosion_index(conn, "FG", JAN1) is full  # the whole structure, once cached, serves all
+        assert repo.explosion_index(conn, "FG", JAN1, cache) is full  # the whole structure, once cached, serves all
     with items.begin() as conn:
         repo.save_bom(conn, bom("SA", line("RM2", "5"), rev="B", valid_from=date(2026, 2, 1)))
         repo.release_bom(conn, "SA", "B", supersede=True)
-    repo._OWNERS.clear()
+    cache.index = None  # only sub-trees cached: they too follow the release
     with items.begin() as conn:
-        assert [r.component for r in explode_cached(repo.explosion_index(conn, "FG", JAN1), "FG", D(1), JAN1).rows] \
-            == ["SA", "RM1"]
-        feb = repo.explosion_index(conn, "FG", date(2026, 2, 1))
+        jan = repo.explosion_index(conn, "FG", JAN1, cache)
+        assert [r.component for r in explode_cached(jan, "FG", D(1), JAN1).rows] == ["SA", "RM1"]
+        feb = repo.explosion_index(conn, "FG", date(2026, 2, 1), cache)
         assert [r.component for r in explode_cached(feb, "FG", D(1), date(2026, 2, 1)).rows] == ["SA", "RM2"]

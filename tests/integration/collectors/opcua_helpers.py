@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mes_bridge.collectors.core import MachineSession, MachineState, Snapshot
+from mes_bridge.collectors.core import MachineSession, MachineState, Snapshot, stored_now
 from mes_bridge.collectors.opcua import Backoff, OpcUaClient
 from mes_bridge.plc_config import MachineConfig, parse_config
 from tests.waiting import wait_until as wait_for
@@ -85,12 +87,12 @@ class MemoryStore:
     def load_state(self, machine: str) -> MachineState | None:
         return self.states.get(machine)
 
-    def commit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> bool:
+    def submit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> Future[bool]:
         for event in events:
             self.events.setdefault(event.event_id, event)
         self.states[machine] = state
         self.commits += 1
-        return True
+        return stored_now(True)
 
 
 class WatchedSession(MachineSession):
@@ -99,15 +101,17 @@ class WatchedSession(MachineSession):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.snapshots: list[Snapshot] = []
+        self.arrived: list[float] = []  # monotonic arrival time of each snapshot
         self.records: list[tuple[str, str]] = []
 
     async def on_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshots.append(snapshot)
+        self.arrived.append(time.monotonic())
         await super().on_snapshot(snapshot)
 
-    def record(self, kind: str, detail: str) -> None:
+    def record(self, kind: str, detail: str, *, logged: bool = True) -> None:
         self.records.append((kind, detail))
-        super().record(kind, detail)
+        super().record(kind, detail, logged=logged)
 
     def kinds(self) -> list[str]:
         return [kind for kind, _ in self.records]

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
 from sqlalchemy.engine import Engine
 
+from mes_bridge.bootstrap import Services
 from mes_bridge.collectors.runner import Collector
 from mes_bridge.forwarder import HttpForwarder, InProcessForwarder, RecordingSink, forward_once
 from mes_bridge.metrics import CollectorMetrics
@@ -106,7 +107,7 @@ async def test_machine_counts_reach_the_database_in_process(engine: Engine, exam
     configs = load_configs(machine_dir)
     sim = ModbusSimulator(configs)
     spool = Spool(tmp_path / "spool.db")
-    collector = Collector(configs, spool, InProcessForwarder(engine),
+    collector = Collector(configs, spool, InProcessForwarder(Services(engine)),
                           client_options={"modbus": {"backoff_base_s": 0.05, "backoff_cap_s": 0.2}})
     await sim.start(produce=False)
     stop = asyncio.Event()

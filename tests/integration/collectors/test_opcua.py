@@ -238,9 +238,10 @@ async def test_notification_older_than_the_last_read_is_not_a_counter_drop(tmp_p
     client, session = collector.client, collector.session
     read_at = datetime.now(UTC)
     await session.on_snapshot(Snapshot("CNC-O", {"good": 100, "job": "WO-1"}, read_at, "connect"))
-    client._stamps["good"] = read_at  # what the full read saw
-    await client._handle(session, None, [_notification(config, "good", 97, read_at - timedelta(milliseconds=80))], 10)  # type: ignore[arg-type]
-    await client._handle(session, None, [_notification(config, "good", 103, read_at + timedelta(milliseconds=80))], 10)  # type: ignore[arg-type]
+    client.bind([session])
+    client.machines[0].stamps["good"] = read_at  # what the full read saw
+    await client._handle(None, [_notification(config, "good", 97, read_at - timedelta(milliseconds=80))], 10)  # type: ignore[arg-type]
+    await client._handle(None, [_notification(config, "good", 103, read_at + timedelta(milliseconds=80))], 10)  # type: ignore[arg-type]
     assert "counter-reset" not in session.kinds()
     assert collector.totals() == {"good": 3}
     assert sorted(collector.store.events) == ["CNC-O:good:0:103"]

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from ledger import service as ledger_service
 from ledger.model import MoveKind, MoveRequest
+from mes_bridge.bootstrap import Services
 from mes_bridge.collectors.core import MachineSession
 from mes_bridge.collectors.opcua import Backoff
 from mes_bridge.collectors.runner import Collector
@@ -110,8 +111,9 @@ async def rig(protocol: str, engine: Engine, example_plant: Path, tmp_path: Path
     sim: ModbusSimulator | OpcUaSimulator = (ModbusSimulator([config]) if protocol == "modbus"
                                              else OpcUaSimulator([config]))
     spool = Spool(tmp_path / "spool.db")
-    collector = Collector([config], spool, InProcessForwarder(engine), client_options=OPTIONS,
-                          scans=DatabaseScanFeed(engine), scan_interval_s=0.2)
+    services = Services(engine)
+    collector = Collector([config], spool, InProcessForwarder(services), client_options=OPTIONS,
+                          scans=DatabaseScanFeed(services), scan_interval_s=0.2)
     await sim.start(produce=False)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))

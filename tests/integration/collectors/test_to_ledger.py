@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from ledger import queries as ledger_queries
 from ledger import service as ledger_service
 from ledger.model import MoveKind, MoveRequest
+from mes_bridge.bootstrap import Services
 from mes_bridge.collectors.opcua import Backoff
 from mes_bridge.collectors.runner import Collector
 from mes_bridge.forwarder import Forwarder, InProcessForwarder
@@ -147,7 +148,7 @@ async def line(protocol: str, engine: Engine, tmp_path: Path, *,
     # The forwarder reaches the database only through the proxy.
     proxied = make_engine(target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
     spool = Spool(tmp_path / "spool.db")
-    forwarder: Forwarder = InProcessForwarder(proxied)
+    forwarder: Forwarder = InProcessForwarder(Services(proxied))
     if wrap is not None:
         forwarder = wrap(forwarder)
     collector = Collector([machine.config], spool, forwarder, client_options=CLIENT_OPTIONS)

@@ -91,14 +91,14 @@ def test_the_same_event_from_two_processes_is_applied_once(pg_engine: Engine, pg
 def test_an_event_id_racing_for_two_orders_is_retried_into_a_conflict(pg_engine: Engine, example_plant: Path) -> None:
     import threading
 
-    from wip_costing.service import apply_events_in
+    from wip_costing.apply import apply_events_in
+    from wip_costing.unit_of_work import SqlUnitOfWork
 
     load_plant(pg_engine, example_plant)
     for n in range(2):
         release_order(pg_engine, f"WO-{n}", "FG-BRACKET", Decimal(10), on=date(2026, 11, 22))
     result: list[Any] = []
-    with pg_engine.connect() as first:
-        first.begin()
+    with SqlUnitOfWork(pg_engine) as first:
         assert apply_events_in(first, [ev("X", 10, 1, order="WO-0")])[0].status.value == "applied"
         # A second transaction applies the same id for another order: it waits on the unique key, then loses.
         racer = threading.Thread(target=lambda: result.extend(apply_events(pg_engine, [ev("X", 10, 1, order="WO-1")])))

@@ -16,7 +16,8 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import _truncate_all
 from tests.waiting import wait_for_lock_waiter
-from wip_costing import costing, service
+from wip_costing import apply as service
+from wip_costing import costing
 from wip_costing.events import Status
 from wip_costing.service import apply_events, release_order
 
@@ -165,7 +166,8 @@ def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(p
                                                                                 example_plant: Path) -> None:
     import threading
 
-    from wip_costing.service import apply_events_in
+    from wip_costing.apply import apply_events_in
+    from wip_costing.unit_of_work import SqlUnitOfWork
 
     _truncate_all(pg_engine)
     load_plant(pg_engine, example_plant)
@@ -174,14 +176,13 @@ def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(p
     first = [ev("X", 10, good=1, order="WO-0")] + [ev(f"a{n}", 10, good=1, order="WO-0") for n in range(25)]
     second = [ev(f"b{n}", 10, good=1, order="WO-1") for n in range(25)] + [ev("X", 10, good=1, order="WO-1")]
     result: list[Any] = []
-    with pg_engine.connect() as conn:
-        conn.begin()
-        assert {o.status for o in apply_events_in(conn, first)} == {Status.APPLIED}
+    with SqlUnitOfWork(pg_engine) as uow:
+        assert {o.status for o in apply_events_in(uow, first)} == {Status.APPLIED}
         racer = threading.Thread(target=lambda: result.extend(apply_events(pg_engine, second)))
         racer.start()
         wait_for_lock_waiter(pg_engine, "the racing batch to block on the uncommitted key")
         assert racer.is_alive()
-        conn.commit()
+        uow.commit()
     racer.join(timeout=30)
     assert [o.status for o in result] == [Status.APPLIED] * 25 + [Status.CONFLICT]
     with pg_engine.connect() as conn:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from mes_bridge.collectors.core import MachineSession, MachineState, Snapshot, advance, split_kwh
+from mes_bridge.collectors.core import MachineSession, MachineState, Snapshot, advance, split_kwh, stored_now
 from mes_bridge.plc_config import MachineConfig, parse_config
 from wip_costing.events import OperationEvent
 
@@ -164,13 +165,13 @@ class FakeStore:
     def load_state(self, machine: str) -> MachineState | None:
         return self.states.get(machine)
 
-    def commit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> bool:
+    def submit(self, machine: str, events: tuple[OperationEvent, ...], state: MachineState) -> Future[bool]:
         if len(events) > self.room:
-            return False
+            return stored_now(False)
         self.room -= len(events)
         self.events += events
         self.states[machine] = state
-        return True
+        return stored_now(True)
 
 
 async def test_session_holds_counts_while_the_spool_is_full_and_resumes(press: MachineConfig) -> None:

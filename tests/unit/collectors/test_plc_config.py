@@ -97,3 +97,45 @@ def test_duplicate_machine_across_files_is_refused(tmp_path: Path) -> None:
 def test_empty_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no \*\.yaml"):
         load_configs(tmp_path)
+
+
+def test_connection_settings_default_to_a_fast_reconnect_and_are_read_from_the_file() -> None:
+    default = parse_config(GOOD, "p.yaml").connection
+    assert (default.reconnect_initial_ms, default.reconnect_max_ms) == (200, 1000)
+    text = GOOD + "connection: {request_timeout_ms: 1500, reconnect_initial_ms: 100, reconnect_max_ms: 5000}\n"
+    connection = parse_config(text, "p.yaml").connection
+    assert (connection.request_timeout_ms, connection.reconnect_max_ms) == (1500, 5000)
+
+
+@pytest.mark.parametrize(("setting", "field", "problem"), [
+    ("{reconnect_initial_ms: 2000, reconnect_max_ms: 500}", "connection",
+     "reconnect_max_ms (500) must not be below reconnect_initial_ms (2000)"),
+    ("{request_timeout_ms: 0}", "connection.request_timeout_ms", "greater than 0"),
+    ("{keepalive_ms: 500}", "connection.keepalive_ms", "not a known field"),
+])
+def test_bad_connection_settings_name_file_line_and_field(setting: str, field: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(GOOD + f"connection: {setting}\n", "plc/press.yaml")
+    assert (caught.value.line, caught.value.field) == (11, field)
+    assert problem in caught.value.message
+
+
+OPCUA = """\
+machine: CNC-9
+work_center: WC-LASER
+protocol: opcua
+endpoint: opc.tcp://127.0.0.1:4840
+counters:
+  good: {good}
+"""
+
+
+def test_browse_paths_need_a_namespace_and_stand_alone() -> None:
+    config = parse_config(OPCUA.format(good='{path: [Machines, CNC-9, "nsu=urn:other;Count"], namespace: "urn:v"}'),
+                          "c.yaml")
+    assert config.counters["good"].path_elements() == (("urn:v", "Machines"), ("urn:v", "CNC-9"),
+                                                        ("urn:other", "Count"))
+    with pytest.raises(ConfigError, match="'path' needs 'namespace'"):
+        parse_config(OPCUA.format(good="{path: [Machines, Count]}"), "c.yaml")
+    with pytest.raises(ConfigError, match="exactly one of 'node' or 'path'"):
+        parse_config(OPCUA.format(good='{path: [Count], namespace: "urn:v", node: "ns=2;s=x"}'), "c.yaml")

@@ -19,7 +19,7 @@ YAML = """\
 machine: {name}
 work_center: WC-PRESS
 protocol: modbus
-endpoint: tcp://127.0.0.1:1
+endpoint: tcp://127.0.0.1:{port}
 counters:
   good: {{register: {{address: 0}}}}
 work_order: WO-1
@@ -31,10 +31,12 @@ class ScriptedClient:
 
     runs: ClassVar[dict[str, int]] = {}
 
-    def __init__(self, config: MachineConfig, **_: Any) -> None:
-        self.config = config
+    def __init__(self, configs: list[MachineConfig], **_: Any) -> None:
+        assert len(configs) == 1  # the machines are on two endpoints: two connections
+        self.config = configs[0]
 
-    async def run(self, session: MachineSession, stop: asyncio.Event) -> None:
+    async def run_many(self, sessions: list[MachineSession], stop: asyncio.Event) -> None:
+        (session,) = sessions
         name = self.config.machine
         ScriptedClient.runs[name] = ScriptedClient.runs.get(name, 0) + 1
         if name == "CRASHY" and ScriptedClient.runs[name] == 1:
@@ -47,9 +49,9 @@ class ScriptedClient:
 
 async def test_a_crashing_client_is_restarted_and_others_carry_on(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "client_for", lambda config, **kw: ScriptedClient(config, **kw))
+    monkeypatch.setattr(runner, "client_for", lambda configs, **kw: ScriptedClient(configs, **kw))
     monkeypatch.setattr(runner, "backoff_delay", lambda *a: 0.01)
-    configs = [parse_config(YAML.format(name=n), f"{n}.yaml") for n in ("CRASHY", "STEADY")]
+    configs = [parse_config(YAML.format(name=n, port=p), f"{n}.yaml") for n, p in (("CRASHY", 1), ("STEADY", 2))]
     spool, sink = Spool(tmp_path / "s.db"), RecordingSink()
     collector = runner.Collector(configs, spool, sink)
     stop = asyncio.Event()
@@ -67,3 +69,26 @@ async def test_a_crashing_client_is_restarted_and_others_carry_on(tmp_path: Path
     assert "client-crashed" in kinds
     spool.close()
     sink.close()
+
+
+def test_machines_of_one_endpoint_share_a_connection_unless_their_settings_differ() -> None:
+    opcua = """\
+machine: {name}
+work_center: WC-LASER
+protocol: opcua
+endpoint: opc.tcp://127.0.0.1:{port}
+publishing_interval_ms: {publish}
+counters:
+  good: {{node: "ns=2;s={name}.Good"}}
+work_order: WO-1
+"""
+    configs = [
+        parse_config(opcua.format(name="A", port=4840, publish=100), "plc/a.yaml"),
+        parse_config(opcua.format(name="B", port=4840, publish=100), "plc/b.yaml"),
+        parse_config(opcua.format(name="C", port=4840, publish=500), "plc/c.yaml"),  # other publishing interval
+        parse_config(opcua.format(name="D", port=4841, publish=100), "plc/d.yaml"),
+        parse_config(YAML.format(name="P1", port=502), "plc/p1.yaml"),
+        parse_config(YAML.format(name="P2", port=502).replace("work_order", "device_id: 2\nwork_order"), "plc/p2.yaml"),
+    ]
+    groups = [[c.machine for c in group] for group in runner.connection_groups(configs)]
+    assert groups == [["A", "B"], ["C"], ["D"], ["P1", "P2"]]

@@ -11,8 +11,8 @@ import pytest
 from ledger.model import Balance, BalanceKey, MoveKind, MoveRequest, PostedMove
 from ledger.posting import post
 from mes_common.errors import DomainError
+from wip_costing.apply import LedgerStock
 from wip_costing.events import OperationEvent
-from wip_costing.service import LedgerStock
 
 from .fakes import event
 
