@@ -22,9 +22,11 @@ from ledger.model import MoveKind, MoveRequest
 from ledger.service import post_moves
 from mes_common.checkpoints import checkpoint_days, refresh
 from wip_costing import reports
+from wip_costing.apply import apply_events_in
 from wip_costing.checkpoints import JOURNAL, journal_checkpoints
 from wip_costing.events import Status
-from wip_costing.service import apply_events, apply_events_in, close_order, release_order
+from wip_costing.service import apply_events, close_order, release_order
+from wip_costing.unit_of_work import SqlUnitOfWork
 
 from .plant import load_plant
 
@@ -121,8 +123,7 @@ def test_a_build_waits_for_transactions_holding_uncommitted_lines(pg_engine: Eng
     refresh(engine, [JOURNAL, STOCK], today=date(2026, 2, 3))
     # An older transaction takes line and move ids and stays open; a newer one commits a move with a larger id
     # meanwhile (into quarantine: no balance the older one holds locked).
-    older = engine.connect()
-    tx = older.begin()
+    older = SqlUnitOfWork(engine).__enter__()
     apply_events_in(older, [_event(random.Random(2), "WO-1", 2, START)
                             | {"operation": 10, "good": 2, "scrap": 0, "rework": 0}])
     with engine.begin() as conn:
@@ -135,8 +136,8 @@ def test_a_build_waits_for_transactions_holding_uncommitted_lines(pg_engine: Eng
     builder.start()
     time.sleep(0.3)
     assert not done  # still waiting for the older transaction
-    tx.commit()
-    older.close()
+    older.commit()
+    older.__exit__(None, None, None)
     builder.join(timeout=30)
     assert done and all(r.skipped is None for r in done[0]), "the build did not finish after the commit"
     moments: list[datetime | None] = [None, START, START + timedelta(days=1), START + timedelta(days=2, hours=3)]
