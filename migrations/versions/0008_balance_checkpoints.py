@@ -80,7 +80,7 @@ def upgrade() -> None:
                     sa.Column("day", sa.Date(), nullable=False), *_stock_columns())
     op.create_index("ix_stock_checkpoint_corrections_through_id", "stock_checkpoint_corrections", ["through_id"])
     op.create_index("ix_stock_moves_effective_at", "stock_moves", ["effective_at"], postgresql_using="brin",
-                    postgresql_with={"autosummarize": "on"})
+                    postgresql_with={"autosummarize": "on", "pages_per_range": "16"})
     if op.get_bind().dialect.name == "postgresql":
         # A block range of new lines is skipped by a time-range query only once summarised: ask autovacuum to
         # summarise each range as soon as it is full (the checkpoint build also summarises the new ones).
