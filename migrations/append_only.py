@@ -39,3 +39,18 @@ def drop_triggers(table: str) -> None:
     elif dialect == "sqlite":
         for name in (f"{table}_no_update", f"{table}_no_delete"):
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
+
+
+def refuse_truncate(table: str) -> None:
+    """Refuse TRUNCATE on ``table`` too (PostgreSQL; SQLite has no TRUNCATE: its DELETE trigger covers it), with
+    the message of its existing ``{table}_append_only()`` function (which names the operation refused)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"""
+    CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()
+    """)
+
+
+def allow_truncate(table: str) -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")

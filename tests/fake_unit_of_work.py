@@ -8,15 +8,12 @@ first ``lose_races`` commits to a simulated concurrent transaction (a serializat
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self
-
-from sqlalchemy.engine import Connection, Engine, RootTransaction
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from mes_bridge import schema
 from mes_common.db import make_engine
-from wip_costing.unit_of_work import Caches, UnitOfWork
+from wip_costing.unit_of_work import Caches, SqlUnitOfWork
 
 
 class LostRace(Exception):
@@ -40,43 +37,21 @@ class FakeDatabase:
         return FakeUnitOfWork(self)
 
 
-class FakeUnitOfWork(UnitOfWork):
+class FakeUnitOfWork(SqlUnitOfWork):
+    """``SqlUnitOfWork`` on the fake's in-memory database, counting commits and rollbacks, losing races on demand."""
+
     def __init__(self, db: FakeDatabase) -> None:
+        super().__init__(db.engine, db.caches)
         self.db = db
-        self.caches = db.caches
-        self.postgres = False
-        self._conn: Connection | None = None
-        self._tx: RootTransaction | None = None
-
-    def __enter__(self) -> Self:
-        self._conn = self.db.engine.connect()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.rollback()
-        assert self._conn is not None
-        self._conn.close()
-        self._conn = None
-
-    @property
-    def conn(self) -> Connection:
-        assert self._conn is not None, "used outside its with block"
-        if self._tx is None or not self._tx.is_active:
-            self._tx = self._conn.begin()
-        return self._conn
 
     def commit(self) -> None:
         if self.db.lose_races > 0:
             self.db.lose_races -= 1
             raise LostRace("could not serialize access due to concurrent update (simulated)")
-        if self._tx is not None and self._tx.is_active:
-            self._tx.commit()
-        self._tx = None
+        super().commit()
         self.db.commits += 1
 
     def rollback(self) -> None:
         if self._tx is not None and self._tx.is_active:
-            self._tx.rollback()
             self.db.rollbacks += 1
-        self._tx = None
+        super().rollback()

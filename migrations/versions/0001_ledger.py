@@ -10,7 +10,7 @@ table definitions cannot say: triggers that make ``stock_moves`` append-only and
 import sqlalchemy as sa
 from alembic import op
 
-from mes_common.db import Money, Qty, UtcDateTime
+from migrations.column_types import money, qty, utc_datetime
 
 revision = "0001"
 down_revision = None
@@ -26,7 +26,7 @@ def _move_id() -> sa.types.TypeEngine:
 
 def _audit() -> list[sa.Column]:
     return [
-        sa.Column("created_at", UtcDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")),
+        sa.Column("created_at", utc_datetime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")),
         sa.Column("created_by", sa.String(CODE), nullable=False, server_default="system"),
         sa.Column("source", sa.String(200), nullable=False, server_default=""),
     ]
@@ -104,17 +104,17 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(24), nullable=False),
         sa.Column("item", sa.String(CODE), nullable=False),
-        sa.Column("qty", Qty(), nullable=False),
+        sa.Column("qty", qty(), nullable=False),
         sa.Column("from_location", sa.String(CODE), nullable=True),
         sa.Column("to_location", sa.String(CODE), nullable=True),
         sa.Column("lot", sa.String(CODE), nullable=False),
-        sa.Column("value", Money(), nullable=False),
-        sa.Column("requested_value", Money(), nullable=True),
+        sa.Column("value", money(), nullable=False),
+        sa.Column("requested_value", money(), nullable=True),
         sa.Column("actor", sa.String(CODE), nullable=False),
         sa.Column("reason", sa.String(500), nullable=False),
         sa.Column("provenance", sa.String(16), nullable=False),
-        sa.Column("effective_at", UtcDateTime(), nullable=False),
-        sa.Column("recorded_at", UtcDateTime(), nullable=False),
+        sa.Column("effective_at", utc_datetime(), nullable=False),
+        sa.Column("recorded_at", utc_datetime(), nullable=False),
         sa.Column("reference", sa.String(200), nullable=True),
         sa.Column("reverses", _move_id(), nullable=True),
         sa.Column("serials", sa.Text(), nullable=False, server_default=""),
@@ -136,8 +136,8 @@ def upgrade() -> None:
         sa.Column("item", sa.String(CODE), nullable=False),
         sa.Column("location", sa.String(CODE), nullable=False),
         sa.Column("lot", sa.String(CODE), nullable=False),
-        sa.Column("qty", Qty(), nullable=False),
-        sa.Column("value", Money(), nullable=False),
+        sa.Column("qty", qty(), nullable=False),
+        sa.Column("value", money(), nullable=False),
         sa.PrimaryKeyConstraint("item", "location", "lot", name="pk_stock_balances"),
         sa.ForeignKeyConstraint(["item"], ["items.code"], name="fk_stock_balances_item_items"),
         sa.ForeignKeyConstraint(["location"], ["locations.code"], name="fk_stock_balances_location_locations"),
@@ -149,7 +149,7 @@ def upgrade() -> None:
         sa.Column("item", sa.String(CODE), nullable=False),
         sa.Column("lot", sa.String(CODE), nullable=False),
         sa.Column("first_move_id", _move_id(), nullable=False),
-        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("created_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("item", "lot", name="pk_stock_lots"),
         sa.ForeignKeyConstraint(["item"], ["items.code"], name="fk_stock_lots_item_items"),
     )

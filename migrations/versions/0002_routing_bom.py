@@ -7,7 +7,7 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from mes_common.db import Qty, Rate, UtcDateTime
+from migrations.column_types import qty, rate, utc_datetime
 
 revision = "0002"
 down_revision = "0001"
@@ -20,12 +20,12 @@ def upgrade() -> None:
         "work_centers",
         sa.Column("code", sa.String(64), nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
-        sa.Column("labor_rate", Rate(), nullable=False),
-        sa.Column("machine_rate", Rate(), nullable=False),
-        sa.Column("energy_tariff", Rate(), nullable=False),
+        sa.Column("labor_rate", rate(), nullable=False),
+        sa.Column("machine_rate", rate(), nullable=False),
+        sa.Column("energy_tariff", rate(), nullable=False),
         sa.Column("cost_center", sa.String(64), nullable=False),
         sa.Column("supply_location", sa.String(64), nullable=True),
-        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.Column("updated_at", utc_datetime(), nullable=False),
         sa.ForeignKeyConstraint(["supply_location"], ["locations.code"],
                                 name="fk_work_centers_supply_location_locations"),
         sa.PrimaryKeyConstraint("code", name="pk_work_centers"),
@@ -51,9 +51,9 @@ def upgrade() -> None:
             sa.Column("state", sa.String(16), nullable=False),
             sa.Column("valid_from", sa.Date(), nullable=False),
             sa.Column("valid_to", sa.Date(), nullable=True),
-            sa.Column("created_at", UtcDateTime(), nullable=False),
-            sa.Column("released_at", UtcDateTime(), nullable=True),
-            sa.Column("obsoleted_at", UtcDateTime(), nullable=True),
+            sa.Column("created_at", utc_datetime(), nullable=False),
+            sa.Column("released_at", utc_datetime(), nullable=True),
+            sa.Column("obsoleted_at", utc_datetime(), nullable=True),
             sa.ForeignKeyConstraint(["item"], ["items.code"], name=f"fk_{table}_item_items"),
             sa.PrimaryKeyConstraint("id", name=f"pk_{table}"),
             sa.UniqueConstraint("item", "revision", name=f"uq_{table}_item_revision"),
@@ -63,10 +63,10 @@ def upgrade() -> None:
         sa.Column("routing_id", sa.Integer(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
         sa.Column("work_center", sa.String(64), nullable=False),
-        sa.Column("setup_min", Qty(), nullable=False),
-        sa.Column("run_min_per_unit", Qty(), nullable=False),
-        sa.Column("std_kwh_per_unit", Qty(), nullable=False),
-        sa.Column("yield_pct", Qty(), nullable=False),
+        sa.Column("setup_min", qty(), nullable=False),
+        sa.Column("run_min_per_unit", qty(), nullable=False),
+        sa.Column("std_kwh_per_unit", qty(), nullable=False),
+        sa.Column("yield_pct", qty(), nullable=False),
         sa.Column("quality_standard", sa.Text(), nullable=False),
         sa.Column("rework_to", sa.Integer(), nullable=True),
         sa.Column("after", sa.String(200), nullable=True),
@@ -80,7 +80,7 @@ def upgrade() -> None:
         "release_generations",
         sa.Column("scope", sa.String(16), nullable=False),
         sa.Column("token", sa.String(32), nullable=False),
-        sa.Column("changed_at", UtcDateTime(), nullable=False),
+        sa.Column("changed_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("scope", name="pk_release_generations"),
     )
     op.create_table(
@@ -88,9 +88,9 @@ def upgrade() -> None:
         sa.Column("version_id", sa.Integer(), nullable=False),
         sa.Column("line_no", sa.Integer(), nullable=False),
         sa.Column("component", sa.String(64), nullable=False),
-        sa.Column("qty_per", Qty(), nullable=False),
+        sa.Column("qty_per", qty(), nullable=False),
         sa.Column("uom", sa.String(16), nullable=False),
-        sa.Column("scrap_pct", Qty(), nullable=False),
+        sa.Column("scrap_pct", qty(), nullable=False),
         sa.Column("operation", sa.Integer(), nullable=True),
         sa.Column("phantom", sa.Boolean(), nullable=False),
         sa.Column("fixed_qty", sa.Boolean(), nullable=False),

@@ -10,7 +10,7 @@ triggers that make ``journal_lines`` append-only (UPDATE and DELETE refused).
 import sqlalchemy as sa
 from alembic import op
 
-from mes_common.db import Money, Qty, UtcDateTime
+from migrations.column_types import money, qty, utc_datetime
 from migrations.append_only import create_triggers, drop_triggers
 
 revision = "0003"
@@ -31,16 +31,16 @@ def upgrade() -> None:
         "work_orders",
         sa.Column("id", sa.String(CODE), nullable=False),
         sa.Column("item", sa.String(CODE), nullable=False),
-        sa.Column("qty", Qty(), nullable=False),
+        sa.Column("qty", qty(), nullable=False),
         sa.Column("due_date", sa.Date(), nullable=True),
         sa.Column("receiving_location", sa.String(CODE), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("bom_revision", sa.String(32), nullable=True),
         sa.Column("routing_revision", sa.String(32), nullable=False),
         sa.Column("released_on", sa.Date(), nullable=False),
-        sa.Column("released_at", UtcDateTime(), nullable=False),
-        sa.Column("closed_at", UtcDateTime(), nullable=True),
-        sa.Column("produced", Qty(), nullable=False),
+        sa.Column("released_at", utc_datetime(), nullable=False),
+        sa.Column("closed_at", utc_datetime(), nullable=True),
+        sa.Column("produced", qty(), nullable=False),
         sa.Column("snapshot", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_work_orders"),
         sa.ForeignKeyConstraint(["item"], ["items.code"], name="fk_work_orders_item_items"),
@@ -54,17 +54,17 @@ def upgrade() -> None:
         sa.Column("work_order", sa.String(CODE), nullable=False),
         sa.Column("operation", sa.Integer(), nullable=False),
         sa.Column("work_center", sa.String(CODE), nullable=False),
-        sa.Column("received", Qty(), nullable=False),
-        sa.Column("completed_good", Qty(), nullable=False),
-        sa.Column("scrapped", Qty(), nullable=False),
-        sa.Column("reworked", Qty(), nullable=False),
-        sa.Column("written_off", Qty(), nullable=False),
+        sa.Column("received", qty(), nullable=False),
+        sa.Column("completed_good", qty(), nullable=False),
+        sa.Column("scrapped", qty(), nullable=False),
+        sa.Column("reworked", qty(), nullable=False),
+        sa.Column("written_off", qty(), nullable=False),
         sa.Column("setup_charged", sa.Boolean(), nullable=False),
-        sa.Column("fp_qty", Qty(), nullable=False),
-        sa.Column("fp_value", Money(), nullable=False),
+        sa.Column("fp_qty", qty(), nullable=False),
+        sa.Column("fp_value", money(), nullable=False),
         sa.Column("fp_values", sa.Text(), nullable=False),
-        sa.Column("rw_qty", Qty(), nullable=False),
-        sa.Column("rw_value", Money(), nullable=False),
+        sa.Column("rw_qty", qty(), nullable=False),
+        sa.Column("rw_value", money(), nullable=False),
         sa.Column("rw_values", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("work_order", "operation", name="pk_wo_operations"),
         sa.ForeignKeyConstraint(["work_order"], ["work_orders.id"], name="fk_wo_operations_work_order_work_orders"),
@@ -86,8 +86,8 @@ def upgrade() -> None:
         sa.Column("operation", sa.Integer(), nullable=False),
         sa.Column("provenance", sa.String(16), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("source_time", UtcDateTime(), nullable=False),
-        sa.Column("recorded_at", UtcDateTime(), nullable=False),
+        sa.Column("source_time", utc_datetime(), nullable=False),
+        sa.Column("recorded_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("event_id", name="pk_operation_events"),
     )
     op.create_index("ix_operation_events_work_order", "operation_events", ["work_order"])
@@ -99,7 +99,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("fingerprint", sa.String(64), nullable=True),
         sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("recorded_at", UtcDateTime(), nullable=False),
+        sa.Column("recorded_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_event_problems"),
     )
     op.create_index("ix_event_problems_status", "event_problems", ["status"])
@@ -111,8 +111,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("event_id", sa.String(EVENT_ID), nullable=True),
         sa.Column("account", sa.String(32), nullable=False),
-        sa.Column("debit", Money(), nullable=False),
-        sa.Column("credit", Money(), nullable=False),
+        sa.Column("debit", money(), nullable=False),
+        sa.Column("credit", money(), nullable=False),
         sa.Column("work_order", sa.String(CODE), nullable=False),
         sa.Column("operation", sa.Integer(), nullable=True),
         sa.Column("work_center", sa.String(CODE), nullable=True),
@@ -120,8 +120,8 @@ def upgrade() -> None:
         sa.Column("provenance", sa.String(16), nullable=True),
         sa.Column("item", sa.String(CODE), nullable=True),
         sa.Column("stock_move_id", _line_id(), nullable=True),
-        sa.Column("effective_at", UtcDateTime(), nullable=False),
-        sa.Column("recorded_at", UtcDateTime(), nullable=False),
+        sa.Column("effective_at", utc_datetime(), nullable=False),
+        sa.Column("recorded_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_journal_lines"),
         sa.CheckConstraint("debit >= 0 AND credit >= 0", name="ck_journal_lines_amounts_not_negative"),
     )

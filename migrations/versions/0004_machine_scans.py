@@ -10,7 +10,7 @@ checks it), plus triggers that make it append-only (UPDATE and DELETE refused).
 import sqlalchemy as sa
 from alembic import op
 
-from mes_common.db import UtcDateTime
+from migrations.column_types import utc_datetime
 from migrations.append_only import create_triggers, drop_triggers
 
 revision = "0004"
@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("work_order", sa.String(CODE), nullable=False),
         sa.Column("operator", sa.String(CODE), nullable=True),
         sa.Column("terminal", sa.String(CODE), nullable=True),
-        sa.Column("scanned_at", UtcDateTime(), nullable=False),
+        sa.Column("scanned_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_machine_scans"),
         sa.ForeignKeyConstraint(["work_order"], ["work_orders.id"], name="fk_machine_scans_work_order_work_orders"),
     )

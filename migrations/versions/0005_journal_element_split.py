@@ -19,7 +19,7 @@ this migration rewrites the table.
 import sqlalchemy as sa
 from alembic import op
 
-from mes_common.db import Money
+from migrations.column_types import money
 from migrations.append_only import create_triggers, drop_triggers
 
 revision = "0005"
@@ -39,7 +39,7 @@ def upgrade() -> None:
     drop_triggers(TABLE)
     with op.batch_alter_table(TABLE) as batch:
         for name in ELEMENTS:
-            batch.add_column(sa.Column(name, Money(), nullable=True))
+            batch.add_column(sa.Column(name, money(), nullable=True))
     for name in ELEMENTS:
         op.execute(f"UPDATE {TABLE} SET {name} = debit + credit WHERE element = '{name}'")
     with op.batch_alter_table(TABLE) as batch:

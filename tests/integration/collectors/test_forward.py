@@ -43,6 +43,31 @@ def spooled(tmp_path: Path, count: int) -> Spool:
     return spool
 
 
+class DepthAtCount:
+    """An observer noting the spool's depth when a batch's outcomes are counted."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.depths: list[int] = []
+
+    def forwarded(self, outcomes: object) -> None:
+        self.depths.append(self.spool.depth)
+
+    def forward_failed(self, error: str) -> None:
+        raise AssertionError(error)
+
+
+async def test_outcomes_are_counted_before_the_batch_is_acknowledged(tmp_path: Path) -> None:
+    """Whoever sees the spool empty must also see every answer that emptied it counted (health, tests, demo)."""
+    spool = spooled(tmp_path, 3)
+    sink = RecordingSink()
+    observer = DepthAtCount(spool)
+    assert await forward_once(spool, sink, batch_size=10, observer=observer) == 3
+    assert observer.depths == [3] and spool.depth == 0
+    spool.close()
+    sink.close()
+
+
 async def test_http_batches_carry_the_token_and_events_and_ack_on_outcomes(tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,12 +22,10 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import text
 
 from ledger import repository as repo
 from ledger import service as ledger_service
 from ledger.model import AlreadyReversed, BalanceKey, InsufficientStock, MoveConflict, MoveKind, MoveRequest, PostedMove
-from mes_bridge import schema
 from mes_common.db import make_engine
 from tests.integration.ledger.master_data import ITEMS, LOCATIONS
 
@@ -37,18 +36,17 @@ LOTS = ["", "L1"]
 ZERO = D(0)
 
 
-def make_machine(template: Path | None = None, pg_url: str | None = None) -> type[RuleBasedStateMachine]:
-    """A machine on a copy of the migrated SQLite ``template``, or on the PostgreSQL database ``pg_url`` emptied."""
+def make_machine(template: Path | None = None, new_pg_url: Callable[[], str] | None = None
+                 ) -> type[RuleBasedStateMachine]:
+    """A machine on a copy of the migrated SQLite ``template``, or on a fresh PostgreSQL database from
+    ``new_pg_url``."""
 
     class LedgerMachine(RuleBasedStateMachine):
         @initialize()
         def fresh_database(self) -> None:
             self.dir = tempfile.mkdtemp(prefix="ledger-stateful-")
-            if pg_url is not None:
-                self.engine = make_engine(pg_url)
-                tables = ", ".join(t.name for t in schema.target_metadata().sorted_tables)
-                with self.engine.begin() as conn:
-                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            if new_pg_url is not None:
+                self.engine = make_engine(new_pg_url())
             else:
                 assert template is not None
                 path = Path(self.dir) / "db.sqlite"
@@ -193,5 +191,5 @@ def test_ledger_state_machine_sqlite(sqlite_template: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_ledger_state_machine_postgres(pg_url: str) -> None:
-    run_state_machine_as_test(make_machine(pg_url=pg_url), settings=settings(SETTINGS, max_examples=15))
+def test_ledger_state_machine_postgres(new_pg_url: Callable[[], str]) -> None:
+    run_state_machine_as_test(make_machine(new_pg_url=new_pg_url), settings=settings(SETTINGS, max_examples=15))

@@ -71,5 +71,6 @@ def test_a_batch_leaks_no_process_wide_change_into_other_threads(engine: Engine,
     assert during, "the sampler was never scheduled while the batch ran"
     assert {seen for seen, _latency, _running in samples} == {interval}  # never changed, not even briefly
     assert sys.getswitchinterval() == interval
-    # Scheduled throughout: no wake-up waited for the whole batch (the default 5 ms switch interval applies).
-    assert max(latency for _seen, latency, _running in during) < 1.0
+    # Scheduled again and again while the batch ran (the default switch interval hands the interpreter over), not
+    # once before and once after it. How long each wake-up took depends on this host's load, so it is not asserted.
+    assert len(during) >= 2, f"the sampler woke {len(during)} time(s) while the batch ran"

@@ -5,6 +5,7 @@ all when the batch fails, whether computing or loading failed."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.conftest import _truncate_all
+from mes_common.db import make_engine
 from tests.waiting import wait_for_lock_waiter
 from wip_costing import apply as service
 from wip_costing import costing
@@ -72,7 +73,6 @@ QUERIES = {
 
 
 def run(engine: Engine, example_plant: Path) -> tuple[list[Any], dict[str, list[Any]]]:
-    _truncate_all(engine)
     load_plant(engine, example_plant)
     for order, qty in (("WO-1", 10), ("WO-2", 200), ("WO-3", 12)):
         release_order(engine, order, "FG-BRACKET", Decimal(qty), on=date(2026, 11, 22))
@@ -83,12 +83,17 @@ def run(engine: Engine, example_plant: Path) -> tuple[list[Any], dict[str, list[
     return outcomes, state
 
 
-def test_a_streamed_batch_writes_what_the_one_step_path_writes(pg_engine: Engine, example_plant: Path,
+def test_a_streamed_batch_writes_what_the_one_step_path_writes(pg_engine: Engine, new_pg_url: Callable[[], str],
+                                                               example_plant: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(batch()) >= service.STREAM_FROM
     streamed, streamed_state = run(pg_engine, example_plant)
     monkeypatch.setattr(service, "STREAM_FROM", 10**9)
-    one_step, one_step_state = run(pg_engine, example_plant)
+    other = make_engine(new_pg_url())  # the same from an empty database again
+    try:
+        one_step, one_step_state = run(other, example_plant)
+    finally:
+        other.dispose()
 
     assert streamed == one_step
     statuses = {o.event_id: o.status for o in streamed}
@@ -109,7 +114,6 @@ def test_a_streamed_batch_writes_what_the_one_step_path_writes(pg_engine: Engine
 
 def test_a_streamed_batch_that_fails_writes_nothing(pg_engine: Engine, example_plant: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    _truncate_all(pg_engine)
     load_plant(pg_engine, example_plant)
     release_order(pg_engine, "WO-3", "FG-BRACKET", Decimal(100), on=date(2026, 11, 22))
     events = [ev(f"e{n}", (10, 20, 30)[n % 3], good=1, order="WO-3") for n in range(3 * service.STREAM_FROM)]
@@ -136,7 +140,6 @@ def test_a_streamed_batch_that_fails_writes_nothing(pg_engine: Engine, example_p
 def test_the_same_streamed_batch_from_two_threads_is_applied_once(pg_engine: Engine, example_plant: Path) -> None:
     import threading
 
-    _truncate_all(pg_engine)
     load_plant(pg_engine, example_plant)
     release_order(pg_engine, "WO-1", "FG-BRACKET", Decimal(40), on=date(2026, 11, 22))
     events = [ev(f"t{n}", (10, 20, 30)[n % 3], good=1) for n in range(3 * service.STREAM_FROM)]
@@ -169,7 +172,6 @@ def test_an_event_id_racing_in_two_streamed_batches_is_retried_into_a_conflict(p
     from wip_costing.apply import apply_events_in
     from wip_costing.unit_of_work import SqlUnitOfWork
 
-    _truncate_all(pg_engine)
     load_plant(pg_engine, example_plant)
     for order in ("WO-0", "WO-1"):
         release_order(pg_engine, order, "FG-BRACKET", Decimal(40), on=date(2026, 11, 22))
@@ -199,7 +201,6 @@ def test_a_load_the_writer_cannot_do_fails_the_batch_and_writes_nothing(pg_engin
     from ledger.model import MoveConflict, MoveKind, MoveRequest
     from ledger.service import post_moves
 
-    _truncate_all(pg_engine)
     load_plant(pg_engine, example_plant)
     release_order(pg_engine, "WO-1", "FG-BRACKET", Decimal(40), on=date(2026, 11, 22))
     events = [ev(f"w{n}", (10, 20, 30)[n % 3], good=1) for n in range(3 * service.STREAM_FROM)]
