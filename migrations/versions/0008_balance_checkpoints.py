@@ -1,7 +1,7 @@
 """daily balance checkpoints of the cost journal and of the stock ledger
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0008_balance_checkpoints
+Revises: 0007_events_order_fk
 
 Written by hand to match ``mes_common/checkpoints.py``, ``wip_costing/checkpoints.py`` and
 ``ledger/checkpoints.py`` (``tests/integration/test_schema.py`` checks it). New tables only, plus an index on
@@ -13,10 +13,10 @@ ranges automatically; no existing row changes. The checkpoints are derived:
 import sqlalchemy as sa
 from alembic import op
 
-from mes_common.db import Money, Qty, UtcDateTime
+from migrations.column_types import money, qty, utc_datetime
 
-revision = "0008"
-down_revision = "0005"
+revision = "0008_balance_checkpoints"
+down_revision = "0007_events_order_fk"
 branch_labels = None
 depends_on = None
 
@@ -35,8 +35,8 @@ def _journal_columns() -> list[sa.Column]:  # type: ignore[type-arg]
         sa.Column("operation", sa.Integer(), nullable=True),
         sa.Column("work_center", sa.String(CODE), nullable=True),
         sa.Column("provenance", sa.String(16), nullable=True),
-        sa.Column("amount", Money(), nullable=False),
-        *(sa.Column(name, Money(), nullable=False) for name in ELEMENTS),
+        sa.Column("amount", money(), nullable=False),
+        *(sa.Column(name, money(), nullable=False) for name in ELEMENTS),
     ]
 
 
@@ -45,8 +45,8 @@ def _stock_columns() -> list[sa.Column]:  # type: ignore[type-arg]
         sa.Column("item", sa.String(CODE), nullable=False),
         sa.Column("location", sa.String(CODE), nullable=False),
         sa.Column("lot", sa.String(CODE), nullable=False),
-        sa.Column("qty", Qty(), nullable=False),
-        sa.Column("value", Money(), nullable=False),
+        sa.Column("qty", qty(), nullable=False),
+        sa.Column("value", money(), nullable=False),
     ]
 
 
@@ -55,9 +55,9 @@ def upgrade() -> None:
         "checkpoint_days",
         sa.Column("source", sa.String(32), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
-        sa.Column("until", UtcDateTime(), nullable=False),
+        sa.Column("until", utc_datetime(), nullable=False),
         sa.Column("through_id", sa.BigInteger(), nullable=False),
-        sa.Column("built_at", UtcDateTime(), nullable=False),
+        sa.Column("built_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("source", "day", name="pk_checkpoint_days"),
     )
     op.create_table(
@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(32), nullable=False),
         sa.Column("through_id", sa.BigInteger(), nullable=False),
         sa.Column("covered_day", sa.Date(), nullable=True),
-        sa.Column("built_at", UtcDateTime(), nullable=False),
+        sa.Column("built_at", utc_datetime(), nullable=False),
         sa.PrimaryKeyConstraint("source", name="pk_checkpoint_state"),
     )
     op.create_table("journal_checkpoints", sa.Column("day", sa.Date(), nullable=False), *_journal_columns())
