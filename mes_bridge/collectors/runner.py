@@ -192,7 +192,7 @@ async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarde
     # In-process: this process applies the events, so it keeps the reports' checkpoints up to date too.
     from mes_bridge.checkpoint_worker import keep_checkpoints
 
-    await asyncio.gather(collector.run(stop), keep_checkpoints(forwarder.engine, stop))
+    await asyncio.gather(collector.run(stop), keep_checkpoints(forwarder.services.engine, stop))
 
 
 def scan_feed_for(forwarder: Forwarder) -> ScanFeed | None:
