@@ -18,6 +18,7 @@ from wip_costing.checkpoints import refresh_all
 
 log = logging.getLogger(__name__)
 EVERY_S = 60.0  # float-ok: seconds
+WAIT_S = 5.0  # float-ok: seconds
 
 
 async def keep_checkpoints(engine: Engine, stop: asyncio.Event, every: float = EVERY_S) -> None:  # float-ok: s
@@ -25,7 +26,8 @@ async def keep_checkpoints(engine: Engine, stop: asyncio.Event, every: float = E
     retried at the next period (the reports stay exact meanwhile, they read more lines)."""
     while not stop.is_set():
         try:
-            for result in await asyncio.to_thread(refresh_all, engine):
+            # A short wait for older transactions: the next period tries again, and stopping is not held up.
+            for result in await asyncio.to_thread(refresh_all, engine, wait_seconds=WAIT_S):
                 if result.skipped:
                     log.warning("checkpoints of %s not built: %s", result.source, result.skipped)
                 elif result.days or result.corrections:
