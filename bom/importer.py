@@ -20,15 +20,19 @@ from sqlalchemy.engine import Connection
 from bom import repository
 from bom.model import BomLine, BomVersion, CycleError, VersionState
 from mes_common.csv_cells import Boolean, Code, Column, Date, Integer, Number
+from mes_common.csv_validation import CsvTable
 from mes_common.errors import DomainError
+from mes_common.limits import MAX_PCT, MAX_QTY_PER
+from routing import repository as routing_repository
 from routing.importer import parse_table
 
 ZERO = Decimal(0)
 
 BOM_COLUMNS: tuple[Column, ...] = (
     Code("parent"), Code("revision", max_length=32), Date("valid_from"), Date("valid_to", required=False),
-    Code("component"), Number("qty_per", positive=True, places=6), Code("uom", max_length=16),
-    Number("scrap_pct", minimum=ZERO, places=6, required=False), Integer("operation", minimum=1, required=False),
+    Code("component"), Number("qty_per", positive=True, places=6, maximum=MAX_QTY_PER), Code("uom", max_length=16),
+    Number("scrap_pct", minimum=ZERO, places=6, maximum=MAX_PCT,
+           required=False), Integer("operation", minimum=1, required=False),
     Boolean("phantom"),
 )
 BOM_OPTIONAL: tuple[Column, ...] = (Boolean("fixed_qty", required=False),)
@@ -65,6 +69,7 @@ def import_bom(
     first_line: dict[tuple[str, str], int] = {}
     for (parent, revision), rows in groups.items():
         first_line[(parent, revision)] = rows[0].line
+        _check_operations(conn, parsed, parent, revision, rows)
         try:
             lines = tuple(
                 BomLine(str(r["component"]), r["qty_per"], str(r["uom"]), r["scrap_pct"] or ZERO,
@@ -91,6 +96,25 @@ def import_bom(
     released = [f"{v.item} rev {v.revision}" for v in to_release]
     unchanged = [f"{v.item} rev {v.revision}" for v in versions if f"{v.item} rev {v.revision}" not in released]
     return BomImportResult(released, unchanged)
+
+
+def _check_operations(conn: Connection, parsed: CsvTable, parent: str, revision: str, rows: list[Any]) -> None:
+    """A line consumed at an operation that the parent's routing (the released one effective when the revision
+    starts) does not have would make every release of the parent fail: refused here, when the routing is known."""
+    valid_from = rows[0]["valid_from"]
+    if not isinstance(valid_from, date):
+        return
+    routing = routing_repository.effective_routing(conn, parent, valid_from)
+    if routing is None:
+        return
+    numbers = {op.number for op in routing.operations}
+    for row in rows:
+        operation = row["operation"]
+        if operation is not None and operation not in numbers:
+            have = ", ".join(str(n) for n in sorted(numbers))
+            parsed.add_issue(row.line, "operation", f"BOM {parent} rev {revision} consumes {row['component']} at "
+                             f"operation {operation}, which routing {parent} rev {routing.revision} (effective "
+                             f"{valid_from.isoformat()}) does not have (operations {have})")
 
 
 def _line_of(exc: DomainError, first_line: dict[tuple[str, str], int]) -> int:

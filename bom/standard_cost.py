@@ -19,7 +19,7 @@ def standard_cost(conn: Connection, item: str, as_of: date, qty: Decimal = Decim
                   boms_cache: bom_repo.BomCache | None = None,
                   routings_cache: routing_repo.RoutingCache | None = None) -> CostRollup:
     """Roll up ``item``'s standard cost per unit from the database (released BOMs and routings effective
-    on ``as_of``, current work-center rates, the ledger's moving-average costs); the caches, when given, are
+    on ``as_of``, the work-center rates effective then, the ledger's moving-average costs); the caches, when given, are
     the unit of work's."""
     boms = bom_repo.released_index(conn, boms_cache)
     routings = routing_repo.released_routings(conn, routings_cache)
@@ -31,4 +31,5 @@ def standard_cost(conn: Connection, item: str, as_of: date, qty: Decimal = Decim
         return None
 
     costs = average_costs(conn, sorted(leaves(boms, routing_of, item, as_of)))
-    return roll_up(item, as_of, Decimal(qty), boms, routing_of, routing_repo.work_centers(conn), costs.get)
+    return roll_up(item, as_of, Decimal(qty), boms, routing_of, routing_repo.work_centers(conn, as_of=as_of),
+                   costs.get)

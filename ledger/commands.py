@@ -8,6 +8,7 @@ from a user is parsed by the caller. Handled by ``ledger.handlers``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -92,10 +93,13 @@ class ReverseMove:
 
 @dataclass(frozen=True, kw_only=True)
 class ImportCsv:
-    """A CSV file to import: its bytes (``name`` shown in errors) or a path."""
+    """A CSV file to import: its bytes (``name`` shown in errors) or a path. ``dry_run``: say what the import
+    would change, write nothing. ``progress``: called with the bytes of each line read (large files)."""
 
     source: bytes | Path
     name: str | None = None
+    dry_run: bool = False
+    progress: Callable[[int], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,5 +114,10 @@ class ImportLocations(ImportCsv):
 
 @dataclass(frozen=True, kw_only=True)
 class ImportBalances(ImportCsv):
+    """Opening balances dated ``effective_at`` (default: the start of the ledger's time); a balance imported
+    before with other figures is refused, or its quantity difference posted as a count adjustment with
+    ``adjust_reason``."""
+
     actor: str
     effective_at: datetime | None = None
+    adjust_reason: str | None = None

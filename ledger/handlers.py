@@ -17,6 +17,7 @@ from ledger import repository as repo
 from ledger.commands import (
     DecideQuarantine,
     ImportBalances,
+    ImportCsv,
     ImportItems,
     ImportLocations,
     MoveCommand,
@@ -36,6 +37,8 @@ class Transaction(Protocol):
     def conn(self) -> Connection: ...
 
     def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
 
 
 def _request(cmd: MoveCommand, kind: MoveKind, qty: Any, **sides: Any) -> MoveRequest:
@@ -105,22 +108,30 @@ def reverse_move(cmd: ReverseMove, uow: Transaction) -> PostedMove:
     return move
 
 
+def finish_import(cmd: ImportCsv, uow: Transaction) -> None:
+    """Commit an import, or roll it back when it was a dry run (its result says what it would have changed)."""
+    if cmd.dry_run:
+        uow.rollback()
+    else:
+        uow.commit()
+
+
 def import_items(cmd: ImportItems, uow: Transaction) -> ImportResult:
-    result = importer.import_items(uow.conn, cmd.source, actor=cmd.actor, name=cmd.name)
-    uow.commit()
+    result = importer.import_items(uow.conn, cmd.source, actor=cmd.actor, name=cmd.name, progress=cmd.progress)
+    finish_import(cmd, uow)
     return result
 
 
 def import_locations(cmd: ImportLocations, uow: Transaction) -> ImportResult:
     result = importer.import_locations(uow.conn, cmd.source, actor=cmd.actor, name=cmd.name)
-    uow.commit()
+    finish_import(cmd, uow)
     return result
 
 
 def import_balances(cmd: ImportBalances, uow: Transaction) -> ImportResult:
     result = importer.import_balances(uow.conn, cmd.source, actor=cmd.actor, effective_at=cmd.effective_at,
-                                      name=cmd.name)
-    uow.commit()
+                                      name=cmd.name, adjust_reason=cmd.adjust_reason, progress=cmd.progress)
+    finish_import(cmd, uow)
     return result
 
 

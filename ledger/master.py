@@ -23,6 +23,7 @@ from ledger.model import (
     UnknownLocation,
 )
 from ledger.tables import items, locations
+from ledger.units import check_unit
 from mes_common.db import utcnow
 from mes_common.errors import DomainError
 
@@ -93,19 +94,20 @@ def check_master_data(conn: Connection, requests: Sequence[MoveRequest]) -> None
     # One round trip for both: this runs on every posting.
     found = conn.execute(
         union_all(
-            select(literal("item").label("what"), items.c.code, items.c.kind).where(
+            select(literal("item").label("what"), items.c.code, items.c.kind, items.c.uom).where(
                 items.c.code.in_(sorted({r.item for r in requests}))
             ),
-            select(literal("location").label("what"), locations.c.code, locations.c.kind).where(
+            select(literal("location").label("what"), locations.c.code, locations.c.kind, literal("")).where(
                 locations.c.code.in_(codes)
             ),
         )
     ).all()
-    known_items = {row.code for row in found if row.what == "item"}
+    known_items = {row.code: row.uom for row in found if row.what == "item"}
     known_locations = {row.code: LocationKind(row.kind) for row in found if row.what == "location"}
     for r in requests:
         if r.item not in known_items:
             raise UnknownItem(r.item)
+        check_unit(r.qty, known_items[r.item], f"{r.kind} of {r.item} ({r.idempotency_key})")
         for code in (r.from_location, r.to_location):
             if code is not None and code not in known_locations:
                 raise UnknownLocation(code)

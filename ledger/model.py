@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from mes_common.errors import DomainError
+from mes_common.limits import CODE_LENGTH, MAX_QTY, MAX_VALUE, out_of_range, too_long
 from mes_common.money import CENTS, ZERO, fmt, fmt_qty, unit_cost
 from mes_common.provenance import Provenance
 
@@ -186,16 +187,26 @@ class MoveRequest:
     serials: tuple[str, ...] = ()  # serial numbers of the units moved (one per unit), for serial-tracked stock
 
     def __post_init__(self) -> None:
-        what = f"move {self.idempotency_key!r} ({self.kind} of {self.item})"
+        what = f"move {self.idempotency_key[:80]!r} ({self.kind} of {self.item[:80]})"
         if not self.idempotency_key or len(self.idempotency_key) > MAX_KEY_LENGTH:
             raise InvalidMove(f"{what}: idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
         if not isinstance(self.qty, Decimal) or not self.qty.is_finite() or self.qty <= 0:
             raise InvalidMove(f"{what}: quantity must be a positive Decimal, got {self.qty!r}")
+        if self.qty > MAX_QTY:
+            raise InvalidMove(f"{what}: quantity {out_of_range(self.qty, maximum=MAX_QTY, above=True)}")
         if decimal_places(self.qty) > QTY_PLACES:
             raise InvalidMove(f"{what}: quantity {self.qty} has more than {QTY_PLACES} decimal places")
+        for name, code in (("item", self.item), ("lot", self.lot), ("from_location", self.from_location),
+                           ("to_location", self.to_location), ("actor", self.actor)):
+            if code is not None and len(code) > CODE_LENGTH:
+                raise InvalidMove(f"{what}: {name} {too_long(code, CODE_LENGTH)}")
+        if len(self.reason) > 500 or (self.reference is not None and len(self.reference) > MAX_KEY_LENGTH):
+            raise InvalidMove(f"{what}: reason is longer than 500 or reference longer than {MAX_KEY_LENGTH} characters")
         if self.value is not None:
             if not isinstance(self.value, Decimal) or not self.value.is_finite() or self.value < 0:
                 raise InvalidMove(f"{what}: value must be a Decimal of at least 0, got {self.value!r}")
+            if self.value > MAX_VALUE:
+                raise InvalidMove(f"{what}: value {out_of_range(self.value, maximum=MAX_VALUE, places=2)}")
             if self.value != self.value.quantize(CENTS):
                 raise InvalidMove(f"{what}: value {self.value} is not in cents")
         if self.effective_at is not None and self.effective_at.tzinfo is None:

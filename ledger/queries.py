@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -256,3 +256,24 @@ def list_moves(
     if limit is not None:
         query = query.limit(limit)
     return [_posted(r) for r in conn.execute(query)][::-1]
+
+
+def lot_consumers(conn: Connection, item: str, lot: str) -> list[dict[str, Any]]:
+    """Which work orders consumed lot ``lot`` of ``item`` (issues naming an order), with how much and when:
+    ``[{"work_order", "qty", "value", "first", "last"}]`` oldest first (traceability after a complaint)."""
+    m = stock_moves.c
+    rows = conn.execute(
+        select(m.reference, func.sum(m.qty).label("qty"), func.sum(m.value).label("value"),
+               func.min(m.effective_at).label("first"), func.max(m.effective_at).label("last"))
+        .where(m.item == item, m.lot == lot, m.kind == MoveKind.ISSUE.value, m.reference.is_not(None))
+        .group_by(m.reference).order_by(func.min(m.effective_at), m.reference)
+    ).all()
+    return [{"work_order": r.reference, "qty": fmt_qty(r.qty), "value": fmt(r.value),
+             "first": _moment(r.first).isoformat(), "last": _moment(r.last).isoformat()} for r in rows]
+
+
+def _moment(value: Any) -> datetime:
+    """A MIN/MAX of a timestamp read back (SQLite returns it as text, without the column type)."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)

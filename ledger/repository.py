@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy import and_, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ledger.history import LATER_MOVES_SQL, group_later, later_moves
 from ledger.master import (
     add_items,
     add_locations,
@@ -100,6 +102,77 @@ def lock_balances(conn: Connection, keys: Iterable[BalanceKey]) -> dict[BalanceK
         key = BalanceKey(row.item, row.location, row.lot)
         result[key] = Balance(key, row.qty, row.value)
     return result
+
+
+Later = dict[BalanceKey, list[tuple[datetime, Decimal]]]
+
+
+def lock_balances_with_lots(conn: Connection, keys: Iterable[BalanceKey], later_than: datetime | None = None
+                            ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]], Later]:
+    """``lock_balances`` of ``keys``, and also of every lot with stock of the same item at the same location (in
+    the same sorted sweep); returns the balances and, per (item, location), its lots with stock in the order of
+    their first receipt (the order an issue takes them, ``ledger.lots``), and (``later_than``) the moves of those
+    balances dated after that moment (``ledger.history.later_moves``, read once the rows are locked). On
+    PostgreSQL one round trip, as ``lock_balances``."""
+    wanted = sorted({BalanceKey(*k) for k in keys})
+    if not wanted:
+        return {}, {}, {}
+    if is_postgres(conn) and conn.dialect.driver == "psycopg":
+        return _pg_lock_with_lots(conn, wanted, later_than)
+    b, lots, m = stock_balances.c, stock_lots.c, stock_moves.c
+    pairs = sorted({(k.item, k.location) for k in wanted})
+    found = conn.execute(
+        select(b.item, b.location, b.lot)
+        .join_from(stock_balances, stock_lots, (lots.item == b.item) & (lots.lot == b.lot))
+        .join(stock_moves, m.id == lots.first_move_id)
+        .where(tuple_(b.item, b.location).in_(pairs), b.lot != "", b.qty > 0)
+        .order_by(b.item, b.location, m.effective_at, lots.first_move_id, b.lot)
+    ).all()
+    order: dict[tuple[str, str], list[str]] = {}
+    for item, location, lot in found:
+        order.setdefault((item, location), []).append(lot)
+    extra = [BalanceKey(item, location, lot) for (item, location), held in order.items() for lot in held]
+    locked = lock_balances(conn, [*wanted, *extra])
+    return locked, order, {} if later_than is None else later_moves(conn, wanted, later_than)
+
+
+# The requested rows and every lot row with stock of the same item x location, locked in key order, with each lot's
+# first receipt (for the issue order).
+_PG_LOCK_WITH_LOTS = (
+    "SELECT b.item, b.location, b.lot, b.qty, b.value, m.effective_at, l.first_move_id "
+    "FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(item, location, lot) "
+    "JOIN stock_balances b ON b.item = k.item AND b.location = k.location "
+    "AND (b.lot = k.lot OR (k.lot = '' AND b.lot <> '' AND b.qty > 0)) "
+    "LEFT JOIN stock_lots l ON l.item = b.item AND l.lot = b.lot AND b.lot <> '' "
+    "LEFT JOIN stock_moves m ON m.id = l.first_move_id "
+    "ORDER BY b.item, b.location, b.lot FOR UPDATE OF b"
+)
+
+
+def _pg_lock_with_lots(conn: Connection, ordered: list[BalanceKey], later_than: datetime | None
+                       ) -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]], Later]:
+    dbapi_conn: Any = conn.connection.dbapi_connection
+    items, places = [k.item for k in ordered], [k.location for k in ordered]
+    with dbapi_conn.pipeline():
+        with dbapi_conn.cursor() as create:
+            create.executemany(_PG_CREATE_BALANCE, ordered)
+        lock = dbapi_conn.cursor()
+        lock.execute(_PG_LOCK_WITH_LOTS, [items, places, [k.lot for k in ordered]])
+        after = dbapi_conn.cursor()
+        if later_than is not None:  # after the lock: nobody else adds moves to these balances now
+            after.execute(LATER_MOVES_SQL, [sorted(set(items)), later_than])
+    with after:
+        later = group_later(after.fetchall(), ordered) if later_than is not None else {}
+    with lock:
+        rows = lock.fetchall()
+    balances: dict[BalanceKey, Balance] = {}
+    firsts: dict[tuple[str, str], list[tuple[Any, int, str]]] = {}
+    for item, location, lot, qty, value, first_at, first_id in rows:
+        key = BalanceKey(item, location, lot)
+        balances[key] = Balance(key, qty, value)
+        if lot and qty > 0 and first_id is not None:
+            firsts.setdefault((item, location), []).append((first_at, first_id, lot))
+    return balances, {pair: [lot for *_, lot in sorted(held)] for pair, held in firsts.items()}, later
 
 
 _PG_CREATE_BALANCE = (
@@ -219,6 +292,15 @@ _PG_COPY_MOVES = copy_statement(stock_moves, ["id", *_MOVE_COLUMNS])
 # Reserves %s move ids from the sequence (PostgreSQL): for the COPY of ``write_moves``, and for callers that write
 # rows naming moves before the moves themselves and pass the ids to ``write_moves(..., ids=...)``.
 NEXT_MOVE_IDS = "SELECT nextval('stock_moves_id_seq') FROM generate_series(1, %s)"
+
+
+def reserve_move_ids(conn: Connection, count: int) -> list[int]:
+    """``count`` stock-move ids from the sequence (PostgreSQL), for ``write_moves(..., ids=...)``."""
+    if count <= 0:
+        return []
+    return [move_id for (move_id,) in conn.exec_driver_sql(NEXT_MOVE_IDS, (count,))]
+
+
 _KEY_IN_DETAIL = re.compile(r"\(idempotency_key\)=\((.*)\) already exists")
 
 

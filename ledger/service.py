@@ -7,6 +7,8 @@ Invariants:
 - Balance (and serial) rows are locked first, in one sorted sweep (``ledger.repository.lock_balances``); the
   idempotency lookup runs after the locks, so a retry racing its original sees it and returns it. A key used
   twice in one batch must carry the same content.
+- A move dated in the past is refused when it would leave a balance negative at any later moment
+  (``ledger.history``), not only now.
 - Balances change by the pure rules of ``ledger.posting`` on the locked rows; ``ledger.repository.write_moves``
   then inserts the moves and updates the changed balances in the same transaction.
 - A move is reversed at most once.
@@ -20,6 +22,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from ledger.history import check_history
 from ledger.master import check_master_data
 from ledger.model import AlreadyReversed, MoveConflict, MoveRequest, PostedMove
 from ledger.posting import move_serials, post, reversal_of
@@ -65,6 +68,7 @@ def _post(conn: Connection, requests: Sequence[MoveRequest]) -> list[tuple[Poste
             move_serials(serial_states, r)
             posted[r.idempotency_key] = post(working, r, recorded_at=now)
     new = list(posted.values())
+    check_history(conn, new, {key: balance.qty for key, balance in balances.items()})
     changed = {k: v for k, v in working.items() if balances.get(k) != v}
     ids = write_moves(conn, new, changed)
     for move, move_id in zip(new, ids, strict=True):

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from mes_common.limits import MAX_OPERATION, MAX_QTY
+
 _CONTROL_NAMES = {
     0x00: "NULL",
     0x09: "CHARACTER TABULATION",
@@ -85,6 +87,8 @@ def lookalike_of(ch: str) -> str | None:
 
 def hidden_chars(value: str) -> list[tuple[int, str]]:
     """(1-based position, character) of every invisible, control or unusual-space character in ``value``."""
+    if value.isascii() and value.isprintable():  # the common case: printable ASCII hides nothing
+        return []
     found = []
     for pos, ch in enumerate(value, start=1):
         if ch == " ":
@@ -133,6 +137,8 @@ class Code(Column):
     max_length: int = 64
 
     def check_chars(self, value: str) -> list[str]:
+        if value.isascii() and value.isprintable():  # the common case, and nothing to report
+            return []
         messages = []
         hidden = {pos for pos, _ in hidden_chars(value)}
         for pos, ch in enumerate(value, start=1):
@@ -160,6 +166,8 @@ class Text(Column):
 
     def check_chars(self, value: str) -> list[str]:
         messages = super().check_chars(value)
+        if value.isascii():  # no other script to mix in
+            return messages
         for match in re.finditer(r"\w+", value):
             word = match.group()
             if not any(_script(ch) == "LATIN" for ch in word):
@@ -181,6 +189,11 @@ class Text(Column):
         return value
 
 
+def _shown(value: str) -> str:
+    """A field's text as quoted in a message: its start only when it is long."""
+    return value if len(value) <= 40 else f"{value[:40]}... ({len(value)} characters)"
+
+
 _DECIMAL_RE = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _INTEGER_RE = re.compile(r"-?[0-9]+")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -193,11 +206,12 @@ class Number(Column):
     minimum: Decimal | None = None
     positive: bool = False
     places: int | None = None
+    maximum: Decimal = MAX_QTY  # every number has a documented range (``mes_common.limits``)
 
     def parse(self, value: str) -> object:
-        if not _DECIMAL_RE.fullmatch(value):
+        if len(value) > 40 or not _DECIMAL_RE.fullmatch(value):
             hint = " (use '.' as the decimal separator, no thousands separator)" if "," in value else ""
-            raise FieldError(f"{value!r} is not a decimal number{hint}")
+            raise FieldError(f"{_shown(value)!r} is not a decimal number{hint}")
         try:
             number = Decimal(value)
         except InvalidOperation:  # pragma: no cover - the pattern already guarantees a valid literal
@@ -210,6 +224,10 @@ class Number(Column):
             raise FieldError(f"{value} is below the minimum {self.minimum}")
         if self.places is not None and -number.as_tuple().exponent > self.places:  # type: ignore[operator]
             raise FieldError(f"{value} has more than {self.places} decimal places")
+        if abs(number) > self.maximum:
+            low = "above 0" if self.positive else f"{self.minimum:,}" if self.minimum is not None else \
+                f"-{self.maximum:,}"
+            raise FieldError(f"{_shown(value)} is out of range (allowed: {low} to {self.maximum:,})")
         return number
 
 
@@ -218,13 +236,16 @@ class Integer(Column):
     """A whole number, parsed to ``int``."""
 
     minimum: int | None = None
+    maximum: int = MAX_OPERATION  # the integers of the imports are operation numbers
 
     def parse(self, value: str) -> object:
-        if not _INTEGER_RE.fullmatch(value):
-            raise FieldError(f"{value!r} is not a whole number")
+        if len(value) > 40 or not _INTEGER_RE.fullmatch(value):
+            raise FieldError(f"{_shown(value)!r} is not a whole number")
         number = int(value)
         if self.minimum is not None and number < self.minimum:
             raise FieldError(f"{value} is negative" if self.minimum == 0 else f"{value} is below {self.minimum}")
+        if number > self.maximum:
+            raise FieldError(f"{_shown(value)} is out of range (allowed: {self.minimum or 0} to {self.maximum:,})")
         return number
 
 

@@ -35,12 +35,13 @@ class CsvImportError(DomainError):
 
     code = "csv_import_error"
 
-    def __init__(self, file: str, issues: Sequence[CsvIssue]) -> None:
+    def __init__(self, file: str, issues: Sequence[CsvIssue], *, omitted: int = 0) -> None:
         self.file = file
         # Stable sort: issues of one row stay in column order.
         self.issues = sorted(issues, key=lambda issue: issue.row)
-        lines = [f"{file}: {len(self.issues)} problem(s), nothing imported:"]
+        self.omitted = omitted  # further issues found but not kept
+        lines = [f"{file}: {len(self.issues) + omitted} problem(s), nothing imported:"]
         lines += [f"  {issue}" for issue in self.issues[:MESSAGE_ISSUE_LIMIT]]
-        if len(self.issues) > MESSAGE_ISSUE_LIMIT:
-            lines.append(f"  ... and {len(self.issues) - MESSAGE_ISSUE_LIMIT} more")
+        if len(self.issues) + omitted > MESSAGE_ISSUE_LIMIT:
+            lines.append(f"  ... and {len(self.issues) + omitted - MESSAGE_ISSUE_LIMIT} more")
         super().__init__("\n".join(lines))

@@ -22,8 +22,10 @@ API::
     rows = read_csv(path, COLUMNS, key=("code",))        # parse_csv + raise_if_issues in one call
 
 The column types and the character checks live in ``mes_common.csv_cells``, the issue report in
-``mes_common.csv_report``. Here: the file must be UTF-8 (a byte-order mark is refused) and its header exactly
-the expected column names; every field (and the header) is checked for characters that hide or deceive before
+``mes_common.csv_report``. Here: the file must be UTF-8 (a byte-order mark at the very
+start, as Excel writes it, is skipped; anywhere else it is refused like any invisible character) and its header
+exactly the expected column names, separated by commas, semicolons or tabs (the delimiter is the one the
+header is written with); every field (and the header) is checked for characters that hide or deceive before
 it is parsed, then for leading/trailing spaces and empty required fields (an empty optional field parses to
 ``None``). A row's key (``key=`` column names) must be unique within the file. Only rows without any problem
 reach ``CsvTable.rows``.
@@ -36,9 +38,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from mes_common.csv_cells import Column, FieldError, describe_char, hidden_chars
 from mes_common.csv_report import CsvImportError, CsvIssue
@@ -61,6 +65,9 @@ class CsvRow(Mapping[str, object]):
         return len(self.data)
 
 
+MAX_ISSUES = 10_000
+
+
 @dataclass
 class CsvTable:
     """Result of ``parse_csv``: the rows without problems and every issue found so far."""
@@ -70,62 +77,69 @@ class CsvTable:
     rows: list[CsvRow] = field(default_factory=list)
     issues: list[CsvIssue] = field(default_factory=list)
 
+    omitted: int = 0  # issues beyond ``MAX_ISSUES``: counted, not kept (a large bad file stays small in memory)
+
     def add_issue(self, row: int, column: str, message: str) -> None:
         """Record a problem found by the caller (unknown code, existing record...) in the same report."""
+        if len(self.issues) >= MAX_ISSUES:
+            self.omitted += 1
+            return
         self.issues.append(CsvIssue(row, column, message, self.file))
 
     def raise_if_issues(self) -> None:
         if self.issues:
-            raise CsvImportError(self.file, self.issues)
+            raise CsvImportError(self.file, self.issues, omitted=self.omitted)
 
 
-def _decode(data: bytes, table: CsvTable) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        bad = data[exc.start : exc.end].hex(" ").upper()
-        table.add_issue(line, "", f"not UTF-8: byte(s) 0x{bad} at byte offset {exc.start}")
-        return data.decode("utf-8", errors="replace")
+def _lines(stream: BinaryIO, table: CsvTable, progress: Callable[[int], None] | None) -> Iterator[str]:
+    """The file's lines as text, each decoded on its own (a line that is not UTF-8 is reported with its number
+    and byte offset, and read with U+FFFD in place of the bad bytes); a byte-order mark at the very start, as
+    Excel writes "CSV UTF-8", is not part of the data."""
+    offset = 0
+    for number, raw in enumerate(stream, 1):
+        if progress is not None:
+            progress(len(raw))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[exc.start : exc.end].hex(" ").upper()
+            table.add_issue(number, "", f"not UTF-8: byte(s) 0x{bad} at byte offset {offset + exc.start}")
+            text = raw.decode("utf-8", errors="replace")
+        if number == 1:
+            text = text.removeprefix("\ufeff")
+        offset += len(raw)
+        yield text
 
 
-def parse_csv(
-    source: str | Path | bytes,
+def iter_csv(
+    stream: BinaryIO,
     columns: Sequence[Column],
+    table: CsvTable,
     *,
     key: Sequence[str] = (),
-    name: str | None = None,
-) -> CsvTable:
-    """Read and validate a CSV file (a path, or its bytes) against ``columns``; never raises for bad content.
-
-    ``key`` names the columns whose combined values must be unique in the file. ``name`` is how the file is
-    named in issues (default: the path's file name).
-    """
-    if isinstance(source, bytes):
-        data, label = source, name or "<csv>"
-    else:
-        path = Path(source)
-        data, label = path.read_bytes(), name or path.name
-    table = CsvTable(label, tuple(columns))
-    text = _decode(data, table)
-    if text.startswith("\ufeff"):
-        table.add_issue(
-            1,
-            columns[0].name if columns else "",
-            "U+FEFF ZERO WIDTH NO-BREAK SPACE at position 1 (byte-order mark; save the file as UTF-8 without BOM)",
-        )
-        text = text[1:]
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[CsvRow]:
+    """The valid rows of the CSV file ``stream`` (binary), read as they come: problems go to ``table``'s issues,
+    never raised. ``key``: columns whose combined values must be unique in the file (remembered per row: a
+    streaming caller with a large file leaves it empty and checks uniqueness itself). ``progress`` is called
+    with the number of bytes of each line read."""
+    lines = _lines(stream, table, progress)
+    first = next(lines, None)
     expected = [c.name for c in columns]
+    if first is None:
+        table.add_issue(1, "", f"empty file (expected header {','.join(expected)})")
+        return
+    delimiter = detect_delimiter(first, expected)
+    reader = csv.reader(itertools.chain((first,), lines), strict=True, delimiter=delimiter)
     try:
         header = next(reader, None)
     except csv.Error as exc:
         table.add_issue(1, "", f"unreadable header: {exc}")
-        return table
+        return
     if header is None:
         table.add_issue(1, "", f"empty file (expected header {','.join(expected)})")
-        return table
-    header_ok = _check_header(header, expected, table)
+        return
+    header_ok = _check_header(header, expected, table, delimiter)
     seen: dict[tuple[object, ...], int] = {}
     end_line = reader.line_num
     while True:
@@ -152,11 +166,48 @@ def parse_csv(
                 table.add_issue(start, key[0], f"duplicate key ({shown}), first on row {seen[key_value]}")
                 continue
             seen[key_value] = start
-        table.rows.append(row)
+        yield row
+
+
+def parse_csv(
+    source: str | Path | bytes,
+    columns: Sequence[Column],
+    *,
+    key: Sequence[str] = (),
+    name: str | None = None,
+) -> CsvTable:
+    """Read and validate a CSV file (a path, or its bytes) against ``columns``; never raises for bad content.
+
+    ``key`` names the columns whose combined values must be unique in the file. ``name`` is how the file is
+    named in issues (default: the path's file name).
+    """
+    if isinstance(source, bytes):
+        stream: BinaryIO = io.BytesIO(source)
+        label = name or "<csv>"
+    else:
+        path = Path(source)
+        stream, label = path.open("rb"), name or path.name
+    table = CsvTable(label, tuple(columns))
+    with stream:
+        table.rows.extend(iter_csv(stream, columns, table, key=key))
     return table
 
 
-def _check_header(header: list[str], expected: list[str], table: CsvTable) -> bool:
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def detect_delimiter(text: str, expected: Sequence[str]) -> str:
+    """The delimiter of a file whose first line (of ``text``) is ``expected``'s names (optional columns may
+    follow): a comma, or a semicolon or tab as spreadsheets in many locales write CSV; a comma when none fits
+    (the header check then names what the first line holds)."""
+    first = text[: text.find("\n") if "\n" in text[:10_000] else 10_000].rstrip("\r")
+    for delimiter in DELIMITERS:
+        if first.split(delimiter)[: len(expected)] == list(expected):
+            return delimiter
+    return ","
+
+
+def _check_header(header: list[str], expected: list[str], table: CsvTable, delimiter: str = ",") -> bool:
     ok = True
     for index, cell in enumerate(header):
         for pos, ch in hidden_chars(cell):
@@ -164,7 +215,11 @@ def _check_header(header: list[str], expected: list[str], table: CsvTable) -> bo
             ok = False
     if header != expected:
         if ok:
-            table.add_issue(1, "", f"header is {','.join(header)!r}, expected exactly {','.join(expected)!r}")
+            shown = delimiter.join(header)
+            others = [f"{name}s" for sep, name in DELIMITERS.items() if sep != delimiter and sep in shown]
+            hint = (f" (separated by {' and '.join(others)}: such a file is read only when its header names "
+                    "exactly the expected columns)" if others and len(header) == 1 else "")
+            table.add_issue(1, "", f"header is {shown!r}, expected exactly {','.join(expected)!r}{hint}")
         ok = False
     return ok
 

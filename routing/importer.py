@@ -25,8 +25,9 @@ from sqlalchemy import column, select, table
 from sqlalchemy.engine import Connection
 
 from mes_common.csv_cells import Code, Column, Date, Integer, Number, Text
-from mes_common.csv_validation import CsvTable, parse_csv
+from mes_common.csv_validation import CsvTable, detect_delimiter, parse_csv
 from mes_common.errors import DomainError
+from mes_common.limits import CODE_LENGTH, MAX_KWH, MAX_MINUTES, MAX_RATE, too_long
 from routing import repository
 from routing.model import Operation, RoutingVersion, WorkCenter
 from routing.tables import work_center_machines, work_center_terminals
@@ -37,9 +38,9 @@ _items = table("items", column("code"))
 _locations = table("locations", column("code"))
 
 WORK_CENTER_COLUMNS: tuple[Column, ...] = (
-    Code("code"), Text("name"), Number("labor_rate", minimum=ZERO, places=6),
-    Number("machine_rate", minimum=ZERO, places=6), Number("energy_tariff", minimum=ZERO, places=6),
-    Code("cost_center"),
+    Code("code"), Text("name"), Number("labor_rate", minimum=ZERO, places=6, maximum=MAX_RATE),
+    Number("machine_rate", minimum=ZERO, places=6, maximum=MAX_RATE),
+    Number("energy_tariff", minimum=ZERO, places=6, maximum=MAX_RATE), Code("cost_center"),
 )
 WORK_CENTER_OPTIONAL: tuple[Column, ...] = (
     Code("machines", required=False, max_length=2000), Code("terminals", required=False, max_length=2000),
@@ -47,9 +48,11 @@ WORK_CENTER_OPTIONAL: tuple[Column, ...] = (
 )
 OPERATION_COLUMNS: tuple[Column, ...] = (
     Code("item"), Code("revision", max_length=32), Date("valid_from"), Date("valid_to", required=False),
-    Integer("operation", minimum=1), Code("work_center"), Number("setup_min", minimum=ZERO, places=6),
-    Number("run_min_per_unit", minimum=ZERO, places=6), Number("std_kwh_per_unit", minimum=ZERO, places=6),
-    Number("yield_pct", positive=True, places=6), Integer("rework_to", minimum=1, required=False),
+    Integer("operation", minimum=1), Code("work_center"),
+    Number("setup_min", minimum=ZERO, places=6, maximum=MAX_MINUTES),
+    Number("run_min_per_unit", minimum=ZERO, places=6, maximum=MAX_MINUTES),
+    Number("std_kwh_per_unit", minimum=ZERO, places=6, maximum=MAX_KWH),
+    Number("yield_pct", positive=True, places=6, maximum=Decimal(100)), Integer("rework_to", minimum=1, required=False),
     Text("quality_standard", required=False),
 )
 OPERATION_OPTIONAL: tuple[Column, ...] = (Code("after", required=False, max_length=200),)
@@ -59,12 +62,14 @@ OPERATION_OPTIONAL: tuple[Column, ...] = (Code("after", required=False, max_leng
 class ImportResult:
     written: list[str]  # work-center codes, or "ITEM rev REV" of each released routing
     unchanged: list[str]
+    changes: tuple[str, ...] = ()  # work centers: what the import changed, one line each
 
 
 def columns_for(data: bytes, base: Sequence[Column], optional: Sequence[Column]) -> tuple[Column, ...]:
     """The expected columns: the SPEC header plus whichever known optional columns the file's header adds."""
-    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
-    header = next(csv.reader(io.StringIO(text)), [])
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    names = [c.name for c in base]
+    header = next(csv.reader(io.StringIO(text), delimiter=detect_delimiter(text, names)), [])
     by_name = {c.name: c for c in optional}
     extra = [by_name[name] for name in header[len(base):] if name in by_name]
     return (*base, *extra)
@@ -81,8 +86,11 @@ def parse_table(source: str | Path | bytes, base: Sequence[Column], optional: Se
     return parse_csv(data, columns_for(data, base, optional), key=key, name=label)
 
 
-def import_work_centers(conn: Connection, source: str | Path | bytes, name: str | None = None) -> ImportResult:
-    """Insert or update the work centers of a CSV file (all or nothing)."""
+def import_work_centers(conn: Connection, source: str | Path | bytes, name: str | None = None, *,
+                        effective: date | None = None) -> ImportResult:
+    """Insert or update the work centers of a CSV file (all or nothing): changed rates start a new version on
+    ``effective`` (default today), machines and terminals are linked, never unlinked
+    (``routing.repository.save_work_centers``)."""
     parsed = parse_table(source, WORK_CENTER_COLUMNS, WORK_CENTER_OPTIONAL, ("code",), name)
     locations = {r.get("supply_location") for r in parsed.rows} - {None}
     known_locations = set(conn.execute(select(_locations.c.code).where(_locations.c.code.in_(locations))).scalars())
@@ -96,6 +104,8 @@ def import_work_centers(conn: Connection, source: str | Path | bytes, name: str 
         machines, terminals = split_codes(row.get("machines")), split_codes(row.get("terminals"))
         for kind, values in (("machines", machines), ("terminals", terminals)):
             for value in values:
+                if len(value) > CODE_LENGTH:
+                    parsed.add_issue(row.line, kind, f"code {too_long(value, CODE_LENGTH)}")
                 first = owners.setdefault((kind, value), (str(row["code"]), row.line))
                 if first[0] != row["code"]:
                     parsed.add_issue(row.line, kind, f"{value} already belongs to work center {first[0]} "
@@ -118,8 +128,14 @@ def import_work_centers(conn: Connection, source: str | Path | bytes, name: str 
                 _, line = owners[(kind, value)]
                 parsed.add_issue(line, kind, f"{value} already belongs to work center {owner}")
     parsed.raise_if_issues()
-    repository.save_work_centers(conn, centers)
-    return ImportResult(codes, [])
+    label = name or (Path(source).name if not isinstance(source, bytes) else "")
+    try:
+        changes = repository.save_work_centers(conn, centers, effective=effective, source=f"import:{label}")
+    except DomainError as exc:
+        parsed.add_issue(1, "", exc.message)
+        parsed.raise_if_issues()
+    changed = {line.split(":")[0].removeprefix("work center ") for line in changes if line.startswith("work center")}
+    return ImportResult([c for c in codes if c in changed], [c for c in codes if c not in changed], tuple(changes))
 
 
 def _d(value: object) -> Decimal:

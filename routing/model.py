@@ -5,8 +5,9 @@ Invariants (checked when a ``RoutingVersion`` is built, so every instance is val
 - Without ``after`` the routing is the sequence of its operations by number. An operation's ``after``
   (predecessor numbers) overrides that default and makes the routing a DAG.
 - The forward graph is acyclic, has exactly one start and one end; every predecessor exists.
-- ``rework_to`` names an operation strictly upstream of the one sending units back (an ancestor in
-  the graph); rework returns are the only way back and are not edges of the forward graph.
+- ``rework_to`` names an operation upstream of the one sending units back (an ancestor in the graph), or the
+  operation itself (repair in place, at the same station); rework returns are the only way back and are not
+  edges of the forward graph.
 - Times, kWh and rates are non-negative ``Decimal``; yield is in (0, 100].
 """
 
@@ -187,7 +188,7 @@ def _build_graph(what: str, ops: tuple[Operation, ...], by_number: dict[int, Ope
         if op.rework_to not in by_number:
             raise RoutingError(f"{what}: operation {op.number} sends rework to operation {op.rework_to}, "
                                "which does not exist")
-        if op.rework_to not in nx.ancestors(graph, op.number):
+        if op.rework_to != op.number and op.rework_to not in nx.ancestors(graph, op.number):
             raise RoutingError(f"{what}: operation {op.number} sends rework to operation {op.rework_to}, "
-                               "which is not an earlier operation")
+                               "which is neither an earlier operation nor itself")
     return graph

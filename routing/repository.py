@@ -14,20 +14,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from mes_common.db import utcnow
+from mes_common.money import fmt_qty
 from routing.model import Operation, RoutingError, RoutingVersion, WorkCenter
 from routing.tables import (
     release_generations,
     routing_operations,
     routing_versions,
     work_center_machines,
+    work_center_rates,
     work_center_terminals,
 )
 from routing.tables import (
@@ -58,38 +61,104 @@ def bump_generation(conn: Connection, scope: str) -> str:
 # ---------------------------------------------------------------- work centers
 
 
-def save_work_centers(conn: Connection, centers: Sequence[WorkCenter]) -> None:
-    """Insert or update work centers (rates are master data); their machines and terminals are replaced."""
+FIRST_RATES = date(1970, 1, 1)  # a new work center's first rates apply from the start of time
+
+
+def _rates(wc: WorkCenter) -> tuple[Decimal, Decimal, Decimal]:
+    return (wc.labor_rate, wc.machine_rate, wc.energy_tariff)
+
+
+def save_work_centers(conn: Connection, centers: Sequence[WorkCenter], *, effective: date | None = None,
+                      source: str = "") -> list[str]:
+    """Insert new work centers and update existing ones; returns what changed, one line per change.
+
+    Rates are versioned: a new work center's rates apply from ``FIRST_RATES``; changed rates start a new
+    version on ``effective`` (default today; a version already on that date is never changed), so orders released
+    before keep theirs. Machines and terminals are only linked (or moved from another work center of the same
+    import), never unlinked: an import that does not mention one leaves it where it is."""
     now = utcnow()
+    day = effective or now.date()
     codes = [wc.code for wc in centers]
-    code_col = work_centers_table.c.code
-    existing = set(conn.execute(select(code_col).where(code_col.in_(codes))).scalars())
+    current = work_centers(conn, codes, as_of=day)
+    changes: list[str] = []
+    r = work_center_rates.c
     for wc in centers:
-        values = {
-            "name": wc.name, "labor_rate": wc.labor_rate, "machine_rate": wc.machine_rate,
-            "energy_tariff": wc.energy_tariff, "cost_center": wc.cost_center,
-            "supply_location": wc.supply_location, "updated_at": now,
-        }
-        if wc.code in existing:
+        values = {"name": wc.name, "cost_center": wc.cost_center, "supply_location": wc.supply_location,
+                  "updated_at": now}
+        before = current.get(wc.code)
+        version = {"work_center": wc.code, "labor_rate": wc.labor_rate, "machine_rate": wc.machine_rate,
+                   "energy_tariff": wc.energy_tariff, "recorded_at": now, "source": source[:200]}
+        if before is None:
+            conn.execute(insert(work_centers_table).values(code=wc.code, labor_rate=wc.labor_rate,
+                                                           machine_rate=wc.machine_rate,
+                                                           energy_tariff=wc.energy_tariff, **values))
+            conn.execute(insert(work_center_rates).values(valid_from=FIRST_RATES, **version))
+            changes.append(f"work center {wc.code}: new")
+            continue
+        if (before.name, before.cost_center, before.supply_location) != (wc.name, wc.cost_center, wc.supply_location):
             conn.execute(update(work_centers_table).where(work_centers_table.c.code == wc.code).values(**values))
+            changes.append(f"work center {wc.code}: name, cost center or supply location changed")
+        if _rates(before) != _rates(wc):
+            taken = conn.execute(select(r.labor_rate, r.machine_rate, r.energy_tariff)
+                                 .where(r.work_center == wc.code, r.valid_from == day)).first()
+            if taken is not None:
+                raise RoutingError(f"work center {wc.code}: rates from {day.isoformat()} are already labor "
+                                   f"{fmt_qty(taken[0])}, machine {fmt_qty(taken[1])}, energy {fmt_qty(taken[2])}; "
+                                   "a rate version is never changed: give the new rates another effective date")
+            conn.execute(insert(work_center_rates).values(valid_from=day, **version))
+            changes.append(f"work center {wc.code}: rates from {day.isoformat()}: labor {_change(before, wc, 0)}, "
+                           f"machine {_change(before, wc, 1)}, energy {_change(before, wc, 2)} (orders released "
+                           "before keep theirs)")
+    _refresh_latest_rates(conn, codes)
+    changes += _link(conn, work_center_machines, "machine", [(m, wc.code) for wc in centers for m in wc.machines])
+    changes += _link(conn, work_center_terminals, "terminal", [(t, wc.code) for wc in centers for t in wc.terminals])
+    return changes
+
+
+def _change(before: WorkCenter, after: WorkCenter, index: int) -> str:
+    old, new = _rates(before)[index], _rates(after)[index]
+    return fmt_qty(new) if old == new else f"{fmt_qty(old)} -> {fmt_qty(new)}"
+
+
+def _refresh_latest_rates(conn: Connection, codes: Sequence[str]) -> None:
+    """``work_centers`` shows each work center's latest rate version."""
+    r = work_center_rates.c
+    latest = select(r.work_center, func.max(r.valid_from).label("valid_from")).where(r.work_center.in_(codes)) \
+        .group_by(r.work_center).subquery()
+    rows = conn.execute(select(r.work_center, r.labor_rate, r.machine_rate, r.energy_tariff)
+                        .join(latest, (latest.c.work_center == r.work_center) & (latest.c.valid_from == r.valid_from)))
+    for row in rows:
+        conn.execute(update(work_centers_table).where(work_centers_table.c.code == row.work_center)
+                     .values(labor_rate=row.labor_rate, machine_rate=row.machine_rate, energy_tariff=row.energy_tariff))
+
+
+def _link(conn: Connection, table: Any, column: str, pairs: list[tuple[str, str]]) -> list[str]:
+    """Link each (code, work center) pair: a new code is inserted, one owned by another work center moved."""
+    if not pairs:
+        return []
+    owners: dict[str, str] = {code: wc for code, wc in conn.execute(
+        select(table.c[column], table.c.work_center).where(table.c[column].in_([code for code, _ in pairs])))}
+    changes = []
+    for code, wc in pairs:
+        owner = owners.get(code)
+        if owner == wc:
+            continue
+        if owner is None:
+            conn.execute(insert(table).values({column: code, "work_center": wc}))
+            changes.append(f"{column} {code} linked to {wc}")
         else:
-            conn.execute(insert(work_centers_table).values(code=wc.code, **values))
-    if not codes:
-        return
-    conn.execute(delete(work_center_machines).where(work_center_machines.c.work_center.in_(codes)))
-    conn.execute(delete(work_center_terminals).where(work_center_terminals.c.work_center.in_(codes)))
-    machines = [{"machine": m, "work_center": wc.code} for wc in centers for m in wc.machines]
-    terminals = [{"terminal": t, "work_center": wc.code} for wc in centers for t in wc.terminals]
-    if machines:
-        conn.execute(insert(work_center_machines), machines)
-    if terminals:
-        conn.execute(insert(work_center_terminals), terminals)
+            conn.execute(update(table).where(table.c[column] == code).values(work_center=wc))
+            changes.append(f"{column} {code} moved from {owner} to {wc}")
+    return changes
 
 
-def work_centers(conn: Connection, codes: Iterable[str] | None = None) -> dict[str, WorkCenter]:
+def work_centers(conn: Connection, codes: Iterable[str] | None = None, *, as_of: date | None = None
+                 ) -> dict[str, WorkCenter]:
+    """Work centers by code with their latest rates, or (``as_of``) the rates effective on that date."""
     query = select(work_centers_table)
     machine_q = select(work_center_machines)
     terminal_q = select(work_center_terminals)
+    wanted: list[str] | None = None
     if codes is not None:
         wanted = list(codes)
         query = query.where(work_centers_table.c.code.in_(wanted))
@@ -101,13 +170,28 @@ def work_centers(conn: Connection, codes: Iterable[str] | None = None) -> dict[s
     terminals: dict[str, list[str]] = {}
     for row in conn.execute(terminal_q.order_by(work_center_terminals.c.terminal)):
         terminals.setdefault(row.work_center, []).append(row.terminal)
-    return {
-        row.code: WorkCenter(
-            row.code, row.name, row.labor_rate, row.machine_rate, row.energy_tariff, row.cost_center,
+    rates = {} if as_of is None else rates_on(conn, as_of, wanted)
+    found = {}
+    for row in conn.execute(query.order_by(work_centers_table.c.code)):
+        labor, machine, energy = rates.get(row.code, (row.labor_rate, row.machine_rate, row.energy_tariff))
+        found[row.code] = WorkCenter(
+            row.code, row.name, labor, machine, energy, row.cost_center,
             tuple(machines.get(row.code, ())), tuple(terminals.get(row.code, ())), row.supply_location,
         )
-        for row in conn.execute(query.order_by(work_centers_table.c.code))
-    }
+    return found
+
+
+def rates_on(conn: Connection, day: date, codes: Sequence[str] | None = None
+             ) -> dict[str, tuple[Decimal, Decimal, Decimal]]:
+    """(labor, machine, energy) of each work center effective on ``day`` (its latest version from on or before)."""
+    r = work_center_rates.c
+    latest = select(r.work_center, func.max(r.valid_from).label("valid_from")).where(r.valid_from <= day)
+    if codes is not None:
+        latest = latest.where(r.work_center.in_(codes))
+    sub = latest.group_by(r.work_center).subquery()
+    rows = conn.execute(select(r.work_center, r.labor_rate, r.machine_rate, r.energy_tariff)
+                        .join(sub, (sub.c.work_center == r.work_center) & (sub.c.valid_from == r.valid_from)))
+    return {row.work_center: (row.labor_rate, row.machine_rate, row.energy_tariff) for row in rows}
 
 
 # ---------------------------------------------------------------- routing versions

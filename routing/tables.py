@@ -36,6 +36,20 @@ work_centers = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# Rate versions: each effective from ``valid_from`` until the next version's date (a work order takes the rates
+# effective on its release date; ``work_centers`` holds the latest, for listings).
+work_center_rates = Table(
+    "work_center_rates",
+    metadata,
+    Column("work_center", String(64), ForeignKey("work_centers.code"), primary_key=True),
+    Column("valid_from", Date, primary_key=True),
+    Column("labor_rate", Rate(), nullable=False),
+    Column("machine_rate", Rate(), nullable=False),
+    Column("energy_tariff", Rate(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("source", String(200), nullable=False, server_default=""),
+)
+
 work_center_machines = Table(
     "work_center_machines",
     metadata,

@@ -27,15 +27,19 @@ from decimal import Decimal
 from typing import Any
 
 from ledger import repository as ledger_repo
+from ledger.history import NegativeInThePast, first_negative
+from ledger.lots import split_issue
 from ledger.model import (
     Balance,
     BalanceKey,
     MoveKind,
+    MoveRequest,
     PostedMove,
 )
-from ledger.posting import post_issue_or_receipt
+from ledger.posting import post, post_issue_or_receipt
 from mes_common.db import utcnow
 from mes_common.errors import DomainError
+from mes_common.money import ZERO
 from wip_costing import repository as repo
 from wip_costing.batch_stream import StreamingWriter
 from wip_costing.batch_writer import STREAM_FROM, BatchWriter, PlainWriter
@@ -55,6 +59,12 @@ class LedgerStock:
     moves: list[PostedMove] = field(default_factory=list)
     # When the batch is recorded (every move of it carries this time); None: each move's own posting time.
     recorded_at: datetime | None = None
+    # Per (item, location): its lots with stock, oldest first (``ledger.repository.lock_balances_with_lots``).
+    lots: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Per balance: recorded moves dated after the batch's earliest event (``ledger.history.later_moves``): an issue
+    # dated before them must not leave the balance negative at any of their moments.
+    later: dict[BalanceKey, list[tuple[datetime, Decimal]]] = field(default_factory=dict)
+    _latest: datetime | None = None  # the latest moment of the batch's moves so far
     # Per move (same positions as ``moves``): the balance it changed, as it was before (None: there was none).
     _before: list[tuple[BalanceKey, Balance | None]] = field(default_factory=list)
 
@@ -79,12 +89,40 @@ class LedgerStock:
         return f"{hashlib.sha256(event_id.encode()).hexdigest()}/{suffix}"[:200]
 
     def issue(self, item: str, location: str, qty: Decimal, *, event: OperationEvent, order: str
-              ) -> tuple[Decimal, int]:
+              ) -> list[tuple[Decimal, int]]:
         # The move's position makes the key unique even when one component is issued twice by one event
         # (a per-unit and a fixed-quantity need of the same component at one operation).
-        move = self._post(MoveKind.ISSUE, f"issue/{len(self.moves)}/{item}", item, location, qty, None, event,
-                          order, f"work order {order} operation {event.operation}")
-        return move.value, len(self.moves) - 1
+        reason = f"work order {order} operation {event.operation}"
+        held = self.lots.get((item, location))
+        if not held:  # the usual case: no lots of this component here
+            move = self._post(MoveKind.ISSUE, f"issue/{len(self.moves)}/{item}", item, location, qty, None, event,
+                              order, reason)
+            return [(move.value, len(self.moves) - 1)]
+        named = event.lot if event.lot in held else None  # the event's lot, for the component that holds it
+        pieces = []
+        for lot, part in split_issue(self.balances, held, item, location, qty, named):
+            suffix = f"issue/{len(self.moves)}/{item}"
+            if lot:
+                move = self._post_lot(suffix, item, location, lot, part, event, order, reason)
+            else:
+                move = self._post(MoveKind.ISSUE, suffix, item, location, part, None, event, order, reason)
+            pieces.append((move.value, len(self.moves) - 1))
+        return pieces
+
+    def _post_lot(self, suffix: str, item: str, location: str, lot: str, qty: Decimal, event: OperationEvent,
+                  order: str, reason: str) -> PostedMove:
+        """An ISSUE of ``qty`` from one lot, at that lot's moving average."""
+        key = BalanceKey(item, location, lot)
+        before = self.balances.get(key)
+        move = post(self.balances, MoveRequest(
+            idempotency_key=self._key(event.event_id, suffix), kind=MoveKind.ISSUE, item=item, qty=qty,
+            from_location=location, lot=lot, actor=event.operator or event.machine or "mes-bridge", reason=reason,
+            provenance=event.provenance, effective_at=event.source_time, reference=order,
+        ), recorded_at=self.recorded_at)
+        self.moves.append(move)
+        self._before.append((key, before))
+        self._check_later(key, move, before)
+        return move
 
     def receive(self, item: str, location: str, qty: Decimal, value: Decimal, *, event: OperationEvent | None,
                 order: str) -> int:
@@ -106,7 +144,25 @@ class LedgerStock:
         )
         self.moves.append(move)
         self._before.append((key, before))
+        if kind is MoveKind.ISSUE:
+            self._check_later(key, move, before)
         return move
+
+    def _check_later(self, key: BalanceKey, move: PostedMove, before: Balance | None) -> None:
+        """Refuse (``NegativeInThePast``) an issue dated before later moves of its balance that would leave it
+        negative at one of their moments; the usual case (nothing dated after it) costs two look-ups."""
+        moment = move.effective_at
+        latest = self._latest
+        self._latest = moment if latest is None or moment > latest else latest
+        recorded = self.later.get(key)
+        if not recorded and (latest is None or moment >= latest):
+            return
+        later = [(at, qty) for at, qty in recorded or () if at > moment]
+        later += [(m.effective_at, m.qty if m.to_key == key else -m.qty) for m in self.moves[:-1]
+                  if m.effective_at > moment and key in (m.from_key, m.to_key)]
+        found = first_negative(ZERO if before is None else before.qty, later, [(moment, -move.qty)])
+        if found is not None:
+            raise NegativeInThePast(key, moment, *found)
 
 
 def _payload(raw: OperationEvent | Mapping[str, Any] | Any) -> str:
@@ -155,18 +211,22 @@ def apply_events_in(uow: UnitOfWork, raw_events: Sequence[OperationEvent | Mappi
             if op.next_op is None:
                 keys.add(BalanceKey(snap.item, snap.receiving_location))
 
-    def lock_balances() -> dict[BalanceKey, Balance]:
-        return ledger_repo.lock_balances(conn, keys) if keys else {}
+    earliest = min((e.source_time for _, e in parsed), default=None)
+
+    def lock_balances() -> tuple[dict[BalanceKey, Balance], dict[tuple[str, str], list[str]], ledger_repo.Later]:
+        return ledger_repo.lock_balances_with_lots(conn, keys, earliest) if keys else ({}, {}, {})
 
     # Large PostgreSQL batches are written while they are computed; their journal lines name their stock moves,
     # so the moves' ids are reserved first (with the applied-event look-up and the balance locks: one round trip).
     streaming = uow.postgres and len(parsed) >= STREAM_FROM
     bound = _moves_bound(parsed, order_of, orders) if streaming else 0
-    recorded, move_ids, balances = repo.recorded_events_with(
+    recorded, move_ids, (balances, lots, later) = repo.recorded_events_with(
         conn, [e.event_id for _, e in parsed], bound, lock_balances)
+    if streaming and lots:  # an issue split across lots posts a move per lot: ids for those too
+        move_ids = [*move_ids, *ledger_repo.reserve_move_ids(conn, _lot_moves_bound(parsed, order_of, orders, lots))]
     writer: BatchWriter = (StreamingWriter(conn, move_ids, now, len(parsed)) if streaming
                            else PlainWriter(conn, now))
-    stock = LedgerStock(balances, recorded_at=now)
+    stock = LedgerStock(balances, recorded_at=now, lots=lots, later=later)
     states: dict[str, OrderState] = {o: state for o, (_s, state) in orders.items()}
     dirty: set[str] = set()
     with writer:
@@ -224,3 +284,22 @@ def _moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int
             continue
         bound += len(spec.materials) + (spec.next_op is None)
     return bound
+
+
+def _lot_moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
+                     orders: Mapping[str, tuple[OrderSnapshot, OrderState]],
+                     lots: Mapping[tuple[str, str], list[str]]) -> int:
+    """How many more moves than ``_moves_bound`` counted the batch can post when issues split across lots: per
+    event, the lots of each component of its operation held in lots."""
+    extra = 0
+    for index, event in parsed:
+        order_id = order_of[index]
+        if order_id is None or order_id not in orders:
+            continue
+        snap = orders[order_id][0]
+        try:
+            spec = snap.op(resolve_operation(snap, event))
+        except DomainError:
+            continue
+        extra += sum(len(lots.get((m.component, spec.supply_location), ())) for m in spec.materials)
+    return extra

@@ -54,9 +54,8 @@ class ReleaseOrder:
 
 @dataclass(frozen=True)
 class CloseOrder:
-    """Close an order: its residue (waiting units included) goes to variance accounts by cause. ``force`` is
-    accepted for callers that confirm closing an order with units still waiting; closing always writes them
-    off today."""
+    """Close an order: its residue goes to variance accounts by cause. An order with units still waiting is
+    refused (the refusal says what value would go to variance) unless ``force``: then they are written off."""
 
     order_id: str
     force: bool = False
@@ -78,7 +77,7 @@ class ImportBom(ImportCsv):
 
 @dataclass(frozen=True, kw_only=True)
 class ImportWorkCenters(ImportCsv):
-    pass
+    effective: date | None = None  # changed rates apply from this date (default today)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,6 +25,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import NamedTuple, Protocol
 
 from ledger.model import QTY_PLACES, decimal_places
+from ledger.units import unit_places, unit_problem
 from mes_common.errors import DomainError
 from mes_common.money import CENTS, ZERO
 from mes_common.provenance import Provenance
@@ -62,8 +63,9 @@ class StockPort(Protocol):
 
     def issue(
         self, item: str, location: str, qty: Decimal, *, event: OperationEvent, order: str
-    ) -> tuple[Decimal, int]:
-        """Issue ``qty`` and return (value taken, move index); raises a DomainError when stock is short."""
+    ) -> list[tuple[Decimal, int]]:
+        """Issue ``qty`` and return (value taken, move index) per move: one, or one per lot when the stock is held
+        in lots (oldest first, or the event's lot); raises a DomainError when stock is short."""
         ...
 
     def receive(
@@ -149,6 +151,13 @@ def complete(
             f"work order {order} operation {operation} runs at {spec.work_center}, "
             f"but event {event_id} comes from {event.work_center}"
         )
+    uom = snapshot.uom
+    if uom and unit_places(uom) < QTY_PLACES:
+        for name, qty in (("good", event.good), ("scrap", event.scrap), ("rework", event.rework)):
+            problem = unit_problem(qty, uom)
+            if problem is not None:
+                raise WipError(f"event {event_id}: field {name!r}: {problem} (work order {order} makes "
+                               f"{snapshot.item}, counted in {uom})")
     st = state.ops[operation]
     units = event.good + event.scrap + event.rework
     first_pass, rework_pool = st.first_pass, st.rework
@@ -173,13 +182,15 @@ def complete(
         qty = component_qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
         if qty <= 0:
             continue
-        value, move = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
+        pieces = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
+        value = pieces[0][0] if len(pieces) == 1 else sum((v for v, _ in pieces), ZERO)
         if value:
             material.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, prov,
                                                need.component, None, (value, ZERO, ZERO, ZERO, ZERO))))
             material_value += value
-        material.append(line(JournalLine, (Account.RM_INV, ZERO, value, order, None, None, prov,
-                                           need.component, move, None)))
+        for piece, move in pieces:  # one credit per stock move (per lot): the journal names each move's lot
+            material.append(line(JournalLine, (Account.RM_INV, ZERO, piece, order, None, None, prov,
+                                               need.component, move, None)))
     try:
         return _move_value(snapshot, spec, state, event, operation, stock, material, material_value, rework_taken,
                            first_pass_taken, units)

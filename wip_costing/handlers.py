@@ -52,7 +52,7 @@ def release_order(cmd: ReleaseOrder, uow: UnitOfWork) -> OrderSnapshot:
 
 
 def close_order(cmd: CloseOrder, uow: UnitOfWork) -> CloseResult:
-    result = close_in(uow.conn, cmd.order_id, uow.caches.snapshots)
+    result = close_in(uow.conn, cmd.order_id, uow.caches.snapshots, force=cmd.force)
     uow.commit()
     return result
 
@@ -77,8 +77,8 @@ def obsolete_bom(cmd: ObsoleteBom, uow: UnitOfWork) -> BomVersion:
 
 
 def import_work_centers(cmd: ImportWorkCenters, uow: UnitOfWork) -> ImportResult:
-    result = routing_importer.import_work_centers(uow.conn, cmd.source, cmd.name)
-    uow.commit()
+    result = routing_importer.import_work_centers(uow.conn, cmd.source, cmd.name, effective=cmd.effective)
+    ledger_handlers.finish_import(cmd, uow)
     return result
 
 

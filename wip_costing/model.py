@@ -99,6 +99,7 @@ class OrderSnapshot:
     bom_revision: str | None
     routing_revision: str
     operations: tuple[OpSpec, ...]
+    uom: str = ""  # the item's unit of measure: a completion's quantities keep to its decimals ("": six places)
     _by_number: dict[int, OpSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -141,6 +142,7 @@ class OrderSnapshot:
             "receiving_location": self.receiving_location,
             "bom_revision": self.bom_revision,
             "routing_revision": self.routing_revision,
+            "uom": self.uom,
             "operations": [
                 {
                     "number": o.number,
@@ -191,6 +193,7 @@ class OrderSnapshot:
             bom_revision=data["bom_revision"],
             routing_revision=data["routing_revision"],
             operations=ops,
+            uom=data.get("uom", ""),
         )
 
 

@@ -21,14 +21,24 @@ from bom.explosion import operation_materials
 from bom.standard_cost import standard_cost
 from ledger import repository as ledger_repo
 from ledger.model import ItemKind, LocationKind
+from ledger.units import check_unit
 from mes_common.db import utcnow
 from mes_common.errors import DomainError
-from mes_common.money import ZERO
+from mes_common.limits import CODE_LENGTH, MAX_QTY
+from mes_common.money import ZERO, fmt, fmt_qty
 from routing import repository as routing_repo
 from wip_costing import journal_writer
 from wip_costing import repository as repo
 from wip_costing.journal import Account, JournalEntry
-from wip_costing.model import MaterialSpec, OpSpec, OrderSnapshot, OrderState, UnknownOrder, WipError
+from wip_costing.model import (
+    MaterialSpec,
+    OpSpec,
+    OrderSnapshot,
+    OrderState,
+    OrderStatus,
+    UnknownOrder,
+    WipError,
+)
 from wip_costing.pools import Element
 from wip_costing.reports import element_balances
 from wip_costing.tables import journal_lines
@@ -61,7 +71,7 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
                 std_cost.setdefault(m.component, m.unit_cost)
         except DomainError:
             std_cost = ledger_repo.average_costs(conn, [n.component for ns in needs.values() for n in ns])
-    centers = routing_repo.work_centers(conn, {op.work_center for op in order})
+    centers = routing_repo.work_centers(conn, {op.work_center for op in order}, as_of=on)
     default_supply: str | None = None
     if receiving_location is None:
         kind = LocationKind.FINISHED if found[item].kind is ItemKind.FINISHED else LocationKind.STORES
@@ -94,7 +104,7 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
             wc.machine_rate, wc.energy_tariff, supply, op.rework_to, next_op, materials,
         ))
     return OrderSnapshot(order_id, item, qty, receiving_location, bom.revision if bom else None, routing.revision,
-                         tuple(specs))
+                         tuple(specs), found[item].uom)
 
 
 def release_in(conn: Connection, order_id: str, item: str, qty: Decimal, on: date | None, due_date: date | None,
@@ -104,11 +114,15 @@ def release_in(conn: Connection, order_id: str, item: str, qty: Decimal, on: dat
         raise WipError(f"work order id {order_id!r} is empty or has surrounding spaces")
     if not isinstance(qty, Decimal) or qty <= 0:
         raise WipError(f"work order {order_id}: quantity must be positive, got {qty}")
+    if qty > MAX_QTY or len(order_id) > CODE_LENGTH:
+        raise WipError(f"work order {order_id[:64]}: the id is at most {CODE_LENGTH} characters and the quantity "
+                       f"at most {MAX_QTY:,}")
     if repo.order_row(conn, order_id) is not None:
         raise WipError(f"work order {order_id} already exists")
     now = utcnow()
     day = on or now.date()
     snapshot = build_snapshot(conn, order_id, item, qty, day, receiving_location, caches)
+    check_unit(qty, snapshot.uom, f"work order {order_id}: quantity")
     repo.insert_order(conn, snapshot, OrderState.released(snapshot), released_on=day, released_at=now,
                       due_date=due_date, serials=serials)
     return snapshot
@@ -119,6 +133,12 @@ class ReleaseCaches(Protocol):
 
     bom: bom_repo.BomCache
     routings: routing_repo.RoutingCache
+
+
+class UnitsWaiting(WipError):
+    """Closing an order with units still waiting, without ``force``."""
+
+    code = "units_waiting"
 
 
 @dataclass(frozen=True)
@@ -136,11 +156,23 @@ def actual_costs(conn: Connection, order_id: str) -> dict[Element, Decimal]:
     return {Element(name): Decimal(value) for name, value in sums._mapping.items()}
 
 
-def close_in(conn: Connection, order_id: str, snapshots: repo.SnapshotCache | None = None) -> CloseResult:
+def close_in(conn: Connection, order_id: str, snapshots: repo.SnapshotCache | None = None, *,
+             force: bool = False) -> CloseResult:
+    """Close the order; one with units still waiting only when ``force``d (else ``UnitsWaiting``, naming them
+    and the value that would go to variance)."""
     orders = repo.lock_orders(conn, [order_id], snapshots)
     if order_id not in orders:
         raise UnknownOrder(f"unknown work order {order_id}")
     snapshot, state = orders[order_id]
+    waiting = [(op, st.waiting, st.first_pass.value + st.rework.value) for op, st in sorted(state.ops.items())
+               if st.waiting]
+    if waiting and not force and state.status is not OrderStatus.CLOSED:
+        units = sum((qty for _, qty, _ in waiting), ZERO)
+        value = sum((v for _, _, v in waiting), ZERO)
+        where = ", ".join(f"{fmt_qty(qty)} at operation {op} worth {fmt(v)}" for op, qty, v in waiting)
+        raise UnitsWaiting(f"work order {order_id} has {fmt_qty(units)} units still waiting ({where}): closing "
+                           f"would write them off and move {fmt(value)} to variance accounts; close it with --force "
+                           "to do so")
     now = utcnow()
     closed, entry = close(snapshot, state, now)
     if entry is not None:

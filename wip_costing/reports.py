@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import case, func, select, type_coerce
 from sqlalchemy.engine import Connection
 
+from ledger.model import MoveKind
+from ledger.tables import stock_moves
 from mes_common.checkpoints import sums_as_of
 from mes_common.db import Money
 from mes_common.errors import DomainError
@@ -224,18 +226,23 @@ def unbalanced_entries(conn: Connection) -> list[tuple[str, Decimal, Decimal]]:
 
 
 EXPORT_COLUMNS = ("id", "entry", "kind", "event_id", "effective_at", "recorded_at", "account", "debit", "credit",
-                  "work_order", "operation", "work_center", "provenance", "item", "stock_move_id", *ELEMENT_COLUMNS)
+                  "work_order", "operation", "work_center", "provenance", "item", "stock_move_id", *ELEMENT_COLUMNS,
+                  "lot")  # lot: of the line's stock move (a component issued from a lot, the lot received)
 
 
 def journal_lines_between(conn: Connection, start: datetime | None, end: datetime | None) -> Iterator[dict[str, Any]]:
     c = journal_lines.c
-    query = select(journal_lines).order_by(c.effective_at, c.id)
+    moves = stock_moves.c
+    query = (select(journal_lines, moves.lot).outerjoin(stock_moves, moves.id == c.stock_move_id)
+             .order_by(c.effective_at, c.id))
     if start is not None:
         query = query.where(c.effective_at >= start)
     if end is not None:
         query = query.where(c.effective_at <= end)
     for r in conn.execute(query):
-        yield dict(r._mapping)
+        line = dict(r._mapping)
+        line["lot"] = line["lot"] or None
+        yield line
 
 
 def export_journal(conn: Connection, start: datetime | None, end: datetime | None, path: Path) -> int:
@@ -265,6 +272,11 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
         return None
     c = wo_operations.c
     ops = conn.execute(select(wo_operations).where(c.work_order == order_id).order_by(c.operation)).all()
+    m = stock_moves.c
+    issued = conn.execute(
+        select(m.item, m.lot, func.sum(m.qty).label("qty"), func.sum(m.value).label("value"))
+        .where(m.reference == order_id, m.kind == MoveKind.ISSUE.value)
+        .group_by(m.item, m.lot).order_by(m.item, m.lot)).all()
     energy, energy_per_op = order_energy(conn, order_id)
     return {
         "id": row.id, "item": row.item, "qty": fmt_qty(row.qty), "status": row.status,
@@ -283,6 +295,8 @@ def order_view(conn: Connection, order_id: str) -> dict[str, Any] | None:
             }
             for o in ops
         ],
+        # Components issued to the order, per item and lot (lot "" : stock held without a lot).
+        "materials": [{"item": r.item, "lot": r.lot, "qty": fmt_qty(r.qty), "value": fmt(r.value)} for r in issued],
         "energy": energy.to_json(),
     }
 

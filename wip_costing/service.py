@@ -46,7 +46,8 @@ def release_order(
     return snapshot
 
 
-def close_order(engine: Engine, order_id: str, caches: Caches | None = None) -> CloseResult:
-    """Close ``order_id``: its residue goes to variance accounts (see ``wip_costing.variances``)."""
-    result: CloseResult = execute(engine, CloseOrder(order_id), caches)
+def close_order(engine: Engine, order_id: str, caches: Caches | None = None, *, force: bool = False) -> CloseResult:
+    """Close ``order_id``: its residue goes to variance accounts (see ``wip_costing.variances``); with units
+    still waiting only when ``force``d."""
+    result: CloseResult = execute(engine, CloseOrder(order_id, force), caches)
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 
 import typer
 from sqlalchemy.engine import Engine
@@ -13,6 +14,8 @@ from sqlalchemy.engine import Engine
 from mes_bridge.bootstrap import Services
 from mes_common.db import make_engine
 from mes_common.errors import DomainError
+from mes_common.limits import out_of_range
+from mes_common.money import BadNumber, dec
 from mes_common.settings import Settings
 
 
@@ -49,3 +52,17 @@ def domain_errors() -> Iterator[None]:
         yield
     except DomainError as exc:
         raise fail(f"error: {exc.message}") from None
+
+
+def cli_number(text: str, name: str, *, maximum: Decimal, above: bool = False, signed: bool = False) -> Decimal:
+    """A number typed on the command line, within its documented range (``mes_common.limits``): 0 (``above``:
+    more than 0; ``signed``: -maximum) to ``maximum``, at most six places; else exit 1 naming ``name``."""
+    try:
+        number = dec(text, field=name)
+    except BadNumber:
+        raise fail(f"error: {name} must be a number, got {text[:40]!r}") from None
+    minimum = -maximum if signed else Decimal(0)
+    problem = out_of_range(number, maximum=maximum, minimum=minimum, above=above and not signed)
+    if problem:
+        raise fail(f"error: {name}: {problem}")
+    return number

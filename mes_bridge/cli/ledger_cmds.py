@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -20,9 +21,11 @@ from ledger import commands as cmds
 from ledger import queries as ledger_queries
 from ledger import repository as repo
 from ledger.model import PostedMove
-from mes_bridge.cli.common import domain_errors, fail, services_from_settings
-from mes_common.money import BadNumber, dec, fmt, fmt_qty
+from mes_bridge.cli.common import cli_number, domain_errors, engine_from_settings, fail, services_from_settings
+from mes_common.limits import MAX_QTY, MAX_RATE, MAX_VALUE
+from mes_common.money import fmt, fmt_qty
 
+PROGRESS_FROM = 1_000_000  # bytes: a file this large shows a progress bar on stderr
 app = typer.Typer(help="Stock ledger: items, locations, moves, balances.", no_args_is_help=True)
 
 
@@ -60,11 +63,11 @@ def parse_moment(text: str, *, end_of_day: bool) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+_MAXIMA = {"qty": MAX_QTY, "counted": MAX_QTY, "delta": MAX_QTY, "value": MAX_VALUE, "unit cost": MAX_RATE}
+
+
 def _number(text: str, name: str) -> Decimal:
-    try:
-        return dec(text, field=name)
-    except BadNumber as exc:
-        raise fail(f"error: {exc}") from None
+    return cli_number(text, name, maximum=_MAXIMA[name], signed=name == "delta")
 
 
 @app.command("import")
@@ -72,20 +75,35 @@ def import_(
     kind: Annotated[ImportKind, typer.Argument(help="items | locations | balances")],
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="UTF-8 CSV with SPEC's header")],
     actor: Actor = _default_actor(),
-    when: When = None,
+    when: Annotated[str | None, typer.Option(
+        "--date", help="balances: their effective date (default 1970-01-01, the start of the ledger's time, so "
+                       "opening balances come before every event)")] = None,
+    adjust: Annotated[bool, typer.Option(
+        "--adjust", help="balances: post the difference to an earlier import of a balance as a count adjustment "
+                         "(needs --reason)")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why the count adjustments (with --adjust)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what the import would change; write nothing")] = False,
 ) -> None:
-    """Import a CSV file, all or nothing; every problem is reported with its row, column and character."""
+    """Import a CSV file, all or nothing; every problem is reported with its row, column and character.
+
+    Idempotent: records and balances already imported with the same content are counted "already present"."""
+    if adjust != (reason is not None) or (reason is not None and kind is not ImportKind.balances):
+        raise fail("error: --adjust and --reason go together, with balances")
     effective_at = parse_moment(when, end_of_day=False) if when else None
+    size = file.stat().st_size
     command: cmds.ImportCsv
-    if kind is ImportKind.items:
-        command = cmds.ImportItems(source=file, actor=actor)
-    elif kind is ImportKind.locations:
-        command = cmds.ImportLocations(source=file, actor=actor)
-    else:
-        command = cmds.ImportBalances(source=file, actor=actor, effective_at=effective_at)
-    with domain_errors(), services_from_settings() as services:
+    with domain_errors(), services_from_settings() as services, \
+            typer.progressbar(length=size, label=f"importing {file.name}", file=sys.stderr,
+                              hidden=size < PROGRESS_FROM) as bar:
+        if kind is ImportKind.items:
+            command = cmds.ImportItems(source=file, actor=actor, dry_run=dry_run, progress=bar.update)
+        elif kind is ImportKind.locations:
+            command = cmds.ImportLocations(source=file, actor=actor, dry_run=dry_run)
+        else:
+            command = cmds.ImportBalances(source=file, actor=actor, effective_at=effective_at, adjust_reason=reason,
+                                          dry_run=dry_run, progress=bar.update)
         result = services.handle(command)
-    typer.echo(str(result))
+    typer.echo(f"{result} (dry run: nothing written)" if dry_run else str(result))
 
 
 @app.command()
@@ -289,3 +307,23 @@ def serials(
         found = repo.serials_in_stock(conn, item, location)
     for serial, where, lot in found:
         typer.echo(f"{serial}\t{where}\t{lot}")
+
+
+@app.command("lot-usage")
+def lot_usage(
+    item: str,
+    lot: str,
+    as_json: Annotated[bool, typer.Option("--json", help='{"rows": [{"work_order", "qty", "value", "first", '
+                                                         '"last"}]}')] = False,
+) -> None:
+    """Which work orders consumed LOT of ITEM (where-used by lot), with how much and when."""
+    with engine_from_settings() as engine, engine.connect() as conn:
+        rows = ledger_queries.lot_consumers(conn, item, lot)
+    if as_json:
+        typer.echo(json.dumps({"rows": rows}))
+        return
+    if not rows:
+        typer.echo(f"no work order consumed lot {lot} of {item}")
+        return
+    for r in rows:
+        typer.echo(f"{r['work_order']}\t{r['qty']}\t{r['value']}\t{r['first']}\t{r['last']}")

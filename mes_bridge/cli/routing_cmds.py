@@ -22,11 +22,25 @@ app.add_typer(import_app, name="import")
 
 
 @import_app.command("work-centers")
-def import_work_centers(file: Path) -> None:
-    """code,name,labor_rate,machine_rate,energy_tariff,cost_center[,machines,terminals,supply_location]."""
+def import_work_centers(
+    file: Path,
+    on: Annotated[str | None, typer.Option(
+        "--date", help="changed rates apply from this date (default today); orders released before keep theirs")
+    ] = None,
+) -> None:
+    """code,name,labor_rate,machine_rate,energy_tariff,cost_center[,machines,terminals,supply_location].
+
+    Rates are versioned: a changed rate starts a new version; machines and terminals are linked, never unlinked."""
+    try:
+        effective = date.fromisoformat(on) if on else None
+    except ValueError:
+        raise fail(f"error: --date {on!r} is not a date (YYYY-MM-DD)") from None
     with domain_errors(), services_from_settings() as services:
-        result = services.handle(ImportWorkCenters(source=file))
-    typer.echo(f"imported {len(result.written)} work center(s): {', '.join(result.written)}")
+        result = services.handle(ImportWorkCenters(source=file, effective=effective))
+    typer.echo(f"imported {len(result.written)} work center(s): {', '.join(result.written)}; "
+               f"{len(result.unchanged)} unchanged")
+    for change in result.changes:
+        typer.echo(f"  {change}")
 
 
 @import_app.command("operations")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mes_bridge.cli.common import domain_errors, fail, services_from_settings
+from mes_bridge.cli.common import cli_number, domain_errors, fail, services_from_settings
+from mes_common.limits import MAX_QTY
 from mes_common.money import ZERO, fmt, fmt_qty, to_cents
 
 if TYPE_CHECKING:
@@ -56,11 +57,11 @@ def release(
     """Release a work order, freezing the BOM and routing versions effective on --date."""
     from wip_costing.commands import ReleaseOrder
 
+    quantity = cli_number(qty, "quantity", maximum=MAX_QTY, above=True)
     try:
-        quantity = Decimal(qty)
         day = date.fromisoformat(on) if on else None
         due_day = date.fromisoformat(due) if due else None
-    except (InvalidOperation, ValueError) as exc:
+    except ValueError as exc:
         raise fail(f"error: {exc}") from None
     with services_from_settings() as services, domain_errors():
         snap = services.handle(ReleaseOrder(wo_id, item, quantity, on=day, due_date=due_day,
@@ -87,12 +88,16 @@ def scan(
 
 
 @wo_app.command("close")
-def close(wo_id: str) -> None:
-    """Close a work order: any residue goes to variance accounts by cause."""
+def close(
+    wo_id: str,
+    force: Annotated[bool, typer.Option("--force", help="close even with units still waiting (written off)")] = False,
+) -> None:
+    """Close a work order: any residue goes to variance accounts by cause. With units still waiting it is refused,
+    saying what value would go to variance, unless --force."""
     from wip_costing.commands import CloseOrder
 
     with services_from_settings() as services, domain_errors():
-        result = services.handle(CloseOrder(wo_id))
+        result = services.handle(CloseOrder(wo_id, force))
     print("\n".join(describe_close(result)))
 
 
@@ -139,29 +144,19 @@ def show(wo_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -
     machines = ", ".join(f"{m} {kwh}" for m, kwh in energy["by_machine"].items()) or "none"
     print(f"energy {energy['kwh']} kWh ({energy['metered_kwh']} metered, {energy['standard_kwh']} standard); "
           f"by machine: {machines}")
-
-
-def _read_events(path: Path) -> list[Any]:
-    events: list[Any] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            events.append(f"line {number}: not JSON ({exc.msg}): {line[:200]}")
-    return events
+    for m in view["materials"]:
+        print(f"issued {m['qty']} {m['item']}" + (f" lot {m['lot']}" if m["lot"] else "") + f" value {m['value']}")
 
 
 @events_app.command("apply")
 def apply(file: Path) -> None:
     """Apply the events of a JSON-lines file; one outcome per event. Exit 1 if any was rejected or conflicting."""
     from wip_costing.commands import ApplyEvents
-    from wip_costing.events import Status
+    from wip_costing.events import Status, read_jsonl
 
     if not file.is_file():
         raise fail(f"error: no such file {file}")
-    events = _read_events(file)
+    events = read_jsonl(file.read_bytes())
     bad = 0
     with services_from_settings() as services:
         for start in range(0, len(events), BATCH):
@@ -188,6 +183,9 @@ def list_events(
         rows = list_problems(conn, status, limit)
     if as_json:
         print(json.dumps({"rows": [{**r, "recorded_at": r["recorded_at"].isoformat()} for r in rows]}, indent=2))
+        return
+    if not rows:
+        print(f"no {status or 'rejected or conflicting'} events stored")
         return
     for r in rows:
         print(f"{r['recorded_at'].isoformat()} {r['status']} {r['event_id'] or '-'}: {r['reason']}")

@@ -1,7 +1,7 @@
 """daily balance checkpoints of the cost journal and of the stock ledger
 
 Revision ID: 0008_balance_checkpoints
-Revises: 0007_events_order_fk
+Revises: 0008_work_center_rates
 
 Written by hand to match ``mes_common/checkpoints.py``, ``wip_costing/checkpoints.py`` and
 ``ledger/checkpoints.py`` (``tests/integration/test_schema.py`` checks it). New tables only, plus an index on
@@ -16,7 +16,7 @@ from alembic import op
 from migrations.column_types import money, qty, utc_datetime
 
 revision = "0008_balance_checkpoints"
-down_revision = "0007_events_order_fk"
+down_revision = "0008_work_center_rates"
 branch_labels = None
 depends_on = None
 

@@ -109,7 +109,7 @@ def test_the_worked_example_through_the_handlers(bench: Bench, example_plant: Pa
         assert reports.scrap_loss(conn) == D("17.14")
     assert stock(bench, "FG-BRACKET") == {"FG": (D(5), D("53.95"))}
     assert len(bench.caches.snapshots) == 1  # parsed once, kept for the next batches
-    result = bench.handle(CloseOrder("WO-1"))
+    result = bench.handle(CloseOrder("WO-1", force=True))
     assert result.entry is not None and result.comparison.produced == D(5)
     with bench.read() as conn:
         assert reports.wip_value(conn).total == D(0)

@@ -152,8 +152,8 @@ def test_work_center_import_with_machines_terminals_and_supply_location(master: 
         import_work_centers(conn, data, name="wc.csv")
         centers = routing_repo.work_centers(conn)
     assert centers["WC-LASER"].labor_rate == Decimal("31.50")
-    assert centers["WC-LASER"].machines == ("LASER-1", "LASER-2")
-    assert centers["WC-LASER"].terminals == ("T-1",)
+    assert centers["WC-LASER"].machines == ("CNC-1", "LASER-1", "LASER-2")  # CNC-1: not mentioned, still linked
+    assert centers["WC-LASER"].terminals == ("T-1", "T-LASER-1")
     assert centers["WC-LASER"].supply_location == "STORES"
     assert centers["WC-PRESS"].supply_location is None
     assert count(master, work_centers) == 3

@@ -143,8 +143,11 @@ def test_manual_moves_reverse_and_as_of(engine: Engine, db_url: str, example_pla
     )
     assert (code, err) == (1, "error: unknown item 'RM-COPPER'\n")
     assert cli(db_url, *count, "--counted", "8")[1] == "no adjustment: RM-STEEL at STORES is as counted\n"
-    code, out, _ = cli(db_url, *count, "--counted", "6.5")
-    assert out.startswith("move 8: adjustment 1.5 RM-STEEL STORES -> - value 6.00")
+    code, _, err = cli(db_url, *count, "--counted", "6.5")  # RM-STEEL is counted in pcs: whole numbers
+    assert (code, err) == (1, "error: adjustment of RM-STEEL (manual:" + err.split("(manual:")[1].split(")")[0]
+                           + "): 1.5 is not a whole number of pcs\n")
+    code, out, _ = cli(db_url, *count, "--counted", "6")
+    assert out.startswith("move 8: adjustment 2 RM-STEEL STORES -> - value 8.00")
 
 
 def test_check_exits_non_zero_on_violation(engine: Engine, db_url: str, example_plant: Path) -> None:

@@ -77,8 +77,18 @@ def test_unknown_work_center_and_missing_revision(master: Engine) -> None:
 def test_work_centers_update_in_place_and_keep_machines_and_terminals(master: Engine) -> None:
     with master.begin() as conn:
         assert repo.work_centers(conn, ["WC-A"])["WC-A"].machines == ("M-1", "M-2")
-        repo.save_work_centers(conn, [WorkCenter("WC-A", "A2", D("31"), D("60"), D("0.25"), "CC-1", ("M-3",))])
+        changes = repo.save_work_centers(conn, [WorkCenter("WC-A", "A2", D("31"), D("60"), D("0.25"), "CC-1",
+                                                           ("M-3",))], effective=date(2026, 12, 1))
         centers = repo.work_centers(conn)
+        then = repo.work_centers(conn, as_of=date(2026, 11, 30))
+    assert changes == [
+        "work center WC-A: name, cost center or supply location changed",
+        "work center WC-A: rates from 2026-12-01: labor 30 -> 31, machine 60, energy 0.2 -> 0.25 (orders released "
+        "before keep theirs)",
+        "machine M-3 linked to WC-A"]
     assert set(centers) == {"WC-A", "WC-B"}
-    assert (centers["WC-A"].name, centers["WC-A"].labor_rate, centers["WC-A"].machines) == ("A2", D(31), ("M-3",))
-    assert centers["WC-A"].terminals == ()
+    # Machines and terminals the import does not mention stay linked.
+    assert (centers["WC-A"].name, centers["WC-A"].labor_rate, centers["WC-A"].machines) == (
+        "A2", D(31), ("M-1", "M-2", "M-3"))
+    assert centers["WC-A"].terminals == ("T-1",)
+    assert (then["WC-A"].labor_rate, then["WC-A"].energy_tariff) == (D(30), D("0.2"))

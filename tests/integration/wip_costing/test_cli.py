@@ -77,7 +77,7 @@ def test_cli_worked_example(engine: Engine, db_url: str, example_plant: Path, tm
         handle.seek(0)
         rows = list(csv.DictReader(handle))
     assert header == ("id,entry,kind,event_id,effective_at,recorded_at,account,debit,credit,work_order,operation,"
-                      "work_center,provenance,item,stock_move_id,material,setup,labor,machine,energy")
+                      "work_center,provenance,item,stock_move_id,material,setup,labor,machine,energy,lot")
     assert sum(int(r["debit"].replace(".", "")) for r in rows) == sum(int(r["credit"].replace(".", "")) for r in rows)
     assert {r["account"] for r in rows} >= {"WIP", "RM-INV", "FG-INV", "SCRAP-LOSS", "ABSORBED-LABOR"}
     elements = ("material", "setup", "labor", "machine", "energy")
@@ -89,6 +89,10 @@ def test_cli_worked_example(engine: Engine, db_url: str, example_plant: Path, tm
     assert out.startswith("0 journal lines")
 
     code, out = run("wo", "close", "WO-1")
+    assert (code, out) == (1, "error: work order WO-1 has 3 units still waiting (3 at operation 30 worth 25.71): "
+                              "closing would write them off and move 25.71 to variance accounts; close it with "
+                              "--force to do so\n")
+    code, out = run("wo", "close", "WO-1", "--force")
     assert code == 0, out
     assert "VAR-SCRAP" in out
     code, out = run("wip", "value", "--json")

@@ -116,7 +116,7 @@ def test_short_stock_rejects_the_whole_event(plant: Engine) -> None:
 
 
 def test_closed_order_rejects_events(plant: Engine) -> None:
-    close_order(plant, "WO-1")
+    close_order(plant, "WO-1", force=True)
     out = apply_events(plant, [ev("late", 10, good=1), ev("later", 99, good=1)])
     assert out[0].reason == "work order WO-1 is closed; event late cannot be applied"
     # A closed order is the reason given even when the operation is not in its routing either.

@@ -46,7 +46,7 @@ def test_open_needs_follow_progress_and_end_with_the_order(wo1_after_op_10: Engi
     with engine.connect() as conn:
         # 2 scrapped at op 20 never reach op 30; 5 assembled: 3 units x 4 bolts remain.
         assert open_component_needs(conn) == {"RM-BOLT": Decimal(12)}
-    close_order(engine, "WO-1")
+    close_order(engine, "WO-1", force=True)
     with engine.connect() as conn:
         assert open_component_needs(conn) == {}
 

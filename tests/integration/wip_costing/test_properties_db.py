@@ -57,7 +57,7 @@ def test_random_batches_through_the_database(engine: Engine, example_plant: Path
             outcomes = apply_events(engine, events[start:start + batch])
             assert all(o.status in (Status.APPLIED, Status.REJECTED) for o in outcomes)
         if close:
-            close_order(engine, order)
+            close_order(engine, order, force=True)
         with engine.connect() as conn:
             bal = reports.balances(conn)
             assert reports.unbalanced_entries(conn) == []

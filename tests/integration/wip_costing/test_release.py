@@ -33,7 +33,8 @@ def test_later_revisions_and_rate_changes_do_not_touch_a_released_order(engine: 
         laser = routing_repo.work_centers(conn, ["WC-LASER"])["WC-LASER"]
         from dataclasses import replace
 
-        routing_repo.save_work_centers(conn, [replace(laser, labor_rate=Decimal("99.00"))])
+        routing_repo.save_work_centers(conn, [replace(laser, labor_rate=Decimal("99.00"))],
+                                       effective=date(2026, 11, 23))
     ops, bom = tmp_path / "ops.csv", tmp_path / "bom.csv"
     ops.write_text(HEADER + "FG-BRACKET,B,2026-11-23,,10,WC-LASER,0,9.0,0.5,100,,\n")
     bom.write_text("parent,revision,valid_from,valid_to,component,qty_per,uom,scrap_pct,operation,phantom\n"
@@ -50,7 +51,10 @@ def test_later_revisions_and_rate_changes_do_not_touch_a_released_order(engine: 
         assert reports.wip_value(conn).total == Decimal("71.10")  # rev A times, old rate, 1 steel per unit
     later = release_order(engine, "WO-2", "FG-BRACKET", Decimal(1), on=date(2026, 11, 24))
     assert (later.bom_revision, later.routing_revision) == ("B", "B")
-    assert later.operations[0].labor_rate == Decimal("99.00")
+    assert later.operations[0].labor_rate == Decimal("99.00")  # the rates effective on its release date
+    with engine.connect() as conn:
+        on_the_22nd = routing_repo.work_centers(conn, ["WC-LASER"], as_of=date(2026, 11, 22))["WC-LASER"]
+    assert on_the_22nd.labor_rate == Decimal(30)
     assert later.operations[0].materials[0].qty_per_unit == 3
 
 

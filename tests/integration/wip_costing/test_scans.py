@@ -67,7 +67,7 @@ def test_a_completed_or_closed_order_cannot_be_scanned(plant: Engine) -> None:
     assert [o.status.value for o in apply_events(plant, events)] == ["applied"] * 3
     with pytest.raises(DomainError, match="work order WO-2 is completed"), plant.begin() as conn:
         record_scan(conn, "LASER-1", "WO-2")
-    close_order(plant, "WO-2")
+    close_order(plant, "WO-2", force=True)
     with pytest.raises(DomainError, match="work order WO-2 is closed"), plant.begin() as conn:
         record_scan(conn, "LASER-1", "WO-2")
     assert scan_count(plant) == 0

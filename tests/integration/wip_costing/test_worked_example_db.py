@@ -76,7 +76,7 @@ def test_worked_example(engine: Engine, example_plant: Path) -> None:
                 + balances["ABSORBED-ENERGY"])
     assert cost_in == D("96.80") == balances["FG-INV"] + balances["SCRAP-LOSS"] + balances["WIP"]
 
-    result = close_order(engine, "WO-1")
+    result = close_order(engine, "WO-1", force=True)
     assert result.entry is not None
     with engine.connect() as conn:
         after = reports.balances(conn)

@@ -76,10 +76,24 @@ def test_invisible_characters_are_refused_in_codes_and_text(char: str, name: str
     ]
 
 
-def test_byte_order_mark_is_reported_but_rows_still_checked() -> None:
-    issues = _issues(_csv("\ufeffcode,name,kind\nX,,stores\n"))
-    assert issues[0][0:2] == (1, "code") and "U+FEFF" in issues[0][2] and "byte-order mark" in issues[0][2]
-    assert issues[1] == (2, "name", "required, empty")
+def test_a_byte_order_mark_at_the_very_start_is_accepted_elsewhere_refused() -> None:
+    assert _issues(_csv("\ufeffcode,name,kind\nX,Stores,stores\n")) == []
+    assert _issues(_csv("\ufeffcode,name,kind\nX,\ufeffStores,stores\n")) == [
+        (2, "name", "U+FEFF ZERO WIDTH NO-BREAK SPACE at position 1 (invisible or control character)")]
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_separated_files_are_read_from_their_header(sep: str) -> None:
+    table = parse_csv(f"code{sep}name{sep}kind\nX{sep}Stores{sep}stores\n".encode(), LOCATIONS,
+                      name="locations.csv")
+    assert table.issues == [] and [dict(r.data) for r in table.rows] == [
+        {"code": "X", "name": "Stores", "kind": "stores"}]
+
+
+def test_a_semicolon_header_that_does_not_fit_names_the_delimiter() -> None:
+    assert _issues(_csv("code;name;type\nX;Stores;stores\n")) == [
+        (1, "", "header is 'code;name;type', expected exactly 'code,name,kind' (separated by semicolons: such a "
+                "file is read only when its header names exactly the expected columns)")]
 
 
 def test_cyrillic_lookalike_in_code_is_named() -> None:

@@ -57,9 +57,9 @@ def test_unknown_operation_names_the_known_ones() -> None:
         ((Operation(10, "A"), Operation(20, "B", after=())), r"exactly one first operation, found \[10, 20\]"),
         ((Operation(10, "A"), Operation(20, "B"), Operation(30, "C", after=(10,))),
          r"exactly one last operation, found \[20, 30\]"),
-        ((Operation(10, "A", rework_to=20), Operation(20, "B")), "rework to operation 20, which is not an earlier"),
+        ((Operation(10, "A", rework_to=20), Operation(20, "B")), "rework to operation 20, which is neither an "
+                                                                 "earlier"),
         ((Operation(10, "A"), Operation(20, "B", rework_to=5)), "rework to operation 5, which does not exist"),
-        ((Operation(10, "A"), Operation(20, "B", rework_to=20)), "not an earlier operation"),
         ((Operation(10, "A", run_min_per_unit=D(-1)),), "run_min_per_unit must be a non-negative"),
         ((Operation(10, "A", yield_pct=D(0)),), r"yield_pct must be in \(0, 100\]"),
         ((Operation(0, "A"),), "positive integer"),
@@ -75,9 +75,14 @@ def test_rework_may_return_to_any_ancestor_in_a_dag() -> None:
     r = routing(Operation(10, "A"), Operation(20, "B"), Operation(30, "C", after=(10,)),
                 Operation(40, "D", after=(20, 30), rework_to=10))
     assert r.operation(40).rework_to == 10
-    with pytest.raises(RoutingError, match="not an earlier operation"):
+    with pytest.raises(RoutingError, match="neither an earlier operation nor itself"):
         routing(Operation(10, "A"), Operation(20, "B"), Operation(30, "C", after=(10,), rework_to=20),
                 Operation(40, "D", after=(20, 30)))
+
+
+def test_an_operation_may_send_rework_back_to_itself() -> None:
+    r = routing(Operation(10, "A"), Operation(20, "B", rework_to=20))
+    assert r.operation(20).rework_to == 20
 
 
 def test_window_must_not_end_before_it_starts() -> None:

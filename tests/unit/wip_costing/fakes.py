@@ -35,14 +35,14 @@ class FakeStock:
 
     def issue(
         self, item: str, location: str, qty: Decimal, *, event: OperationEvent, order: str
-    ) -> tuple[Decimal, int]:
+    ) -> list[tuple[Decimal, int]]:
         have, value = self.balances.get((item, location), (D(0), D(0)))
         if qty > have:
             raise ShortStock(f"{item} at {location}: {qty} requested, {have} available")
         taken = take_share(value, have, qty)
         self.balances[(item, location)] = (have - qty, value - taken)
         self.moves.append(("issue", item, location, qty, taken))
-        return taken, len(self.moves) - 1
+        return [(taken, len(self.moves) - 1)]
 
     def receive(
         self, item: str, location: str, qty: Decimal, value: Decimal, *, event: OperationEvent | None, order: str

@@ -43,7 +43,7 @@ def test_issues_and_receipts_match_post() -> None:
     ev = event("e1", 10, good=1, operator="ann")
     stock, expected = LedgerStock(balances()), balances()
     for n, qty in enumerate([D(1), D("2.5"), D("0.000001"), D("3.499999")]):
-        value, index = stock.issue("RM-STEEL", "STORES", qty, event=ev, order="WO-1")
+        [(value, index)] = stock.issue("RM-STEEL", "STORES", qty, event=ev, order="WO-1")
         move = reference_issue(expected, n, qty, ev)
         assert (value, index) == (move.value, n)
         assert content(stock.moves[index]) == content(move)
