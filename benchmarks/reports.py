@@ -139,7 +139,7 @@ def build(engine: Engine, events: int, orders: int, units: int, start: datetime,
             hold_until = when + OUTAGE
         if production.step[slot] == 3 * units:  # the order in this slot is done: close it, release the next
             flush()
-            close_order(engine, production.order[slot])
+            close_order(engine, production.order[slot], force=True)
             production.closed += 1
             production.release(slot, day)
         event = production.event(n, slot, when)

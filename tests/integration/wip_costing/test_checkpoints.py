@@ -87,7 +87,7 @@ def test_as_of_equals_full_sum_with_back_dated_events(engine: Engine, example_pl
         outcomes = apply_events(engine, events)
         assert any(o.status is Status.APPLIED for o in outcomes)
         if step == 4:
-            close_order(engine, orders[0])  # its WIP leaves for variance accounts: it drops out of the checkpoints
+            close_order(engine, orders[0], force=True)  # its WIP goes to variance accounts: out of the checkpoints
         results = refresh(engine, [JOURNAL, STOCK], today=today)
         assert all(r.skipped is None for r in results)
         built_days += len(results[0].days)
@@ -102,7 +102,7 @@ def test_closed_orders_drop_out_of_the_checkpoints(engine: Engine, example_plant
     release_order(engine, "WO-B", "FG-BRACKET", D(5), on=date(2026, 1, 15))
     apply_events(engine, [_event(random.Random(0), order, 1, START) | {"operation": 10, "rework": 0}
                           for order in ("WO-A", "WO-B")])
-    close_order(engine, "WO-A")  # dated now: checkpoints of days from now on hold no WIP key of WO-A
+    close_order(engine, "WO-A", force=True)  # dated now: checkpoints from now on hold no WIP key of WO-A
     refresh(engine, [JOURNAL, STOCK], today=datetime.now(UTC).date() + timedelta(days=2))
     with engine.connect() as conn:
         last = conn.scalar(select(func.max(checkpoint_days.c.day)).where(checkpoint_days.c.source == "journal"))
