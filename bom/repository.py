@@ -189,8 +189,9 @@ def explosion_index(conn: Connection, item: str, as_of: date, cache: BomCache | 
     """The released structure an explosion of ``item`` as of ``as_of`` needs, cached per release token.
 
     When the whole released structure is already cached it is that; otherwise only the versions reachable
-    from ``item`` on that day are read (one recursive query for their ids, one for their lines), so a
-    cold explosion reads its own sub-tree rather than every BOM of the plant.
+    from ``item`` on that day are read, so a cold explosion reads its own sub-tree rather than every BOM of the
+    plant: on PostgreSQL in one statement (``_SUBTREE_RAW``: the lines aggregated into arrays per version, so the
+    driver hands over one row per version instead of one per line).
     """
     token = current_token(conn, SCOPE)
     cached = cache.index if cache is not None else None
@@ -200,13 +201,7 @@ def explosion_index(conn: Connection, item: str, as_of: date, cache: BomCache | 
     sub = cache.subtrees.get(sub_key) if cache is not None else None
     if token is not None and sub is not None and sub.token == token:
         return sub
-    rows = conn.execute(_REACHABLE, {"item": item, "d": as_of}).all()
-    ids = [row[0] for row in rows]
-    lines = _lines_raw(conn, ids) if is_postgres(conn) else _lines_of(conn, ids)
-    sub = BomIndex([
-        BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
-        for vid, code, revision, valid_from, valid_to in rows
-    ], token)
+    sub = BomIndex(_subtree_raw(conn, item, as_of) if _psycopg(conn) else _subtree(conn, item, as_of), token)
     if token is not None and cache is not None:
         if len(cache.subtrees) >= cache.MAX_SUBTREES:
             cache.subtrees.clear()
@@ -214,23 +209,63 @@ def explosion_index(conn: Connection, item: str, as_of: date, cache: BomCache | 
     return sub
 
 
-def _lines_raw(conn: Connection, ids: list[int]) -> dict[int, list[BomLine]]:
+# PostgreSQL: the versions effective on the day are hashed once (MATERIALIZED), so each level of the recursion is a
+# hash join instead of an index probe per line; the lines come sorted into one array per column and version (the
+# aggregates read them in the subquery's order; ``_subtree_raw`` checks ``line_no`` and sorts if it was not kept).
+_EFFECTIVE = "v.state = 'released' AND v.valid_from <= %(d)s AND (v.valid_to IS NULL OR v.valid_to >= %(d)s)"
+_LINE_COLUMNS = (*BomLine._fields, "line_no")
+_SUBTREE_RAW = f"""
+WITH RECURSIVE eff AS MATERIALIZED (SELECT v.id, v.item FROM bom_versions v WHERE {_EFFECTIVE}),
+reach(id) AS (
+  SELECT id FROM eff WHERE item = %(item)s
+  UNION
+  SELECT e.id FROM reach JOIN bom_lines l ON l.version_id = reach.id JOIN eff e ON e.item = l.component
+)
+SELECT v.item, v.revision, v.valid_from, v.valid_to, a.*
+FROM reach JOIN bom_versions v ON v.id = reach.id
+CROSS JOIN LATERAL (
+  SELECT {", ".join(f"array_agg(s.{c})" for c in _LINE_COLUMNS)}
+  FROM (SELECT * FROM bom_lines l WHERE l.version_id = v.id ORDER BY l.line_no) s
+) a
+"""
+
+
+def _psycopg(conn: Connection) -> bool:
+    return is_postgres(conn) and conn.dialect.driver == "psycopg"
+
+
+def _subtree_raw(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
+    """PostgreSQL (psycopg): the reachable versions and their lines in one statement, on the driver's cursor;
+    a version's lines come as one array per column (parsed by the driver in C) and are zipped into lines."""
     driver = conn.connection.driver_connection
     assert driver is not None
-    lines: dict[int, list[BomLine]] = {}
-    current_id = None
-    current: list[BomLine] = []
-    with driver.cursor() as cursor:
-        cursor.execute(
-            "SELECT component, qty_per, uom, scrap_pct, operation, phantom, fixed_qty, version_id FROM bom_lines "
-            "WHERE version_id = ANY(%s) ORDER BY version_id, line_no", (ids,)
-        )
-        for row in cursor:
-            if row[7] != current_id:
-                current_id = row[7]
-                current = lines.setdefault(current_id, [])
-            current.append(_new(BomLine, row[:7]))
-    return lines
+    make = BomLine._make
+    versions = []
+    # The planner cannot estimate a recursion's size (it guesses ~200,000 versions) and would JIT-compile the
+    # statement for longer than it runs; JIT is turned off for the rest of this transaction, in the same round trip.
+    with driver.pipeline():
+        setting, cursor = driver.cursor(), driver.cursor()
+        setting.execute("SELECT set_config('jit', 'off', true)")
+        cursor.execute(_SUBTREE_RAW, {"item": item, "d": as_of})
+    with setting, cursor:
+        for code, revision, valid_from, valid_to, *arrays in cursor:
+            numbers = arrays.pop()
+            lines: tuple[BomLine, ...] = ()
+            if numbers is not None:  # a version without lines: its arrays are NULL
+                lines = tuple(map(make, zip(*arrays, strict=True)))
+                if numbers != sorted(numbers):
+                    lines = tuple(line for _, line in sorted(zip(numbers, lines, strict=True)))
+            versions.append(BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, lines))
+    return versions
+
+
+def _subtree(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
+    rows = conn.execute(_REACHABLE, {"item": item, "d": as_of}).all()
+    lines = _lines_of(conn, [row[0] for row in rows])
+    return [
+        BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
+        for vid, code, revision, valid_from, valid_to in rows
+    ]
 
 
 def _lines_of(conn: Connection, ids: list[int]) -> dict[int, list[BomLine]]:

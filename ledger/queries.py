@@ -5,8 +5,9 @@ Recorded moves read back as ``ledger.posting.post`` returned them, with their id
 per line), so an idempotent retry is compared with the move as recorded (``PostedMove.differences``).
 
 On-hand "as of T" is derived from the moves whose ``effective_at`` (when it happened) is at or before T, so a
-late-arriving event dated in the past changes the past view too. Current on-hand reads the balances table,
-which ``check`` proves equal to the sum of all moves.
+late-arriving event dated in the past changes the past view too; it is read from daily checkpoints plus the moves
+after them (``ledger.checkpoints``), equal to the plain sum (``onhand_by_scan``). Current on-hand reads the
+balances table, which ``check`` proves equal to the sum of all moves.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.engine import Connection, Row
 
+from ledger.checkpoints import STOCK
 from ledger.model import BalanceKey, LocationKind, MoveKind, PostedMove, UnknownMove
 from ledger.serials import check_serials
 from ledger.tables import locations, stock_balances, stock_moves
+from mes_common.checkpoints import sums_as_of
 from mes_common.money import ZERO, fmt, fmt_qty, unit_cost
 from mes_common.provenance import Provenance
 
@@ -54,8 +57,19 @@ def onhand(
     else:
         if as_of.tzinfo is None:
             raise ValueError(f"as_of {as_of.isoformat()} has no timezone")
-        totals = _sums_from_moves(conn, item=item, location=location, as_of=as_of)
-        rows = [OnHandRow(k.item, k.location, k.lot, q, v) for k, (q, v) in totals.items() if q != 0 or v != 0]
+        # Daily checkpoints plus the moves after them (``ledger.checkpoints``): the cost does not grow with the
+        # history; ``onhand_by_scan`` is the plain sum of every move it equals.
+        wanted = {name: value for name, value in (("item", item), ("location", location)) if value is not None}
+        sums = sums_as_of(conn, STOCK, as_of, wanted)
+        rows = [OnHandRow(item_, location_, lot, q, v) for (item_, location_, lot), (q, v) in sums.items()]
+    return sorted(rows, key=lambda r: (r.item, r.location, r.lot))
+
+
+def onhand_by_scan(conn: Connection, item: str | None = None, location: str | None = None,
+                   as_of: datetime | None = None) -> list[OnHandRow]:
+    """``onhand`` as of ``as_of`` summed from every move (the reference, and the benchmark's baseline)."""
+    totals = _sums_from_moves(conn, item=item, location=location, as_of=as_of)
+    rows = [OnHandRow(k.item, k.location, k.lot, q, v) for k, (q, v) in totals.items() if q != 0 or v != 0]
     return sorted(rows, key=lambda r: (r.item, r.location, r.lot))
 
 

@@ -14,7 +14,7 @@ from mes_common.db import metadata
 
 # Modules that define tables on ``mes_common.db.metadata``.
 TABLE_MODULES = ("ledger.tables", "routing.tables", "bom.tables", "wip_costing.tables", "mes_bridge.tokens",
-                 "mes_bridge.health_reports")
+                 "mes_bridge.health_reports", "mes_common.checkpoints", "ledger.checkpoints", "wip_costing.checkpoints")
 
 
 def target_metadata() -> MetaData:

@@ -19,9 +19,11 @@ from sqlalchemy.engine import Connection
 
 from ledger.model import MoveKind
 from ledger.tables import stock_moves
+from mes_common.checkpoints import sums_as_of
 from mes_common.db import Money
 from mes_common.errors import DomainError
 from mes_common.money import ZERO, fmt, fmt_qty, to_cents
+from wip_costing.checkpoints import JOURNAL, KEYS, VALUES
 from wip_costing.energy import Energy, energy_by, order_energy
 from wip_costing.journal import ELEMENTS, Account
 from wip_costing.tables import event_problems, journal_lines, wo_operations, work_orders
@@ -34,6 +36,7 @@ BY = {
     "provenance": ("provenance",),
 }
 ELEMENT_COLUMNS = tuple(element.value for element in ELEMENTS)
+NO_CENTS = Decimal("0.00")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,13 @@ def element_balances(*where: Any) -> Any:
 
 
 def account_balance(conn: Connection, account: Account, as_of: datetime | None = None) -> Decimal:
+    """The balance (debit positive) of ``account`` as of ``as_of`` (None: everything posted), from the journal's
+    checkpoints (``wip_costing.checkpoints``); ``account_balance_by_scan`` is the plain sum it equals."""
+    sums = sums_as_of(conn, JOURNAL, as_of, {"account": account.value})
+    return sum((values[0] for values in sums.values()), NO_CENTS)  # "0.00" when the account has no lines
+
+
+def account_balance_by_scan(conn: Connection, account: Account, as_of: datetime | None = None) -> Decimal:
     row = conn.execute(_balance(account, as_of)).first()
     return _scaled(conn, None if row is None else row.value)
 
@@ -99,30 +109,14 @@ def _scaled(conn: Connection, value: Any) -> Decimal:
     return Decimal(value)
 
 
-def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order", energy: bool = False) -> WipReport:
-    """WIP value as of ``as_of`` (None: everything posted), grouped ``by`` order, operation, work-center,
-    element or provenance; rows with a zero balance are left out; each row's share of the total.
-
-    ``energy``: each order / operation / work-center row also carries the kWh its completions used up to
-    ``as_of`` (the element row "energy" the kWh of all completions); it reads every completion, so it is asked for.
-    """
+def _check_by(by: str) -> tuple[str, ...]:
     if by not in BY:
         raise DomainError(f"cannot group WIP by {by!r}: choose one of {', '.join(BY)}")
-    group = BY[by]
-    rows = []
-    if by == "element":  # the split columns of the WIP lines, one row per element (alphabetical, as the others)
-        c = journal_lines.c
-        where = [c.account == Account.WIP.value] + ([] if as_of is None else [c.effective_at <= as_of])
-        sums = conn.execute(element_balances(*where)).one()
-        for name in sorted(ELEMENT_COLUMNS):
-            value = _scaled(conn, sums._mapping[name])
-            if value:
-                rows.append(({"element": name}, value))
-    else:
-        for r in conn.execute(_balance(Account.WIP, as_of, *group)):
-            value = _scaled(conn, r.value)
-            if value:
-                rows.append((dict(zip(group, r[: len(group)], strict=True)), value))
+    return BY[by]
+
+
+def _report(conn: Connection, as_of: datetime | None, by: str, rows: list[tuple[dict[str, Any], Decimal]],
+            energy: bool) -> WipReport:
     total = sum((v for _, v in rows), ZERO)
     kwh = _row_kwh(conn, as_of, by) if energy else None
     out = [WipRow(k, v, (v / total).quantize(Decimal("0.0001")) if total else ZERO,
@@ -140,12 +134,76 @@ def _row_kwh(conn: Connection, as_of: datetime | None, by: str) -> dict[tuple[An
     return {key: e.kwh for key, e in energy_by(conn, BY[by], as_of=as_of).items()}
 
 
+def wip_value(conn: Connection, as_of: datetime | None = None, by: str = "order", energy: bool = False) -> WipReport:
+    """WIP value as of ``as_of`` (None: everything posted), grouped ``by`` order, operation, work-center,
+    element or provenance; rows with a zero balance are left out; each row's share of the total.
+
+    ``energy``: each order / operation / work-center row also carries the kWh its completions used up to
+    ``as_of`` (the element row "energy" the kWh of all completions); it reads every completion, so it is asked for.
+
+    Read from the journal's daily checkpoints plus the lines after them (``mes_common.checkpoints``), so the
+    cost does not grow with the history; ``wip_value_by_scan`` is the plain sum over every line it equals."""
+    group = _check_by(by)
+    sums = sums_as_of(conn, JOURNAL, as_of, {"account": Account.WIP.value})
+    rows: list[tuple[dict[str, Any], Decimal]] = []
+    if by == "element":  # one row per element (alphabetical, as the others)
+        for name in sorted(ELEMENT_COLUMNS):
+            position = VALUES.index(name)
+            value = sum((values[position] for values in sums.values()), ZERO)
+            if value:
+                rows.append(({"element": name}, value))
+        return _report(conn, as_of, by, rows, energy)
+    positions = [KEYS.index(name) for name in group]
+    grouped: dict[tuple[Any, ...], Decimal] = {}
+    for key, values in sums.items():
+        wanted = tuple(key[p] for p in positions)
+        grouped[wanted] = grouped.get(wanted, ZERO) + values[0]
+    for wanted in sorted(grouped, key=_null_last):
+        if grouped[wanted]:
+            rows.append((dict(zip(group, wanted, strict=True)), grouped[wanted]))
+    return _report(conn, as_of, by, rows, energy)
+
+
+def _null_last(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """SQL's ascending order on PostgreSQL: NULL after every value."""
+    return tuple((value is None, value) for value in key)
+
+
+def wip_value_by_scan(conn: Connection, as_of: datetime | None = None, by: str = "order",
+                      energy: bool = False) -> WipReport:
+    """``wip_value`` as the plain sum of every WIP line up to ``as_of`` (the reference; the benchmark's baseline)."""
+    group = _check_by(by)
+    rows = []
+    if by == "element":
+        c = journal_lines.c
+        where = [c.account == Account.WIP.value] + ([] if as_of is None else [c.effective_at <= as_of])
+        sums = conn.execute(element_balances(*where)).one()
+        for name in sorted(ELEMENT_COLUMNS):
+            value = _scaled(conn, sums._mapping[name])
+            if value:
+                rows.append(({"element": name}, value))
+    else:
+        for r in conn.execute(_balance(Account.WIP, as_of, *group)):
+            value = _scaled(conn, r.value)
+            if value:
+                rows.append((dict(zip(group, r[: len(group)], strict=True)), value))
+    return _report(conn, as_of, by, rows, energy)
+
+
 def scrap_loss(conn: Connection, as_of: datetime | None = None) -> Decimal:
     return account_balance(conn, Account.SCRAP_LOSS, as_of)
 
 
 def balances(conn: Connection, as_of: datetime | None = None) -> dict[str, Decimal]:
-    """Every account's balance (debit positive) as of ``as_of``."""
+    """Every account's balance (debit positive) as of ``as_of``, from the checkpoints (``balances_by_scan``:
+    the plain sum)."""
+    out: dict[str, Decimal] = {}
+    for key, values in sums_as_of(conn, JOURNAL, as_of).items():
+        out[key[0]] = out.get(key[0], ZERO) + values[0]
+    return out
+
+
+def balances_by_scan(conn: Connection, as_of: datetime | None = None) -> dict[str, Decimal]:
     return {r.account: _scaled(conn, r.value) for r in conn.execute(_balance_all(as_of))}
 
 

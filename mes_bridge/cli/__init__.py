@@ -11,6 +11,7 @@ from mes_bridge.cli import (
     db_cmds,
     demo_cmd,
     ledger_cmds,
+    report_cmds,
     routing_cmds,
     serve_cmds,
     wip_cmds,
@@ -31,6 +32,7 @@ app.add_typer(wip_cmds.events_app, name="events")
 app.add_typer(wip_cmds.wip_app, name="wip")
 app.add_typer(wip_cmds.journal_app, name="journal")
 app.add_typer(certs_cmds.app, name="certs")
+app.add_typer(report_cmds.reports_app, name="reports")
 collect_cmds.register(app)
 demo_cmd.register(app)
 serve_cmds.register(app)

@@ -193,12 +193,19 @@ async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarde
 
         start_http_server(metrics_port, addr=metrics_host, registry=metrics.registry)
     from mes_bridge.collectors.http_link import HttpScanFeed
-    from mes_bridge.forwarder import HttpForwarder
+    from mes_bridge.forwarder import HttpForwarder, InProcessForwarder
 
     health_url = (forwarder.base_url, forwarder.token) if isinstance(forwarder, HttpForwarder) else None
     scans = scan_feed_for(forwarder)
+    collector = Collector(configs, spool, forwarder, metrics, scans=scans, health_url=health_url)
     try:
-        await Collector(configs, spool, forwarder, metrics, scans=scans, health_url=health_url).run(stop)
+        if isinstance(forwarder, InProcessForwarder):
+            # In-process: this process applies the events, so it keeps the reports' checkpoints up to date too.
+            from mes_bridge.checkpoint_worker import keep_checkpoints
+
+            await asyncio.gather(collector.run(stop), keep_checkpoints(forwarder.services.engine, stop))
+        else:
+            await collector.run(stop)
     finally:
         if isinstance(scans, HttpScanFeed):
             scans.close()

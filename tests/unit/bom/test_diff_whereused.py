@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from bom.diff import diff
 from bom.structure import BomIndex
-from bom.whereused import where_used
+from bom.whereused import where_used, where_used_from
 from tests.unit.bom.helpers import JAN1, bom, line
 
 D = Decimal
@@ -54,3 +57,20 @@ def test_where_used_respects_effectivity() -> None:
     index = BomIndex([bom("FG", line("RM", "1"), valid_to=date(2026, 1, 31))])
     assert len(where_used(index, "RM", date(2026, 1, 31))) == 1
     assert where_used(index, "RM", date(2026, 2, 1)) == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_memoised_where_used_equals_the_plain_walk(seed: int) -> None:
+    """Random acyclic structures (an item only uses items of a lower rank), shared sub-assemblies, scrap."""
+    rng = random.Random(seed)
+    codes = [f"I{n}" for n in range(30)]
+    versions = []
+    for rank, code in enumerate(codes[10:], start=10):
+        used = rng.sample(codes[:rank], rng.randint(1, 5))
+        versions.append(bom(code, *(line(c, str(rng.randint(1, 8) / D(4)), scrap=rng.choice(["0", "2.5", "10"]))
+                                    for c in used)))
+    index = BomIndex(versions)
+    for code in codes:
+        plain = where_used_from(index.parents_of(JAN1), code, D(1), 1, (code,), JAN1)
+        assert where_used(index, code, JAN1) == plain
+        assert where_used(index, code, JAN1) == plain  # memoised
