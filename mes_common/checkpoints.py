@@ -376,7 +376,12 @@ def _build_days(conn: Connection, source: Source, mark: int, start: date, last: 
             conn.execute(insert(checkpoint_days).values(source=source.name, day=day, until=_until(day),
                                                         through_id=mark, built_at=now))
             built.append(day)
-        day += timedelta(days=1)
+        # Jump to the next day that has rows: opening balances dated 1970 must not cost one query per empty day.
+        following = conn.scalar(select(func.min(rows.effective_at))
+                                .where(rows.effective_at >= _until(day), rows.id <= mark))
+        if following is None:
+            break
+        day = max(day + timedelta(days=1), following.astimezone(UTC).date())
     return built
 
 

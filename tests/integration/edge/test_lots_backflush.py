@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -19,9 +20,7 @@ from .helpers import cli
 def _plant_with_steel_lots(engine: Engine, db_url: str, example_plant: Path, tmp_path: Path,
                            lots: list[tuple[str, str, str, str]]) -> None:
     plant = tmp_path / "plant"
-    plant.mkdir()
-    for path in example_plant.iterdir():
-        (plant / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(example_plant, plant)  # the whole plant, sub-folders (the second product) included
     (plant / "balances.csv").write_text("item,location,lot,qty,unit_cost\nRM-BOLT,STORES,,500,0.10\n")
     load_plant(engine, plant)
     for lot, qty, cost, day in lots:  # received out of order: the oldest by date is not the first recorded

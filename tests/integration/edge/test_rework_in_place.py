@@ -4,6 +4,7 @@ cost what they carried plus the repair, and never consume components again (SQLi
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -21,9 +22,7 @@ def _event(event_id: str, operation: int, **fields: object) -> str:
 def test_an_operation_repairs_its_own_rework(engine: Engine, db_url: str, example_plant: Path,
                                              tmp_path: Path) -> None:
     plant = tmp_path / "plant"
-    plant.mkdir()
-    for path in example_plant.iterdir():
-        (plant / path.name).write_bytes(path.read_bytes())
+    shutil.copytree(example_plant, plant)  # the whole plant, sub-folders (the second product) included
     ops = plant / "operations.csv"
     ops.write_text(ops.read_text().replace("100,20,Visual", "100,30,Visual"))  # op 30 repairs its own rework
     load_plant(engine, plant)

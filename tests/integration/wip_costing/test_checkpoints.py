@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
 from ledger import queries as ledger_queries
@@ -111,6 +111,30 @@ def test_closed_orders_drop_out_of_the_checkpoints(engine: Engine, example_plant
         assert orders == {"WO-B"}
         assert [r.key["work_order"] for r in reports.wip_value(conn).rows] == ["WO-B"]
     assert_as_of_equals_full_sum(engine, [None, START, START + timedelta(days=1)])
+
+
+def test_a_build_skips_the_empty_days_between_opening_balances_and_production(engine: Engine,
+                                                                             example_plant: Path) -> None:
+    """Opening balances are dated 1970-01-01: the first build must not read 20,000 empty days one by one (it
+    held a collector's shutdown for minutes)."""
+    load_plant(engine, example_plant)
+    release_order(engine, "WO-A", "FG-BRACKET", D(5), on=date(2026, 1, 15))
+    apply_events(engine, [_event(random.Random(0), "WO-A", 1, START) | {"operation": 10, "rework": 0}])
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        refresh(engine, [JOURNAL, STOCK], today=START.date() + timedelta(days=2))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    with engine.connect() as conn:
+        stock_days = set(conn.scalars(select(checkpoint_days.c.day).where(checkpoint_days.c.source == "stock")))
+    assert stock_days == {date(1970, 1, 1), START.date()}
+    assert len(statements) < 100, f"{len(statements)} statements for a build of two days with rows"
+    assert_as_of_equals_full_sum(engine, [None, START, datetime(1990, 1, 1, tzinfo=UTC)])
 
 
 @pytest.mark.postgres
