@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -45,7 +45,7 @@ from wip_costing.batch_stream import StreamingWriter
 from wip_costing.batch_writer import STREAM_FROM, BatchWriter, PlainWriter
 from wip_costing.costing import apply_completion, resolve_operation
 from wip_costing.events import EventFormatError, EventOutcome, OperationEvent, Status, fingerprint_of, parse_event
-from wip_costing.model import OrderClosed, OrderSnapshot, OrderState, OrderStatus, UnknownOrder
+from wip_costing.model import OpSpec, OrderClosed, OrderSnapshot, OrderState, OrderStatus, UnknownOrder
 from wip_costing.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -268,22 +268,26 @@ def apply_events_in(uow: UnitOfWork, raw_events: Sequence[OperationEvent | Mappi
     return outcomes  # type: ignore[return-value]
 
 
-def _moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
-                 orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> int:
-    """At most how many stock moves the batch can post: per event, one issue per material need of its operation,
-    plus a receipt at the last operation (events that will be rejected count too: an upper bound is enough)."""
-    bound = 0
+def _event_specs(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
+                 orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> Iterator[OpSpec]:
+    """The operation each event completes, for the events whose order and operation resolve (the others will be
+    rejected and post nothing)."""
     for index, event in parsed:
         order_id = order_of[index]
         if order_id is None or order_id not in orders:
             continue
         snap = orders[order_id][0]
         try:
-            spec = snap.op(resolve_operation(snap, event))
+            yield snap.op(resolve_operation(snap, event))
         except DomainError:
             continue
-        bound += len(spec.materials) + (spec.next_op is None)
-    return bound
+
+
+def _moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
+                 orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> int:
+    """At most how many stock moves the batch can post: per event, one issue per material need of its operation,
+    plus a receipt at the last operation (events that will be rejected count too: an upper bound is enough)."""
+    return sum(len(spec.materials) + (spec.next_op is None) for spec in _event_specs(parsed, order_of, orders))
 
 
 def _lot_moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
@@ -291,15 +295,5 @@ def _lot_moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping
                      lots: Mapping[tuple[str, str], list[str]]) -> int:
     """How many more moves than ``_moves_bound`` counted the batch can post when issues split across lots: per
     event, the lots of each component of its operation held in lots."""
-    extra = 0
-    for index, event in parsed:
-        order_id = order_of[index]
-        if order_id is None or order_id not in orders:
-            continue
-        snap = orders[order_id][0]
-        try:
-            spec = snap.op(resolve_operation(snap, event))
-        except DomainError:
-            continue
-        extra += sum(len(lots.get((m.component, spec.supply_location), ())) for m in spec.materials)
-    return extra
+    return sum(len(lots.get((m.component, spec.supply_location), ()))
+               for spec in _event_specs(parsed, order_of, orders) for m in spec.materials)
