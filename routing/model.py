@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import networkx as nx
 
 from mes_common.errors import DomainError
+from mes_common.money import fmt_qty
 from routing.versioning import VersionState, check_window, effective_on
 
 __all__ = ["Operation", "RoutingError", "RoutingVersion", "VersionState", "WorkCenter"]
@@ -141,6 +143,21 @@ class RoutingVersion:
     def in_order(self) -> list[Operation]:
         """Operations in a topological order (ties by number): the order units flow through them."""
         return [self._by_number[n] for n in nx.lexicographical_topological_sort(self._graph)]
+
+    def to_json(self) -> dict[str, Any]:
+        """The version as ``routing show --json`` and ``GET /routings/{item}`` give it (quantities as text)."""
+        return {
+            "item": self.item, "revision": self.revision, "state": self.state.value,
+            "valid_from": self.valid_from.isoformat(),
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+            "operations": [
+                {"operation": op.number, "work_center": op.work_center, "setup_min": fmt_qty(op.setup_min),
+                 "run_min_per_unit": fmt_qty(op.run_min_per_unit), "std_kwh_per_unit": fmt_qty(op.std_kwh_per_unit),
+                 "yield_pct": fmt_qty(op.yield_pct), "rework_to": op.rework_to,
+                 "quality_standard": op.quality_standard, "after": self.predecessors(op.number)}
+                for op in self.in_order()
+            ],
+        }
 
 
 def _check_operation(what: str, op: Operation) -> None:

@@ -9,7 +9,6 @@ from fastapi import APIRouter, HTTPException
 from api.deps import Reader, ServicesDep
 from api.errors import ERROR_RESPONSES
 from api.params import day
-from mes_common.money import fmt_qty
 
 router = APIRouter(tags=["routing"], responses=ERROR_RESPONSES)
 
@@ -23,18 +22,7 @@ def routing(item: str, services: ServicesDep, _who: Reader, as_of: str | None = 
     if version is None:
         what = f"revision {revision}" if revision else f"released routing effective on {when.isoformat()}"
         raise HTTPException(404, f"no {what} of {item}")
-    return {
-        "item": version.item, "revision": version.revision, "state": version.state.value,
-        "valid_from": version.valid_from.isoformat(),
-        "valid_to": version.valid_to.isoformat() if version.valid_to else None,
-        "operations": [
-            {"operation": op.number, "work_center": op.work_center, "setup_min": fmt_qty(op.setup_min),
-             "run_min_per_unit": fmt_qty(op.run_min_per_unit), "std_kwh_per_unit": fmt_qty(op.std_kwh_per_unit),
-             "yield_pct": fmt_qty(op.yield_pct), "rework_to": op.rework_to,
-             "quality_standard": op.quality_standard, "after": version.predecessors(op.number)}
-            for op in version.in_order()
-        ],
-    }
+    return version.to_json()
 
 
 @router.get("/work-centers")

@@ -78,18 +78,7 @@ def show(
         raise fail(f"error: no released routing of {item} is effective on {day.isoformat()}")
     ops = version.in_order()
     if as_json:
-        typer.echo(json.dumps({
-            "item": version.item, "revision": version.revision, "state": version.state.value,
-            "valid_from": version.valid_from.isoformat(),
-            "valid_to": version.valid_to.isoformat() if version.valid_to else None,
-            "operations": [
-                {"operation": op.number, "work_center": op.work_center, "setup_min": fmt_qty(op.setup_min),
-                 "run_min_per_unit": fmt_qty(op.run_min_per_unit), "std_kwh_per_unit": fmt_qty(op.std_kwh_per_unit),
-                 "yield_pct": fmt_qty(op.yield_pct), "rework_to": op.rework_to,
-                 "quality_standard": op.quality_standard, "after": version.predecessors(op.number)}
-                for op in ops
-            ],
-        }, indent=2))
+        typer.echo(json.dumps(version.to_json(), indent=2))
         return
     typer.echo(f"routing {version.item} rev {version.revision} ({version.state.value})")
     headers = ("op", "after", "work center", "setup", "run/unit", "kWh/unit", "yield%", "rework to", "quality")
