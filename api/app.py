@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api import errors
-from api.metrics import ApiMetrics, LatencyMiddleware
+from api.metrics import ApiMetrics, LatencyMiddleware, multiprocess_dir
 from api.routes import (
     bom,
     collectors,
@@ -50,6 +50,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        metrics.worker_exits()
         if owned:
             the_services.close()
 
@@ -64,7 +65,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         redoc_url=None,
     )
     app.state.services = the_services
-    metrics = app.state.metrics = ApiMetrics(the_services.machine_health)
+    metrics = app.state.metrics = ApiMetrics(the_services.machine_health, multiprocess_dir())
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     errors.install(app)
 
