@@ -34,7 +34,7 @@ from api.routes import (
     wip,
     work_orders,
 )
-from api.services import ApiServices
+from api.services import POOL_SIZE, ApiServices
 from mes_bridge.bootstrap import Services
 from mes_common.settings import Settings
 
@@ -49,6 +49,8 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await run_in_threadpool(the_services.warm_up, POOL_SIZE)
         yield
         metrics.worker_exits()
         if owned:

@@ -48,6 +48,8 @@ from tests.e2e.api_server import ApiServer  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
 from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
 
+SPY_FORMATS = {".json": "chrometrace", ".txt": "raw"}  # else a flame graph (.svg)
+
 
 def run_http(http: httpx.Client, batch: int, count: int) -> float:
     evs = events(f"h{batch}-{uuid.uuid4().hex[:6]}", count)
@@ -71,12 +73,10 @@ async def terminals(url: str, tokens: list[str], seconds: float, think_ms: int,
     """Each terminal reports one unit, then waits ``think_ms`` (+/- 50 %); latencies in ms (and in ``slowest``,
     every report as (seconds since the start, ms))."""
     latencies: list[float] = []  # float-ok: milliseconds
-    began = time.monotonic()
-    stop_at = began + seconds
 
-    async def terminal(n: int, token: str) -> None:
+    async def terminal(n: int, http: httpx.AsyncClient) -> None:
         rng = random.Random(n)
-        async with httpx.AsyncClient(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http:
             if think_ms:
                 await asyncio.sleep(rng.uniform(0, think_ms / 1000))  # terminals do not start in step
             while time.monotonic() < stop_at:
@@ -91,7 +91,13 @@ async def terminals(url: str, tokens: list[str], seconds: float, think_ms: int,
                 if think_ms:
                     await asyncio.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000)
 
-    await asyncio.gather(*(terminal(n, token) for n, token in enumerate(tokens)))
+    # The clients are made before the clock starts: making one (its TLS context) takes a while, and made on the
+    # way it blocked this loop under the other terminals' requests for seconds (their latency, measured here).
+    clients = [httpx.AsyncClient(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+               for token in tokens]
+    began = time.monotonic()
+    stop_at = began + seconds
+    await asyncio.gather(*(terminal(n, http) for n, http in enumerate(clients)))
     return latencies
 
 
@@ -134,7 +140,7 @@ def main() -> None:
     parser.add_argument("--phase", choices=("all", "ingest", "terminals"), default="all",
                         help="run only the ingest or only the terminal phase (default: both)")
     parser.add_argument("--py-spy", metavar="SVG", help="record the server process with py-spy during the paced HTTP "
-                                                        "terminal run (a flame graph; py-spy must be installed)")
+                        "terminal run (.svg: a flame graph, .json: a Chrome trace, .txt: raw stacks; needs py-spy)")
     parser.add_argument("--sides", default="http,in-process",
                         help="terminal phase: http, in-process or both (default http,in-process)")
     parser.add_argument("--modes", default="paced,saturation",
@@ -214,7 +220,9 @@ def terminal_phase(args: argparse.Namespace, services: Services, server: ApiServ
         for where in (sides[side.strip()] for side in args.sides.split(",")):
             when: list[tuple[float, float]] = []  # float-ok: seconds, milliseconds
             spy = (subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--output", args.py_spy,
-                                     "--duration", str(int(args.seconds)), "--subprocesses", "--idle"],
+                                     "--duration", str(int(args.seconds)), "--subprocesses", "--idle",
+                                     "--format",
+                                     SPY_FORMATS.get(Path(args.py_spy).suffix, "flamegraph")],
                                     stdout=subprocess.DEVNULL)
                    if args.py_spy and think and where.startswith("POST") else None)
             started = time.monotonic()
