@@ -12,7 +12,11 @@ machines (one pymodbus endpoint, polled every 1 s), each on its own work order o
 operation 10 at ``--ppm`` parts per minute (steady load: machines x ppm / 60 events/s). Each part adds the same WIP
 value to its order (materials at a constant moving average, standard minutes, no energy meter), so the number of
 parts visible in an order's WIP is its WIP value over that increment; the k-th counter change of a machine is
-visible at the first poll showing k parts on its order.
+visible at the first poll showing k parts on its order. Production starts only once the collector has stored its
+first reading of every machine (its counter baseline, read from the spool), and counter values are taken relative
+to that baseline: a part made before the collector's first reading is never counted, and matching by raw value
+would then pin every later change on the part after it (one production interval late: the "1.1 s at exactly 60
+parts/min" of an earlier run, when the collector took longer than the fixed 5 s it was given to start).
 
 Baseline, measured in the same run under the same load: a single event ``POST /events`` straight to API process 1
 every 0.5 s (order WO-1999, no collector, no machine), seen through the same poller -- the API + database share of
@@ -25,17 +29,19 @@ Needs PostgreSQL at ``--pg-url`` (trust auth).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -169,22 +175,60 @@ def visible_at(seen: Sequence[tuple[float, dict[str, Decimal]]], order: str) -> 
 
 
 def latencies(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, str],  # float-ok
-              seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float]) -> tuple[list[float], int]:
+              seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float],
+              baselines: Mapping[str, int] | None = None) -> tuple[list[float], int]:
+    """Milliseconds from each ``good`` counter change in ``window`` to the first poll showing its part, and how many
+    were not seen by the end.
+
+    The collector counts from the value it first read (its baseline: parts made before are not its to count), so
+    the change to counter value v is the (v - baseline)-th part of the machine's order; a change at or below the
+    baseline never becomes visible and is not a latency.
+    """
     by_order: dict[str, list[float]] = {}  # float-ok: wall clock
     out: list[float] = []  # float-ok: milliseconds
     missing = 0
     for machine, counter, value, changed_at in changes:
         if counter != "good" or not window[0] <= changed_at <= window[1]:
             continue
+        part = value - (baselines or {}).get(machine, 0)
+        if part <= 0:
+            continue
         order = orders[machine]
         if order not in by_order:
             by_order[order] = visible_at(seen, order)
         times = by_order[order]
-        if value <= len(times):
-            out.append((times[value - 1] - changed_at) * 1000)
+        if part <= len(times):
+            out.append((times[part - 1] - changed_at) * 1000)
         else:
             missing += 1
     return sorted(out), missing
+
+
+def collector_baselines(spool: Path, machines: Sequence[str], timeout_s: float) -> dict[str, int]:
+    """Wait until the collector has stored its first reading of every machine; their ``good`` counter values.
+
+    Read from the spool's machine states (read-only, beside the running collector). Production must start only
+    after this: a part made before a machine's first reading goes into its baseline and is never counted, which
+    would shift every later change of that machine onto the next part (one production interval too late).
+    """
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, int] = {}
+    while True:
+        if spool.exists():
+            # OperationalError: the collector is still creating the tables.
+            with (contextlib.closing(sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=5)) as db,
+                  contextlib.suppress(sqlite3.OperationalError)):
+                for machine, body in db.execute("SELECT machine, body FROM machine_state"):
+                    good = json.loads(body)["counters"].get("good")
+                    if good is not None:
+                        found[machine] = int(good[1])
+        if all(m in found for m in machines):
+            return found
+        if time.monotonic() > deadline:
+            missing = sorted(set(machines) - set(found))
+            raise SystemExit(f"the collector did not read {len(missing)} machines within {timeout_s:.0f} s: "
+                             f"{missing[:5]}")
+        time.sleep(0.2)
 
 
 def _line(label: str, values: Sequence[float], missing: int = 0) -> str:  # float-ok: milliseconds
@@ -253,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 [sys.executable, "-m", "mes_bridge.cli", "collect", "--config", str(folder / "plant"), "--url",
                  apis[0].url, "--token", collector_token, "--spool", str(folder / "spool.db")],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(folder / "collector.log").open("w")))
-            time.sleep(5)  # the collector connects and reads every machine's starting counters
+            started = time.monotonic()
+            baselines = collector_baselines(folder / "spool.db", list(orders), 180)
+            connect_s = time.monotonic() - started
             poller, direct = Poller(apis[1].url, admin_token, args.poll_ms), DirectSender(apis[0].url, admin_token)
             poller.start()
             (folder / "go").touch()
@@ -285,10 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"plant: {args.opcua} OPC UA machines (publishing {args.publish_ms} ms) + {args.modbus} Modbus machines "
           f"(1 s poll), {args.ppm} parts/min each = {events_per_s:.0f} events/s steady; one collector -> POST /events "
           f"on API 1; GET /wip?by=order on API 2 every {args.poll_ms} ms; {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}; measured {args.seconds:.0f} s after {args.warmup:.0f} s warm-up")
+          f"{os.getloadavg()[0]:.1f}; measured {args.seconds:.0f} s after {args.warmup:.0f} s warm-up; the collector "
+          f"had read every machine {connect_s:.1f} s after it started, before production began")
     for protocol, label in (("opcua", "OPC UA counter change -> GET /wip shows it"),
                             ("modbus", "Modbus counter change -> GET /wip shows it")):
-        values, missing = latencies(changes[protocol], orders, poller.seen, window)
+        values, missing = latencies(changes[protocol], orders, poller.seen, window, baselines)
         print(_line(label, values, missing))
     if warnings:
         print(f"collector warnings: {len(warnings)}, first: {warnings[0]}")
