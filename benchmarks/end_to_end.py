@@ -1,11 +1,11 @@
 """End-to-end latency: a counter changing on a simulated machine -> the new WIP value visible through ``GET /wip``.
 
-Separate processes, as deployed: PostgreSQL (a throw-away database), the simulators (``benchmarks/collectors.py
---serve``: asyncua servers and a pymodbus server, each logging the wall-clock time of every counter change), one
-collector (``mes-bridge collect --url``: spool, then ``POST /events`` to API process 1 with a collector token), two
-API processes (``mes-bridge serve``), and this process polling ``GET /wip?by=order`` on API process 2 every
-``--poll-ms`` (so every figure includes the hop through the database between two API processes, and up to one poll
-interval of observation delay).
+Separate processes, as deployed: PostgreSQL (a throw-away database), the simulators (``benchmarks/_common.py``'s
+simulator processes, as for ``benchmarks/collectors.py``: asyncua servers and a pymodbus server, each logging the
+wall-clock time of every counter change), one collector (``mes-bridge collect --url``: spool, then ``POST /events``
+to API process 1 with a collector token), two API processes (``mes-bridge serve``), and this process polling
+``GET /wip?by=order`` on API process 2 every ``--poll-ms`` (so every figure includes the hop through the database
+between two API processes, and up to one poll interval of observation delay).
 
 The plant: ``--opcua`` machines (10 per asyncua server, publishing interval ``--publish-ms``) and ``--modbus``
 machines (one pymodbus endpoint, polled every 1 s), each on its own work order of FG-HINGE, reporting good parts at
@@ -53,7 +53,14 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.collectors import percentile  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    halt,
+    percentile,
+    read_changes,
+    spawn_simulators,
+    start_production,
+    wait_ready,
+)
 from mes_bridge import demo, demo_live, schema, tokens  # noqa: E402
 from mes_bridge.bootstrap import Services  # noqa: E402
 from mes_common.db import make_engine  # noqa: E402
@@ -250,21 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="measured seconds")
     p.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--nice", type=int, default=0, help="niceness of the simulator processes (default 0)")
-    p.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.serve:  # a simulator process: benchmarks/collectors.py's, at the niceness asked for
-        import asyncio
-        import logging
-
-        from benchmarks import collectors
-
-        logging.getLogger("asyncua").setLevel(logging.CRITICAL)
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-        os.nice = lambda _n: os.getpriority(os.PRIO_PROCESS, 0)
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-        folder, protocol, shard, count = args.serve
-        asyncio.run(collectors.serve(Path(folder), protocol, int(shard), int(count)))
-        return 0
     admin_engine = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
     name = f"mesb_e2e_{uuid.uuid4().hex[:8]}"
     with admin_engine.connect() as conn:
@@ -279,18 +272,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             orders = write_plant(folder / "plant", args.opcua, args.modbus, args.ppm, args.publish_ms)
             collector_token, admin_token = prepare(url, orders)
             apis = [ApiServer(url).start(60), ApiServer(url).start(60)]
-            shards = [("modbus", 0, 1)] if args.modbus else []
             opcua_procs = max(1, min(4, (args.opcua + 9) // 10)) if args.opcua else 0
-            shards += [("opcua", s, opcua_procs) for s in range(opcua_procs)]
-            for protocol, shard, count in shards:
-                procs.append(subprocess.Popen(
-                    [sys.executable, __file__, "--serve", str(folder), protocol, str(shard), str(count), "--nice",
-                     str(args.nice)], cwd=ROOT, stderr=subprocess.DEVNULL))
-            deadline = time.monotonic() + 180
-            while len(list(folder.glob("ready-*"))) < len(shards):
-                if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
-                    raise SystemExit("the simulators did not start")
-                time.sleep(0.2)
+            simulators = spawn_simulators(folder, [("modbus", 1 if args.modbus else 0), ("opcua", opcua_procs)],
+                                          nice=args.nice)
+            procs += simulators
+            wait_ready(folder, simulators, 180)
             env = {k: v for k, v in os.environ.items() if not k.startswith("MES_BRIDGE_")}
             env["MES_BRIDGE_DATABASE_URL"] = url
             procs.append(subprocess.Popen(
@@ -302,23 +288,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             connect_s = time.monotonic() - started
             poller, direct = Poller(apis[1].url, admin_token, args.poll_ms), DirectSender(apis[0].url, admin_token)
             poller.start()
-            (folder / "go").touch()
+            start_production(folder)
             direct.start()
             start = time.time()
             time.sleep(args.warmup + args.seconds)
             window = (start + args.warmup, time.time())
             time.sleep(5)  # the last changes of the window become visible
-            (folder / "halt").touch()
-            for proc in procs[:len(shards)]:
-                proc.wait(60)
+            halt(folder, simulators)
             poller.stop.set()
             direct.stop.set()
             poller.join()
             direct.join()
             warnings = [ln for ln in (folder / "collector.log").read_text().splitlines() if "WARNING" in ln]
-            changes: dict[str, list[tuple[str, str, int, float]]] = {"opcua": [], "modbus": []}  # float-ok
-            for path in folder.glob("changes-*.json"):
-                changes[path.name.split("-")[1]] += [tuple(c) for c in json.loads(path.read_text())]
+            changes = read_changes(folder)
         finally:
             for proc in procs:
                 if proc.poll() is None:
