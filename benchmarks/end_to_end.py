@@ -181,18 +181,18 @@ def visible_at(seen: Sequence[tuple[float, dict[str, Decimal]]], order: str) -> 
     return out
 
 
-def latencies(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, str],  # float-ok
-              seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float],
-              baselines: Mapping[str, int] | None = None) -> tuple[list[float], int]:
-    """Milliseconds from each ``good`` counter change in ``window`` to the first poll showing its part, and how many
-    were not seen by the end.
+def matched(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, str],  # float-ok
+            seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float],
+            baselines: Mapping[str, int] | None = None) -> tuple[list[tuple[str, int, float, float]], int]:  # float-ok
+    """(machine, counter value, changed at, first visible at) for each ``good`` counter change in ``window``, and
+    how many were not seen by the end.
 
     The collector counts from the value it first read (its baseline: parts made before are not its to count), so
     the change to counter value v is the (v - baseline)-th part of the machine's order; a change at or below the
-    baseline never becomes visible and is not a latency.
+    baseline never becomes visible and is left out.
     """
     by_order: dict[str, list[float]] = {}  # float-ok: wall clock
-    out: list[float] = []  # float-ok: milliseconds
+    out: list[tuple[str, int, float, float]] = []  # float-ok: wall clock
     missing = 0
     for machine, counter, value, changed_at in changes:
         if counter != "good" or not window[0] <= changed_at <= window[1]:
@@ -205,10 +205,37 @@ def latencies(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, 
             by_order[order] = visible_at(seen, order)
         times = by_order[order]
         if part <= len(times):
-            out.append((times[part - 1] - changed_at) * 1000)
+            out.append((machine, value, changed_at, times[part - 1]))
         else:
             missing += 1
-    return sorted(out), missing
+    return out, missing
+
+
+def latencies(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, str],  # float-ok
+              seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float],
+              baselines: Mapping[str, int] | None = None) -> tuple[list[float], int]:
+    """Milliseconds from each ``good`` counter change in ``window`` to the first poll showing its part (``matched``),
+    sorted, and how many were not seen by the end."""
+    found, missing = matched(changes, orders, seen, window, baselines)
+    return sorted((visible - changed) * 1000 for _, _, changed, visible in found), missing
+
+
+def stages(found: Sequence[tuple[str, int, float, float]],  # float-ok: wall clock
+           events: Mapping[str, tuple[float, float]]) -> dict[str, list[float]]:  # float-ok
+    """Where each change's time went, in sorted milliseconds: change -> the collector's reading (the event's source
+    time), reading -> API 1 starts applying it (its ``recorded_at``: spool, forwarder, HTTP), recorded -> first
+    visible on API 2 (apply, commit, poll). ``events``: event id -> (source time, recorded at). A value coalesced
+    into a later reading has no event of its own and is left out."""
+    out: dict[str, list[float]] = {"read": [], "recorded": [], "visible": []}  # float-ok: milliseconds
+    for machine, value, changed_at, visible in found:
+        times = events.get(f"{machine}:good:0:{value}")
+        if times is None:
+            continue
+        read, recorded = times
+        out["read"].append((read - changed_at) * 1000)
+        out["recorded"].append((recorded - read) * 1000)
+        out["visible"].append((visible - recorded) * 1000)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def collector_baselines(spool: Path, machines: Sequence[str], timeout_s: float) -> dict[str, int]:
@@ -315,20 +342,26 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"on API 1; GET /wip?by=order on API 2 every {args.poll_ms} ms; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; measured {args.seconds:.0f} s after {args.warmup:.0f} s warm-up; the collector "
           f"had read every machine {connect_s:.1f} s after it started, before production began")
+    with make_engine(url).connect() as conn:  # where the time goes: each change's event, by its id
+        rows = conn.execute(text(
+            "SELECT event_id, source_time, recorded_at FROM operation_events WHERE provenance = 'sensor'"))
+        events = {r.event_id: (r.source_time.timestamp(), r.recorded_at.timestamp()) for r in rows}
+    split: dict[str, dict[str, list[float]]] = {}  # float-ok: milliseconds
     for protocol, label in (("opcua", "OPC UA counter change -> GET /wip shows it"),
                             ("modbus", "Modbus counter change -> GET /wip shows it")):
-        values, missing = latencies(changes[protocol], orders, poller.seen, window, baselines)
-        print(_line(label, values, missing))
+        found, missing = matched(changes[protocol], orders, poller.seen, window, baselines)
+        print(_line(label, sorted((visible - changed) * 1000 for _, _, changed, visible in found), missing))
+        split[protocol] = stages(found, events)
     if warnings:
         print(f"collector warnings: {len(warnings)}, first: {warnings[0]}")
     base, missing = latencies(direct.sent, {"DIRECT": DIRECT_ORDER}, poller.seen, window)
     print(_line("baseline: POST /events (API 1) -> GET /wip (API 2)", base, missing))
     print(_line("GET /wip?by=order request itself", sorted(poller.request_ms)))
-    with make_engine(url).connect() as conn:  # where the time goes: the collector's reading -> committed
-        rows = conn.execute(text("SELECT source_time, recorded_at FROM operation_events WHERE provenance = 'sensor'"))
-        stored = sorted((r.recorded_at - r.source_time).total_seconds() * 1000 for r in rows
-                        if window[0] <= r.source_time.timestamp() <= window[1])
-    print(_line("of which: collector's reading -> event committed", stored))
+    print("where the time goes (per change with an event of its own):")
+    for protocol, name in (("opcua", "OPC UA"), ("modbus", "Modbus")):
+        print(_line(f"  {name}: change -> collector's reading", split[protocol]["read"]))
+        print(_line(f"  {name}: reading -> API 1 applies it", split[protocol]["recorded"]))
+        print(_line(f"  {name}: API 1 applies -> visible on API 2", split[protocol]["visible"]))
     with make_engine(args.pg_url, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return 0

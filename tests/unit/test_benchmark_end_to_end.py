@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.end_to_end import collector_baselines, latencies
+from benchmarks.end_to_end import collector_baselines, latencies, matched, stages
 from mes_bridge.collectors.core import MachineSession, Snapshot
 from mes_bridge.plc_config import parse_config
 from mes_bridge.spool import Spool
@@ -49,6 +49,20 @@ def test_a_change_into_the_baseline_is_no_latency() -> None:
     seen = [(t + 0.1, {"WO-1": Decimal(0)})]
     values, missing = latencies([("M-1", "good", 2, t)], {"M-1": "WO-1"}, seen, (t - 1, t + 1), {"M-1": 2})
     assert (values, missing) == ([], 0)
+
+
+def test_each_change_is_split_into_its_stages_by_its_event() -> None:
+    t = 1_000.0
+    changes = [("M-1", "good", 1, t), ("M-1", "good", 2, t + 1), ("M-1", "good", 3, t + 1.01)]
+    seen = [(t - 0.5, {"WO-1": Decimal(0)}), (t + 0.3, {"WO-1": Decimal(1)}), (t + 1.3, {"WO-1": Decimal(3)})]
+    found, missing = matched(changes, {"M-1": "WO-1"}, seen, (t - 1, t + 2), {"M-1": 0})
+    # value 2 was read together with 3 (one event, M-1:good:0:3): it has no event of its own
+    events = {"M-1:good:0:1": (t + 0.05, t + 0.15), "M-1:good:0:3": (t + 1.06, t + 1.16)}
+    split = stages(found, events)
+    assert missing == 0
+    assert [round(v) for v in split["read"]] == [50, 50]
+    assert [round(v) for v in split["recorded"]] == [100, 100]
+    assert [round(v) for v in split["visible"]] == [140, 150]
 
 
 def test_collector_baselines_are_the_first_readings_stored_in_the_spool(tmp_path: Path) -> None:
