@@ -79,24 +79,37 @@ def shards(configs: Sequence[MachineConfig], protocol: str, processes: int) -> l
 def spawn_simulators(folder: Path, plan: Sequence[tuple[str, int]], nice: int) -> list[subprocess.Popen[bytes]]:
     """One simulator process per shard of ``plan`` ((protocol, processes) pairs) serving ``folder / "plant"``,
     at niceness ``nice`` (10: the machines stand in for PLCs on their own hardware and yield the CPU)."""
-    return [
-        subprocess.Popen([sys.executable, "-m", "benchmarks._common", "serve", str(folder), protocol, str(shard),
-                          str(processes), str(nice)], cwd=ROOT, stderr=subprocess.DEVNULL)
-        for protocol, processes in plan if processes
-        for shard in range(processes)
-    ]
+    procs = []
+    for protocol, processes in plan:
+        for shard in range(processes):
+            with (folder / f"simulator-{protocol}-{shard}.log").open("w") as log:  # what a dying one said
+                procs.append(subprocess.Popen([sys.executable, "-m", "benchmarks._common", "serve", str(folder),
+                                               protocol, str(shard), str(processes), str(nice)],
+                                              cwd=ROOT, stderr=log))
+    return procs
 
 
 def wait_ready(folder: Path, procs: Sequence[subprocess.Popen[bytes]], timeout_s: float) -> float:  # float-ok
     """Wait until every simulator process serves its machines; returns the seconds it took."""
     started = time.monotonic()
     while len(list(folder.glob("ready-*"))) < len(procs):
-        if any(proc.poll() is not None for proc in procs):
-            raise SystemExit("a simulator process died during start-up")
+        for proc in procs:
+            if proc.poll() is not None:
+                said = "".join(f"\n  {line}" for line in _tail(folder, proc))
+                raise SystemExit(f"a simulator process died during start-up (exit {proc.returncode}):{said}")
         if time.monotonic() - started > timeout_s:
             raise SystemExit(f"the simulators did not start within {timeout_s:.0f} s")
         time.sleep(0.2)
     return time.monotonic() - started
+
+
+def _tail(folder: Path, proc: subprocess.Popen[bytes], lines: int = 15) -> list[str]:
+    """The last lines a simulator process wrote to its log (its stderr)."""
+    args = [str(a) for a in proc.args] if isinstance(proc.args, list) else []
+    log = folder / f"simulator-{args[-4]}-{args[-3]}.log" if len(args) >= 4 else None
+    if log is None or not log.exists():
+        return []
+    return log.read_text(errors="replace").splitlines()[-lines:]
 
 
 def start_production(folder: Path) -> None:
