@@ -12,9 +12,7 @@ cost rules of ``costing.complete``:
   scrapped units never reach k, and units sent to rework stay flagged and never consume components again;
   counting either would hold stock for issues that can never happen;
 - a fixed quantity is still needed while the operation has had no completion (it is issued with the first);
-- each (order, operation, component) is rounded as the issues themselves will be (``costing.backflush_qty``):
-  6 places half up, or for a unit with fewer decimals (pcs) what cumulative rounding up will still issue
-  (``ceil(qty_per x (done + still to come)) - ceil(qty_per x done)``).
+- each (order, operation, component) is rounded to 6 places half up, as the issue itself would be.
 Quantities are exact ``Decimal``; nothing is locked (a read for planning must not hold the shop floor's
 row locks), and each order's figures come from one consistent statement.
 """
@@ -29,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from mes_common.money import ZERO
-from wip_costing.costing import backflush_qty
+from wip_costing.costing import component_qty
 from wip_costing.model import OrderSnapshot, OrderStatus
 from wip_costing.repository import SnapshotCache, load_snapshot
 from wip_costing.tables import wo_operations, work_orders
@@ -44,7 +42,6 @@ class OpProgress:
 
     first_pass_waiting: Decimal
     started: bool
-    first_pass_done: Decimal = ZERO  # first-pass units completed there so far (``OpState.fp_done``)
 
 
 def flow(snapshot: OrderSnapshot) -> list[int]:
@@ -72,11 +69,10 @@ def remaining_needs(snapshot: OrderSnapshot, progress: Mapping[int, OpProgress])
         if units is None:
             units = state.first_pass_waiting if state is not None else ZERO
         started = state is not None and state.started
-        done = state.first_pass_done if state is not None else ZERO
         for m in op.materials:
-            qty = backflush_qty(m, done, units, not started)
+            qty = m.qty_per_unit * units + (ZERO if started else m.fixed_qty)
             if qty > 0:
-                needs[m.component] = needs.get(m.component, ZERO) + qty
+                needs[m.component] = needs.get(m.component, ZERO) + component_qty(qty)
     return needs
 
 
@@ -85,13 +81,12 @@ def open_component_needs(conn: Connection, snapshots: SnapshotCache | None = Non
     o, w = work_orders.c, wo_operations.c
     progress: dict[str, dict[int, OpProgress]] = {}
     rows = conn.execute(
-        select(w.work_order, w.operation, w.fp_qty, w.setup_charged, w.fp_done)
+        select(w.work_order, w.operation, w.fp_qty, w.setup_charged)
         .join(work_orders, o.id == w.work_order)
         .where(o.status.in_(OPEN))
     )
     for r in rows:
-        progress.setdefault(r.work_order, {})[r.operation] = OpProgress(Decimal(r.fp_qty), bool(r.setup_charged),
-                                                                            Decimal(r.fp_done))
+        progress.setdefault(r.work_order, {})[r.operation] = OpProgress(Decimal(r.fp_qty), bool(r.setup_charged))
     if not progress:
         return {}
     total: dict[str, Decimal] = {}

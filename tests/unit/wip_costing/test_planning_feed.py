@@ -14,7 +14,7 @@ D = Decimal
 
 
 def progress(state: OrderState) -> dict[int, OpProgress]:
-    return {n: OpProgress(s.first_pass.qty, s.setup_charged, s.fp_done) for n, s in state.ops.items()}
+    return {n: OpProgress(s.first_pass.qty, s.setup_charged) for n, s in state.ops.items()}
 
 
 def run(snapshot: OrderSnapshot, stock: FakeStock, *events: tuple[int, int, int, int]) -> OrderState:
@@ -80,24 +80,6 @@ def test_fixed_quantities_until_the_first_completion_and_rounding_to_six_places(
     state = run_more(snap, state, stock, (10, 3, 0, 0), (20, 1, 0, 0))
     # Op 20 has started: the fixed oil was issued with its first completion; 2 units still to press.
     assert remaining_needs(snap, progress(state)) == {"RM-BOLT": D(12), "WASHER": D("0.666666")}
-
-
-def test_whole_pieces_are_forecast_as_cumulative_rounding_will_issue_them() -> None:
-    """One bar makes two parts (0.5 pcs): after 1, 1 and 3 parts (3 bars issued), the 2 parts left need 1 more
-    bar (ceil(0.5 x 7) - ceil(0.5 x 5)), and that is what finishing them issues."""
-    base = example_snapshot(qty=D(7))
-    ops = list(base.operations)
-    ops[0] = OpSpec(10, "WC-LASER", D(0), D("2.0"), D("0.5"), D("30.00"), D("60.00"), D("0.20"), "STORES", None, 20,
-                    (MaterialSpec("RM-STEEL", D("0.5"), uom="pcs"),))
-    snap = OrderSnapshot("WO-9", "FG-BRACKET", D(7), "FG", "A", "A", tuple(ops))
-    stock = example_stock()
-    state = OrderState.released(snap)
-    assert remaining_needs(snap, progress(state))["RM-STEEL"] == D(4)
-    state = run_more(snap, state, stock, (10, 1, 0, 0), (10, 1, 0, 0), (10, 3, 0, 0))
-    assert [m[3] for m in stock.moves if m[1] == "RM-STEEL"] == [D(1), D(2)]
-    assert remaining_needs(snap, progress(state))["RM-STEEL"] == D(1)
-    run_more(snap, state, stock, (10, 2, 0, 0))
-    assert [m[3] for m in stock.moves if m[1] == "RM-STEEL"] == [D(1), D(2), D(1)]
 
 
 def test_flow_follows_next_operation_links() -> None:
