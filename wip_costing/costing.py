@@ -21,7 +21,7 @@ state and the stock exactly as they were (every refusal comes before the first c
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Context, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import NamedTuple, Protocol
 
 from ledger.model import QTY_PLACES, decimal_places
@@ -32,7 +32,6 @@ from mes_common.provenance import Provenance
 from wip_costing.events import OperationEvent
 from wip_costing.journal import Account, EntryKind, JournalEntry, JournalLine, mirrored_lines, wip_credit_lines
 from wip_costing.model import (
-    MaterialSpec,
     MoreThanWaiting,
     NoReworkOperation,
     OpSpec,
@@ -53,32 +52,6 @@ def component_qty(value: Decimal) -> Decimal:
     completion issues, and what the planning feed expects open orders to issue)."""
     rounded = value.quantize(_QTY_QUANTUM, rounding=ROUND_HALF_UP) if decimal_places(value) > QTY_PLACES else value
     return rounded.normalize() if rounded else ZERO
-
-
-def backflush_qty(need: MaterialSpec, done: Decimal, taken: Decimal, first_time: bool) -> Decimal:
-    """What a completion of ``taken`` first-pass units issues of ``need``, ``done`` first-pass units having been
-    completed at the operation before (plus the fixed quantity the first time).
-
-    A component counted in a unit with fewer decimals than the ledger's (pcs: 0, kg: 3) is issued by cumulative
-    rounding up: after every completion the order has been issued the need of every unit completed so far,
-    rounded up to the unit (``ceil(qty_per x done)``), so each event issues the difference. "One bar makes two
-    parts" issues 1 bar with the first part and none with the second; the total never exceeds the exact need by a
-    unit's step and is never short of it. Other units (and orders released before the unit was recorded in their
-    snapshot): the exact need, as ``component_qty``."""
-    places = unit_places(need.uom) if need.uom else QTY_PLACES
-    if places >= QTY_PLACES:
-        return component_qty(need.qty_per_unit * taken + (need.fixed_qty if first_time else ZERO))
-    step = Decimal(1).scaleb(-places)
-    issued = ZERO
-    if taken:
-        issued = (_up(need.qty_per_unit * (done + taken), step) - _up(need.qty_per_unit * done, step))
-    if first_time and need.fixed_qty:
-        issued += _up(need.fixed_qty, step)
-    return issued.normalize() if issued else ZERO
-
-
-def _up(value: Decimal, step: Decimal) -> Decimal:
-    return value.quantize(step, rounding=ROUND_CEILING, context=_CTX)
 
 
 class StockPort(Protocol):
@@ -211,7 +184,7 @@ def complete(
     material: list[JournalLine] = []
     material_value = ZERO
     for need in spec.materials:
-        qty = backflush_qty(need, st.fp_done, first_pass_taken, first_time)
+        qty = component_qty(need.qty_per_unit * first_pass_taken + (need.fixed_qty if first_time else ZERO))
         if qty <= 0:
             continue
         pieces = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
@@ -259,7 +232,6 @@ def _move_value(
     # (``take`` returns a new dict: the batch may be it, and grow.)
     batch: Values = st.rework.take(rework_taken) if rework_taken else {}
     if first_pass_taken:
-        st.fp_done += first_pass_taken
         if batch:
             add_values(batch, st.first_pass.take(first_pass_taken))
         else:

@@ -70,9 +70,6 @@ class MaterialSpec:
     fixed_qty: Decimal = ZERO
     # Standard unit cost at release (ledger moving average), used only by the close variance split.
     std_unit_cost: Decimal = ZERO
-    # The component's unit of measure at release ("": unknown, an order released before units were recorded):
-    # its decimals round the quantities a completion issues (``wip_costing.costing.backflush_qty``).
-    uom: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +157,7 @@ class OrderSnapshot:
                     "rework_to": o.rework_to,
                     "next_op": o.next_op,
                     "materials": [
-                        [m.component, str(m.qty_per_unit), str(m.fixed_qty), str(m.std_unit_cost),
-                         *([m.uom] if m.uom else [])] for m in o.materials
+                        [m.component, str(m.qty_per_unit), str(m.fixed_qty), str(m.std_unit_cost)] for m in o.materials
                     ],
                 }
                 for o in self.operations
@@ -184,8 +180,7 @@ class OrderSnapshot:
                 rework_to=o["rework_to"],
                 next_op=o["next_op"],
                 materials=tuple(
-                    MaterialSpec(m[0], Decimal(m[1]), Decimal(m[2]), Decimal(m[3]), m[4] if len(m) > 4 else "")
-                    for m in o["materials"]
+                    MaterialSpec(m[0], Decimal(m[1]), Decimal(m[2]), Decimal(m[3])) for m in o["materials"]
                 ),
             )
             for o in data["operations"]
@@ -217,9 +212,6 @@ class OpState:
     setup_charged: bool = False
     first_pass: Pool = field(default_factory=Pool)
     rework: Pool = field(default_factory=Pool)
-    # First-pass units completed here so far (good, scrap or rework): what the operation's materials were issued
-    # for, the base of the cumulative rounding of component quantities (``wip_costing.costing.backflush_qty``).
-    fp_done: Decimal = ZERO
 
     @property
     def waiting(self) -> Decimal:
@@ -228,7 +220,7 @@ class OpState:
     def copy(self) -> OpState:
         return OpState(
             self.operation, self.work_center, self.received, self.completed_good, self.scrapped, self.reworked,
-            self.written_off, self.setup_charged, self.first_pass.copy(), self.rework.copy(), self.fp_done,
+            self.written_off, self.setup_charged, self.first_pass.copy(), self.rework.copy(),
         )
 
 

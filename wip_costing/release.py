@@ -78,8 +78,6 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
         receiving_location = ledger_repo.default_location(conn, kind)
     elif receiving_location not in ledger_repo.get_locations(conn, [receiving_location]):
         raise WipError(f"work order {order_id}: unknown receiving location {receiving_location}")
-    units = {code: found_item.uom for code, found_item in
-             ledger_repo.get_items(conn, [n.component for ns in needs.values() for n in ns]).items()}
     specs = []
     for position, op in enumerate(order):
         wc = centers.get(op.work_center)
@@ -94,7 +92,7 @@ def build_snapshot(conn: Connection, order_id: str, item: str, qty: Decimal, on:
             lines += needs.get(None, [])
         materials = tuple(
             MaterialSpec(n.component, ZERO if n.fixed_qty else n.qty_per_unit, n.qty_per_unit if n.fixed_qty else ZERO,
-                         std_cost.get(n.component, ZERO), units.get(n.component, ""))
+                         std_cost.get(n.component, ZERO))
             for n in lines
         )
         # Units flow through every operation in the routing's topological order (ties by number): the branches

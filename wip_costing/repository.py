@@ -91,7 +91,7 @@ def lock_orders(conn: Connection, order_ids: Iterable[str], snapshots: SnapshotC
         ops.setdefault(r.work_order, {})[r.operation] = OpState(
             r.operation, r.work_center, r.received, r.completed_good, r.scrapped, r.reworked, r.written_off,
             r.setup_charged, Pool(r.fp_qty, Pool.values_from_json(json.loads(r.fp_values))),
-            Pool(r.rw_qty, Pool.values_from_json(json.loads(r.rw_values))), r.fp_done,
+            Pool(r.rw_qty, Pool.values_from_json(json.loads(r.rw_values))),
         )
     out: dict[str, tuple[OrderSnapshot, OrderState]] = {}
     for r in order_rows:
@@ -175,7 +175,6 @@ def _op_row(order: str, s: OpState) -> dict[str, Any]:
         "reworked": s.reworked, "written_off": s.written_off, "setup_charged": s.setup_charged,
         "fp_qty": s.first_pass.qty, "fp_value": s.first_pass.value, "fp_values": json.dumps(s.first_pass.to_json()),
         "rw_qty": s.rework.qty, "rw_value": s.rework.value, "rw_values": json.dumps(s.rework.to_json()),
-        "fp_done": s.fp_done,
     }
 
 
@@ -233,9 +232,9 @@ def save_states(conn: Connection, states: Sequence[OrderState], loaded: Mapping[
 
 
 _OP_COLUMNS = ("received", "completed_good", "scrapped", "reworked", "written_off", "setup_charged", "fp_qty",
-               "fp_value", "fp_values", "rw_qty", "rw_value", "rw_values", "fp_done")
+               "fp_value", "fp_values", "rw_qty", "rw_value", "rw_values")
 _OP_TYPES = ("numeric", "numeric", "numeric", "numeric", "numeric", "boolean", "numeric", "numeric", "text",
-             "numeric", "numeric", "text", "numeric")
+             "numeric", "numeric", "text")
 # One statement text whatever the number of rows (arrays, not a VALUES list): psycopg converts it once and the
 # server can keep it prepared.
 _PG_UPDATE_OPS = (
@@ -274,7 +273,7 @@ def _update_ops(conn: Connection, states: Sequence[OrderState]) -> None:
         .where(c.work_order == bindparam("b_work_order"), c.operation == bindparam("b_operation"))
         .values({name: bindparam(name) for name in (
             "work_center", "received", "completed_good", "scrapped", "reworked", "written_off", "setup_charged",
-            "fp_qty", "fp_value", "fp_values", "rw_qty", "rw_value", "rw_values", "fp_done")})
+            "fp_qty", "fp_value", "fp_values", "rw_qty", "rw_value", "rw_values")})
     )
     conn.execute(op_stmt, [_op_row(st.order_id, s) for st in states for s in st.ops.values()])
 

@@ -32,7 +32,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    text,
 )
 
 from mes_common.db import Money, Qty, UtcDateTime, metadata
@@ -80,7 +79,6 @@ wo_operations = Table(
     Column("rw_qty", Qty(), nullable=False),
     Column("rw_value", Money(), nullable=False),
     Column("rw_values", Text(), nullable=False),
-    Column("fp_done", Qty(), nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("work_order", "operation"),
     CheckConstraint("fp_qty >= 0 AND rw_qty >= 0", name="waiting_not_negative"),
 )
