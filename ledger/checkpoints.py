@@ -8,39 +8,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Date, Index, String, Table, func, select, type_coerce, union_all
+from sqlalchemy import Column, Index, String, func, select, type_coerce, union_all
 from sqlalchemy.engine import Engine
 
 from ledger.tables import CODE, MoveId, stock_moves
-from mes_common.checkpoints import BuildResult, Source, refresh
-from mes_common.db import Money, Qty, metadata
+from mes_common.checkpoint_build import BuildResult, refresh
+from mes_common.checkpoints import Source, checkpoint_tables
+from mes_common.db import Money, Qty
 
 KEYS = ("item", "location", "lot")
 VALUES = ("qty", "value")
 
 
-def _columns() -> list[Column[Any]]:
-    return [
-        Column("item", String(CODE), nullable=False),
-        Column("location", String(CODE), nullable=False),
-        Column("lot", String(CODE), nullable=False),
-        Column("qty", Qty(), nullable=False),
-        Column("value", Money(), nullable=False),
-    ]
-
-
-stock_checkpoints = Table(
-    "stock_checkpoints", metadata,
-    Column("day", Date(), nullable=False),
-    *_columns(),
-    Index("ix_stock_checkpoints_day_item", "day", "item"),
-)
-stock_corrections = Table(
-    "stock_checkpoint_corrections", metadata,
-    Column("through_id", MoveId, nullable=False),
-    Column("day", Date(), nullable=False),
-    *_columns(),
-    Index("ix_stock_checkpoint_corrections_through_id", "through_id"),
+stock_checkpoints, stock_corrections = checkpoint_tables(
+    "stock",
+    keys=[Column("item", String(CODE), nullable=False), Column("location", String(CODE), nullable=False),
+          Column("lot", String(CODE), nullable=False)],
+    values=[Column("qty", Qty(), nullable=False), Column("value", Money(), nullable=False)],
+    id_type=MoveId,
 )
 
 

@@ -20,7 +20,8 @@ from ledger import queries as ledger_queries
 from ledger.checkpoints import STOCK
 from ledger.model import MoveKind, MoveRequest
 from ledger.service import post_moves
-from mes_common.checkpoints import checkpoint_days, refresh
+from mes_common.checkpoint_build import refresh
+from mes_common.checkpoints import checkpoint_days
 from wip_costing import reports
 from wip_costing.apply import apply_events_in
 from wip_costing.checkpoints import JOURNAL, journal_checkpoints
