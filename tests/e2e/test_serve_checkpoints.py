@@ -138,3 +138,22 @@ def test_serve_builds_checkpoints_with_one_builder_per_database(pg_engine: Engin
         assert conn.scalar(select(func.count()).select_from(journal_corrections)) > 0
         for when in (None, datetime(2026, 11, 23, 5, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)):
             assert reports.wip_value(conn, when, "order") == reports.wip_value_by_scan(conn, when, "order")
+
+
+def test_serve_builds_checkpoints_on_sqlite(sqlite_engine: Engine) -> None:
+    """SQLite: the serving process is the one builder (its thread, not each of its workers)."""
+    demo.load_plant(Services(sqlite_engine), lambda _line: None)
+    release_order(sqlite_engine, "WO-S", "FG-BRACKET", Decimal(40), on=demo.RELEASE_DATE)
+    db_url = sqlite_engine.url.render_as_string(hide_password=False)
+    token = cli(db_url, "token", "create", "--role", "collector", "--machine", "LASER-1").stdout.splitlines()[-1]
+    server = Serve(db_url, workers=2)
+    try:
+        answer = httpx.post(f"{server.url}/events", json=_events("first", 6), timeout=60,
+                            headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, answer.text
+        wait_until_sync(lambda: _settled(sqlite_engine), 30, "a build that looked at the events sent over HTTP")
+    finally:
+        server.stop()
+    with sqlite_engine.connect() as conn:
+        when = datetime(2026, 11, 24, tzinfo=UTC)
+        assert reports.wip_value(conn, when, "order") == reports.wip_value_by_scan(conn, when, "order")
