@@ -8,62 +8,50 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Date, Index, String, Table, func, select, type_coerce, union_all
+from sqlalchemy import Column, Index, String, case, func, literal_column, select, true, type_coerce, union_all
 from sqlalchemy.engine import Engine
 
 from ledger.tables import CODE, MoveId, stock_moves
-from mes_common.checkpoints import BuildResult, Source, refresh
-from mes_common.db import Money, Qty, metadata
+from mes_common.checkpoint_build import BuildResult, refresh
+from mes_common.checkpoints import Source, checkpoint_tables
+from mes_common.db import Money, Qty
 
 KEYS = ("item", "location", "lot")
 VALUES = ("qty", "value")
 
 
-def _columns() -> list[Column[Any]]:
-    return [
-        Column("item", String(CODE), nullable=False),
-        Column("location", String(CODE), nullable=False),
-        Column("lot", String(CODE), nullable=False),
-        Column("qty", Qty(), nullable=False),
-        Column("value", Money(), nullable=False),
-    ]
+stock_checkpoints, stock_corrections = checkpoint_tables(
+    "stock",
+    keys=[Column("item", String(CODE), nullable=False), Column("location", String(CODE), nullable=False),
+          Column("lot", String(CODE), nullable=False)],
+    values=[Column("qty", Qty(), nullable=False), Column("value", Money(), nullable=False)],
+    id_type=MoveId,
+)
 
 
-stock_checkpoints = Table(
-    "stock_checkpoints", metadata,
-    Column("day", Date(), nullable=False),
-    *_columns(),
-    Index("ix_stock_checkpoints_day_item", "day", "item"),
-)
-stock_corrections = Table(
-    "stock_checkpoint_corrections", metadata,
-    Column("through_id", MoveId, nullable=False),
-    Column("day", Date(), nullable=False),
-    *_columns(),
-    Index("ix_stock_checkpoint_corrections_through_id", "through_id"),
-)
+# The two sides of a move: +1 counts at its destination, -1 at its source.
+_SIDES = union_all(select(literal_column("1").label("sign")),
+                   select(literal_column("-1").label("sign"))).subquery("sides")
 
 
 def _sums(where: Sequence[Any], key_filter: Mapping[str, Any], with_time: bool) -> Any:
-    """Per side (to: +, from: -) grouped in the database, then the two sides added."""
-    m = stock_moves.c
-    sides = []
-    for column, sign in ((m.to_location, 1), (m.from_location, -1)):
-        keys = [m.item.label("item"), column.label("location"), m.lot.label("lot")]
-        if with_time:
-            keys.append(m.effective_at.label("effective_at"))
-        filters = [column.is_not(None), *where]
-        if "item" in key_filter:
-            filters.append(m.item == key_filter["item"])
-        if "location" in key_filter:
-            filters.append(column == key_filter["location"])
-        qty, value = func.sum(m.qty), func.sum(m.value)
-        sides.append(select(*keys, (qty if sign > 0 else -qty).label("qty"),
-                            (value if sign > 0 else -value).label("value")).where(*filters).group_by(*keys))
-    both = union_all(*sides).subquery()
-    names = [*KEYS, *(["effective_at"] if with_time else [])]
-    return select(*(both.c[n] for n in names), type_coerce(func.sum(both.c.qty), Qty()).label("qty"),
-                  type_coerce(func.sum(both.c.value), Money()).label("value")).group_by(*(both.c[n] for n in names))
+    """Both sides of every move from one scan of the moves (each move joined with the two signs), grouped in the
+    database. Two scans, one per side, made PostgreSQL start parallel workers for each of them, which cost more
+    than summing the few thousand moves of a day (``benchmarks/RESULTS-reports.md``)."""
+    m, sign = stock_moves.c, _SIDES.c.sign
+    location = case((sign > literal_column("0"), m.to_location), else_=m.from_location)
+    keys = [m.item.label("item"), location.label("location"), m.lot.label("lot")]
+    if with_time:
+        keys.append(m.effective_at.label("effective_at"))
+    filters = [location.is_not(None), *where]
+    if "item" in key_filter:
+        filters.append(m.item == key_filter["item"])
+    if "location" in key_filter:
+        filters.append(location == key_filter["location"])
+    return (select(*keys, type_coerce(func.sum(sign * m.qty), Qty()).label("qty"),
+                   type_coerce(func.sum(sign * m.value), Money()).label("value"))
+            .select_from(stock_moves).join(_SIDES, true())
+            .where(*filters).group_by(*keys))
 
 
 STOCK = Source(

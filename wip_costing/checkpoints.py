@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Date, Index, Integer, String, Table, case, func, literal_column, select, type_coerce
+from sqlalchemy import Column, Integer, String, case, func, literal_column, select, type_coerce
 from sqlalchemy.engine import Engine
 
 from ledger.checkpoints import STOCK
-from mes_common.checkpoints import BuildResult, Source, refresh
-from mes_common.db import Money, metadata
+from mes_common.checkpoint_build import BuildResult, refresh
+from mes_common.checkpoints import Source, checkpoint_tables
+from mes_common.db import Money
 from wip_costing.journal import ELEMENTS, Account
 from wip_costing.tables import CODE, LineId, journal_lines
 
@@ -25,29 +26,13 @@ KEYS = ("account", "work_order", "operation", "work_center", "provenance")
 VALUES = ("amount", *(element.value for element in ELEMENTS))
 
 
-def _columns() -> list[Column[Any]]:
-    return [
-        Column("account", String(32), nullable=False),
-        Column("work_order", String(CODE), nullable=True),
-        Column("operation", Integer(), nullable=True),
-        Column("work_center", String(CODE), nullable=True),
-        Column("provenance", String(16), nullable=True),
-        *(Column(name, Money(), nullable=False) for name in VALUES),
-    ]
-
-
-journal_checkpoints = Table(
-    "journal_checkpoints", metadata,
-    Column("day", Date(), nullable=False),
-    *_columns(),
-    Index("ix_journal_checkpoints_day_account", "day", "account"),
-)
-journal_corrections = Table(
-    "journal_checkpoint_corrections", metadata,
-    Column("through_id", LineId, nullable=False),
-    Column("day", Date(), nullable=False),
-    *_columns(),
-    Index("ix_journal_checkpoint_corrections_through_id", "through_id"),
+journal_checkpoints, journal_corrections = checkpoint_tables(
+    "journal",
+    keys=[Column("account", String(32), nullable=False), Column("work_order", String(CODE), nullable=True),
+          Column("operation", Integer(), nullable=True), Column("work_center", String(CODE), nullable=True),
+          Column("provenance", String(16), nullable=True)],
+    values=[Column(name, Money(), nullable=False) for name in VALUES],
+    id_type=LineId,
 )
 
 _WIP: Any = literal_column(f"'{Account.WIP.value}'")

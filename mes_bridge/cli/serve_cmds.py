@@ -2,26 +2,29 @@
 
 ``serve`` names the app factory (``api.app:create_app``) rather than importing it: the shell starts the HTTP
 adapter, it does not depend on it. Each worker process builds its own app from the settings; they share nothing
-but the database, and with ``--workers`` > 1 a directory where prometheus_client's multiprocess mode keeps each
-worker's metrics so that ``/metrics`` shows the whole server (``PROMETHEUS_MULTIPROC_DIR``: the one given, emptied
-at start, else a temporary one, removed at exit).
+but the database. Beside them, the serving process keeps the reports' balance checkpoints built (one thread,
+whatever ``--workers``; on PostgreSQL one builder per database across hosts: ``mes_bridge.checkpoint_worker``).
+With ``--workers`` > 1, a directory where prometheus_client's multiprocess mode keeps each worker's metrics, so that
+``/metrics`` shows the whole server (``PROMETHEUS_MULTIPROC_DIR``: the one given, emptied at start, else a
+temporary one, removed at exit).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from mes_bridge import tokens
-from mes_bridge.cli.common import domain_errors, fail, services_from_settings
+from mes_bridge.cli.common import domain_errors, engine_from_settings, fail, services_from_settings
 
 token_app = typer.Typer(help="API tokens (stored hashed): create, list, revoke.", no_args_is_help=True)
 APP_FACTORY = "api.app:create_app"
@@ -38,6 +41,9 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="TCP port")] = 8000,
         workers: Annotated[int, typer.Option(help="worker processes (each serves the same database)")] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+        checkpoint_every: Annotated[float, typer.Option(
+            envvar="MES_BRIDGE_CHECKPOINT_EVERY", min=0,
+            help="seconds between builds of the reports' daily checkpoints (0: this process never builds)")] = 60.0,
     ) -> None:
         """Serve the HTTP API (OpenAPI at /docs), the terminal page and the WIP dashboard."""
         import uvicorn
@@ -46,8 +52,15 @@ def register(app: typer.Typer) -> None:
             raise fail("error: --workers must be at least 1")
         typer.echo(f"mes-bridge API on http://{host}:{port} (docs: /docs, terminal: /terminal, "
                    f"dashboard: /dashboard), {workers} worker(s)")
-        # An open dashboard keeps a server-sent stream open; on Ctrl-C / SIGTERM wait for it at most 5 s.
-        with metrics_dir(workers):
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        with ExitStack() as stack:
+            if checkpoint_every > 0:
+                from mes_bridge.checkpoint_worker import CheckpointThread
+
+                engine = stack.enter_context(engine_from_settings())
+                stack.callback(CheckpointThread(engine, checkpoint_every).start().stop)
+            stack.enter_context(metrics_dir(workers))
+            # An open dashboard keeps a server-sent stream open; on Ctrl-C / SIGTERM wait for it at most 5 s.
             uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
                         proxy_headers=True, timeout_graceful_shutdown=5, log_config=log_config())
 

@@ -20,7 +20,8 @@ from ledger import queries as ledger_queries
 from ledger.checkpoints import STOCK
 from ledger.model import MoveKind, MoveRequest
 from ledger.service import post_moves
-from mes_common.checkpoints import checkpoint_days, refresh
+from mes_common.checkpoint_build import refresh
+from mes_common.checkpoints import checkpoint_days
 from wip_costing import reports
 from wip_costing.apply import apply_events_in
 from wip_costing.checkpoints import JOURNAL, journal_checkpoints
@@ -166,3 +167,34 @@ def test_a_build_waits_for_transactions_holding_uncommitted_lines(pg_engine: Eng
     assert done and all(r.skipped is None for r in done[0]), "the build did not finish after the commit"
     moments: list[datetime | None] = [None, START, START + timedelta(days=1), START + timedelta(days=2, hours=3)]
     assert_as_of_equals_full_sum(engine, moments)
+
+
+def test_on_hand_as_of_counts_both_sides_of_a_transfer(engine: Engine, example_plant: Path) -> None:
+    """The stock checkpoints read both sides of a move in one scan (each move with the signs +1 at its
+    destination and -1 at its source): transfers between two locations, some back-dated before a build, equal the
+    plain sum per location, for every item, one item and one location on either side, at random moments."""
+    rng = random.Random(5)
+    load_plant(engine, example_plant)
+    n = 0
+    for step in range(4):
+        today = (START + timedelta(days=2 * step + 2)).date()
+        moves = []
+        for _ in range(rng.randint(2, 4)):  # to the shop floor, then (some of it) on to finished goods
+            n += 1
+            qty = D(rng.randint(2, 4))
+            for hop, (source, target) in enumerate((("STORES", "WIP"), ("WIP", "FG"))):
+                when = START + timedelta(days=rng.randrange(0, 2 * step + 2), seconds=rng.randrange(86_400))
+                moves.append(MoveRequest(idempotency_key=f"t{n}:{hop}", kind=MoveKind.TRANSFER, item="RM-BOLT",
+                                         qty=qty - hop, from_location=source, to_location=target, effective_at=when))
+        with engine.begin() as conn:
+            post_moves(conn, [m for m in moves if m.qty > 0])
+        refresh(engine, [STOCK], today=today)
+        with engine.connect() as conn:
+            for when in [None, *(_moment(rng) for _ in range(5))]:
+                at = when or datetime(2100, 1, 1, tzinfo=UTC)
+                for item, location in ((None, None), ("RM-BOLT", None), (None, "WIP"), ("RM-BOLT", "STORES")):
+                    assert ledger_queries.onhand(conn, item, location, as_of=at) == \
+                        ledger_queries.onhand_by_scan(conn, item, location, as_of=at), (when, item, location)
+        with engine.connect() as conn:
+            wip = ledger_queries.onhand(conn, "RM-BOLT", "WIP", as_of=datetime(2100, 1, 1, tzinfo=UTC))
+        assert wip and wip[0].qty > 0  # the transfers did land somewhere besides STORES
