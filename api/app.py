@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
 from api import errors
-from api.metrics import ApiMetrics, LatencyMiddleware
+from api.metrics import ApiMetrics, LatencyMiddleware, multiprocess_dir
 from api.routes import (
     bom,
     collectors,
@@ -34,7 +34,7 @@ from api.routes import (
     wip,
     work_orders,
 )
-from api.services import ApiServices
+from api.services import POOL_SIZE, ApiServices
 from mes_bridge.bootstrap import Services
 from mes_common.settings import Settings
 
@@ -49,7 +49,10 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await run_in_threadpool(the_services.warm_up, POOL_SIZE)
         yield
+        metrics.worker_exits()
         if owned:
             the_services.close()
 
@@ -64,7 +67,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
         redoc_url=None,
     )
     app.state.services = the_services
-    metrics = app.state.metrics = ApiMetrics(the_services.machine_health)
+    metrics = app.state.metrics = ApiMetrics(the_services.machine_health, multiprocess_dir())
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     errors.install(app)
 

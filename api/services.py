@@ -4,23 +4,38 @@ Writes are commands run by their handlers through ``mes_bridge.bootstrap.Service
 retried when it lost a race) — the same handlers the CLI runs; reads are the report queries on ``Services.read()``.
 Routes never touch repositories or SQL.
 
-``ApiServices`` owns two small caches besides the ones ``Services`` owns: token look-ups, kept ``TOKEN_TTL_S``
-seconds so a burst of requests does not read the token table each time (a revoked token stops working on other
-processes within that time, at once on this one), and each order's operations' work centers (frozen at release,
-so never stale).
+``ApiServices`` owns two small caches besides the ones ``Services`` owns: token look-ups, and each order's
+operations' work centers (frozen at release, so never stale). A token look-up is fresh for ``TOKEN_TTL_S`` seconds;
+then, up to ``TOKEN_STALE_S``, requests still use it while one background refresh reads every stale token again
+(one thread, one connection), so the tokens of 50 terminals, looked up together at start, do not all expire into
+50 blocking look-ups at once; older than that, a request waits for its look-up. A revoked token stops working on
+this process at once, on other processes after the next refresh: within ``TOKEN_STALE_S`` at most.
+
+Events are applied in worker threads, at most ``writers`` at once (``apply_events_in_turn``); the others wait their
+turn on the event loop. Reports that issue from the same stock balance queue on its row lock anyway: more of them
+in flight only hold more threads and connections, and a token look-up or a read, which run in the default thread
+pool, would wait behind them (with 50 terminals, every token's cache expiry stalled reports for seconds). 16, not
+fewer: reports for the same order also queue on the order's rows before the balance, and with 8 the balance row
+sat idle between holders (50 terminals without pause, 15 s: 521 reports with 8, 801 with 16, load 10-12); 16
+leave 24 of the 40 pooled connections to reads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence, Set
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import anyio
+import anyio.to_thread
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.engine import Connection, Engine
 
 from bom import diff as bom_diff
@@ -53,23 +68,29 @@ from wip_costing.model import OrderSnapshot
 from wip_costing.planning_feed import open_component_needs
 from wip_costing.release import CloseResult
 
+log = logging.getLogger(__name__)
 TOKEN_TTL_S = 5.0  # float-ok: seconds
+TOKEN_STALE_S = 2 * TOKEN_TTL_S  # float-ok: seconds
+POOL_SIZE = 20  # connections kept open (opened at start-up by an app that owns its services)
+WRITERS = 16  # event batches applied at once per process (see the module's docstring)
 MoveCommand = PostReceipt | PostIssue | PostTransfer | DecideQuarantine
 
 
 class ApiServices:
     """Built once at start-up over ``Services``."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, writers: int = WRITERS) -> None:
         self.services = services
-        self._tokens: dict[str, tuple[float, tokens.TokenRecord | None]] = {}  # float-ok: monotonic expiry
+        self._writers = anyio.CapacityLimiter(writers)
+        self._tokens: dict[str, tuple[float, tokens.TokenRecord | None]] = {}  # float-ok: monotonic look-up time
+        self._refresh: asyncio.Task[None] | None = None
         self._tokens_lock = threading.Lock()
         self._centers: dict[str, dict[int, str]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiServices:
         # Requests run in a pool of ~40 threads: enough connections that they rarely wait for one.
-        options = {} if settings.resolved_database_url().startswith("sqlite") else {"pool_size": 20,
+        options = {} if settings.resolved_database_url().startswith("sqlite") else {"pool_size": POOL_SIZE,
                                                                                    "max_overflow": 20}
         return cls(Services.from_settings(settings, **options))
 
@@ -80,6 +101,15 @@ class ApiServices:
     def close(self) -> None:
         self.services.close()
 
+    def warm_up(self, connections: int) -> None:
+        """Open ``connections`` pooled connections now (PostgreSQL), before requests come: otherwise the first
+        burst (50 terminals after a restart) opens them all at once, each a new server process, while it waits."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with ExitStack() as held:
+            for _ in range(connections):
+                held.enter_context(self.engine.connect())
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for report queries (the pages' dashboard reads through it)."""
@@ -89,25 +119,46 @@ class ApiServices:
     # --- tokens ---------------------------------------------------------------------------------
 
     def cached_token(self, secret: str) -> tuple[bool, tokens.TokenRecord | None]:
-        """(True, the record or None) when the look-up of ``secret`` is still fresh in the cache, else (False, None):
-        no I/O, so the event loop may call it."""
+        """(True, the record or None) when a look-up of ``secret`` is in the cache and not older than
+        ``TOKEN_STALE_S``, else (False, None): no I/O, so the event loop may call it. A stale one (older than
+        ``TOKEN_TTL_S``) is answered too, and a refresh of every stale look-up started (on the running loop)."""
+        now = time.monotonic()
         with self._tokens_lock:
             cached = self._tokens.get(secret)
-        if cached is not None and cached[0] > time.monotonic():
-            return True, cached[1]
-        return False, None
+        if cached is None or now - cached[0] >= TOKEN_STALE_S:
+            return False, None
+        if now - cached[0] >= TOKEN_TTL_S and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.get_running_loop().create_task(self._refresh_stale())
+        return True, cached[1]
+
+    async def _refresh_stale(self) -> None:
+        try:
+            await run_in_threadpool(self.refresh_stale_tokens)
+        except Exception:  # the database is away: the stale look-ups expire, then requests look up themselves
+            log.warning("token refresh failed", exc_info=True)
+
+    def refresh_stale_tokens(self) -> int:
+        """Look up again every cached token older than ``TOKEN_TTL_S`` (one connection); how many."""
+        now = time.monotonic()
+        with self._tokens_lock:
+            stale = [secret for secret, (at, _r) in self._tokens.items() if now - at >= TOKEN_TTL_S]
+        if not stale:
+            return 0
+        with self.read() as conn:
+            found = {secret: tokens.find_token(conn, secret) for secret in stale}
+        with self._tokens_lock:
+            self._tokens.update((secret, (now, record)) for secret, record in found.items())
+        return len(found)
 
     def find_token(self, secret: str) -> tokens.TokenRecord | None:
+        """The live token with this secret (a fresh look-up, kept in the cache), or None."""
         now = time.monotonic()
-        hit, record = self.cached_token(secret)
-        if hit:
-            return record
         with self.read() as conn:
             found = tokens.find_token(conn, secret)
         with self._tokens_lock:
             if len(self._tokens) > 10_000:
                 self._tokens.clear()
-            self._tokens[secret] = (now + TOKEN_TTL_S, found)
+            self._tokens[secret] = (now, found)
         return found
 
     def create_token(self, role: str, work_centers: Sequence[str], machines: Sequence[str],
@@ -135,6 +186,10 @@ class ApiServices:
     def apply_events(self, events: Sequence[Any]) -> list[EventOutcome]:
         outcomes: list[EventOutcome] = self.services.handle(ApplyEvents(list(events)))
         return outcomes
+
+    async def apply_events_in_turn(self, events: Sequence[Any]) -> list[EventOutcome]:
+        """``apply_events`` in a worker thread, at most ``writers`` batches at once (the rest wait their turn)."""
+        return await anyio.to_thread.run_sync(self.apply_events, events, limiter=self._writers)
 
     def release_order(self, order_id: str, item: str, qty: Decimal, *, on: date | None, due_date: date | None,
                       receiving_location: str | None, serials: Sequence[str]) -> OrderSnapshot:

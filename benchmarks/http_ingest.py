@@ -24,6 +24,7 @@ import asyncio
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -46,6 +47,8 @@ from mes_common.db import make_engine  # noqa: E402
 from tests.e2e.api_server import ApiServer  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
 from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
+
+SPY_FORMATS = {".json": "chrometrace", ".txt": "raw"}  # else a flame graph (.svg)
 
 
 def run_http(http: httpx.Client, batch: int, count: int) -> float:
@@ -65,14 +68,15 @@ def percentile(values: list[float], share: float) -> float:  # float-ok: millise
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def terminals(url: str, tokens: list[str], seconds: float, think_ms: int) -> list[float]:  # float-ok: s
-    """Each terminal reports one unit, then waits ``think_ms`` (+/- 50 %); latencies in ms."""
+async def terminals(url: str, tokens: list[str], seconds: float, think_ms: int,
+                    slowest: list[tuple[float, float]] | None = None) -> list[float]:  # float-ok: s
+    """Each terminal reports one unit, then waits ``think_ms`` (+/- 50 %); latencies in ms (and in ``slowest``,
+    every report as (seconds since the start, ms))."""
     latencies: list[float] = []  # float-ok: milliseconds
-    stop_at = time.monotonic() + seconds
 
-    async def terminal(n: int, token: str) -> None:
+    async def terminal(n: int, http: httpx.AsyncClient) -> None:
         rng = random.Random(n)
-        async with httpx.AsyncClient(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http:
             if think_ms:
                 await asyncio.sleep(rng.uniform(0, think_ms / 1000))  # terminals do not start in step
             while time.monotonic() < stop_at:
@@ -80,12 +84,20 @@ async def terminals(url: str, tokens: list[str], seconds: float, think_ms: int) 
                 started = time.perf_counter()
                 answer = await http.post("/scan/report", json=body)
                 latencies.append((time.perf_counter() - started) * 1000)
+                if slowest is not None:
+                    slowest.append((time.monotonic() - began - latencies[-1] / 1000, latencies[-1]))
                 if answer.status_code != 200 or answer.json()["status"] != "applied":
                     raise SystemExit(f"terminal {n}: {answer.status_code} {answer.text}")
                 if think_ms:
                     await asyncio.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000)
 
-    await asyncio.gather(*(terminal(n, token) for n, token in enumerate(tokens)))
+    # The clients are made before the clock starts: making one (its TLS context) takes a while, and made on the
+    # way it blocked this loop under the other terminals' requests for seconds (their latency, measured here).
+    clients = [httpx.AsyncClient(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+               for token in tokens]
+    began = time.monotonic()
+    stop_at = began + seconds
+    await asyncio.gather(*(terminal(n, http) for n, http in enumerate(clients)))
     return latencies
 
 
@@ -125,6 +137,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="terminal phase duration (default 20)")
     parser.add_argument("--think-ms", type=int, default=1000, help="mean pause between a terminal's reports")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--phase", choices=("all", "ingest", "terminals"), default="all",
+                        help="run only the ingest or only the terminal phase (default: both)")
+    parser.add_argument("--py-spy", metavar="SVG", help="record the server process with py-spy during the paced HTTP "
+                        "terminal run (.svg: a flame graph, .json: a Chrome trace, .txt: raw stacks; needs py-spy)")
+    parser.add_argument("--sides", default="http,in-process",
+                        help="terminal phase: http, in-process or both (default http,in-process)")
+    parser.add_argument("--modes", default="paced,saturation",
+                        help="terminal phase: paced, saturation or both (default paced,saturation)")
     args = parser.parse_args()
     admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
     name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
@@ -150,39 +170,12 @@ def main() -> None:
         print(f"PostgreSQL {engine.dialect.server_version_info}, API: {args.workers} worker(s), "
               f"{args.events} events per run, {ORDERS} orders, {args.repeat} runs per batch size, "
               f"{os.cpu_count()} CPUs")
-        print(f"{'batch':>6} {'in-process/s':>13} {'(range)':>13} {'HTTP/s':>8} {'(range)':>13} {'ratio':>6}")
         with httpx.Client(base_url=server.url, timeout=120, headers={"Authorization": f"Bearer {token}"}) as http:
             run_http(http, 100, 300)  # warm the server's process (imports, caches, connections)
-            for batch in (100, 1000):
-                local, remote = [], []
-                for _ in range(args.repeat):
-                    with engine.connect() as conn:
-                        conn.exec_driver_sql("ANALYZE")
-                        conn.commit()
-                    local.append(run_apply(services, batch, args.events))
-                    remote.append(run_http(http, batch, args.events))
-                lo, re_ = statistics.median(local), statistics.median(remote)
-                print(f"{batch:>6} {lo:>13,.0f} {min(local):>6,.0f}-{max(local):<6,.0f} {re_:>8,.0f} "
-                      f"{min(remote):>6,.0f}-{max(remote):<6,.0f} {re_ / lo:>6.2f}")
-
-        admin_token = server.token("admin")
-        with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {admin_token}"}) as http:
-            tokens = [http.post("/tokens", json={"role": "terminal", "work_centers": ["WC-LASER"],
-                                                 "name": f"T-BENCH-{n}"}).json()["token"]
-                      for n in range(args.terminals)]
-        print(f"{args.terminals} terminals reporting one unit at operation 10 (every report issues RM-STEEL from one "
-              "stock balance, the row they all lock)")
-        print(f"{'':<50} {'reports':>8} {'/s':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
-        for label, think in ((f"paced ({args.think_ms} ms +/- 50 %)", args.think_ms), ("no pause (saturation)", 0)):
-            for where in ("POST /scan/report", "in-process ApplyEvents"):
-                started = time.monotonic()
-                latencies = (asyncio.run(terminals(server.url, tokens, args.seconds, think))
-                             if where.startswith("POST") else
-                             in_process_terminals(services, args.terminals, args.seconds, think))
-                elapsed = time.monotonic() - started
-                print(f"{where + ', ' + label:<50} {len(latencies):>8} {len(latencies) / elapsed:>5.0f} "
-                      f"{percentile(latencies, 0.5):>7.1f} {percentile(latencies, 0.99):>7.1f} "
-                      f"{max(latencies):>7.1f}")
+        if args.phase in ("all", "ingest"):
+            ingest(args, engine, services, server.url, token)
+        if args.phase in ("all", "terminals"):
+            terminal_phase(args, services, server)
     finally:
         if server is not None:
             server.stop()
@@ -190,6 +183,61 @@ def main() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def ingest(args: argparse.Namespace, engine: Engine, services: Services, url: str, token: str) -> None:
+    """Phase 1: events/s through ``POST /events`` beside in-process ``ApplyEvents``, batches of 100 and 1,000."""
+    print(f"{'batch':>6} {'in-process/s':>13} {'(range)':>13} {'HTTP/s':>8} {'(range)':>13} {'ratio':>6}")
+    with httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"}) as http:
+        for batch in (100, 1000):
+            local, remote = [], []
+            for _ in range(args.repeat):
+                with engine.connect() as conn:
+                    conn.exec_driver_sql("ANALYZE")
+                    conn.commit()
+                local.append(run_apply(services, batch, args.events))
+                remote.append(run_http(http, batch, args.events))
+            lo, re_ = statistics.median(local), statistics.median(remote)
+            print(f"{batch:>6} {lo:>13,.0f} {min(local):>6,.0f}-{max(local):<6,.0f} {re_:>8,.0f} "
+                  f"{min(remote):>6,.0f}-{max(remote):<6,.0f} {re_ / lo:>6.2f}")
+
+
+def terminal_phase(args: argparse.Namespace, services: Services, server: ApiServer) -> None:
+    """Phase 2: ``--terminals`` terminals reporting at operation 10, over HTTP and in-process, paced and not."""
+    admin_token = server.token("admin")
+    with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {admin_token}"}) as http:
+        tokens = [http.post("/tokens", json={"role": "terminal", "work_centers": ["WC-LASER"],
+                                             "name": f"T-BENCH-{n}"}).json()["token"]
+                  for n in range(args.terminals)]
+    print(f"{args.terminals} terminals reporting one unit at operation 10 (every report issues RM-STEEL from one "
+          "stock balance, the row they all lock)")
+    print(f"{'':<50} {'reports':>8} {'/s':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}")
+    modes = {"paced": (f"paced ({args.think_ms} ms +/- 50 %)", args.think_ms),
+             "saturation": ("no pause (saturation)", 0)}
+    for mode in args.modes.split(","):
+        label, think = modes[mode.strip()]
+        sides = {"http": "POST /scan/report", "in-process": "in-process ApplyEvents"}
+        for where in (sides[side.strip()] for side in args.sides.split(",")):
+            when: list[tuple[float, float]] = []  # float-ok: seconds, milliseconds
+            spy = (subprocess.Popen(["py-spy", "record", "--pid", str(server.pid), "--output", args.py_spy,
+                                     "--duration", str(int(args.seconds)), "--subprocesses", "--idle",
+                                     "--format",
+                                     SPY_FORMATS.get(Path(args.py_spy).suffix, "flamegraph")],
+                                    stdout=subprocess.DEVNULL)
+                   if args.py_spy and think and where.startswith("POST") else None)
+            started = time.monotonic()
+            latencies = (asyncio.run(terminals(server.url, tokens, args.seconds, think, when))
+                         if where.startswith("POST") else
+                         in_process_terminals(services, args.terminals, args.seconds, think))
+            elapsed = time.monotonic() - started
+            print(f"{where + ', ' + label:<50} {len(latencies):>8} {len(latencies) / elapsed:>5.0f} "
+                  f"{percentile(latencies, 0.5):>7.1f} {percentile(latencies, 0.99):>7.1f} "
+                  f"{max(latencies):>7.1f}", flush=True)
+            if spy is not None:
+                spy.wait(timeout=60)
+            if when:
+                print("    slowest (s after start: ms): " + ", ".join(
+                    f"{at:.1f}: {ms:.0f}" for at, ms in sorted(when, key=lambda w: -w[1])[:12]))
 
 
 if __name__ == "__main__":

@@ -207,12 +207,7 @@ def apply_events_in(uow: UnitOfWork, raw_events: Sequence[OperationEvent | Mappi
     orders = repo.lock_orders(conn, [o for o in order_of.values() if o is not None], uow.caches.snapshots)
     loaded = repo.headers(orders)
 
-    keys: set[BalanceKey] = set()
-    for snap, _state in orders.values():
-        for op in snap.operations:
-            keys.update(BalanceKey(m.component, op.supply_location) for m in op.materials)
-            if op.next_op is None:
-                keys.add(BalanceKey(snap.item, snap.receiving_location))
+    keys = _balance_keys(parsed, order_of, orders)
 
     earliest = min((e.source_time for _, e in parsed), default=None)
 
@@ -272,25 +267,39 @@ def apply_events_in(uow: UnitOfWork, raw_events: Sequence[OperationEvent | Mappi
 
 
 def _event_specs(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
-                 orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> Iterator[OpSpec]:
-    """The operation each event completes, for the events whose order and operation resolve (the others will be
-    rejected and post nothing)."""
+                 orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> Iterator[tuple[OrderSnapshot, OpSpec]]:
+    """The operation each event completes (with its order's snapshot), for the events whose order and operation
+    resolve (the others will be rejected and post nothing)."""
     for index, event in parsed:
         order_id = order_of[index]
         if order_id is None or order_id not in orders:
             continue
         snap = orders[order_id][0]
         try:
-            yield snap.op(resolve_operation(snap, event))
+            yield snap, snap.op(resolve_operation(snap, event))
         except DomainError:
             continue
+
+
+def _balance_keys(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
+                  orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> set[BalanceKey]:
+    """The stock balances the batch can post to, the ones it locks: per event, its operation's materials at the
+    operation's supply location, and the finished item at the order's receiving location when the operation is
+    the last (``costing.apply_completion`` issues and receives nothing else). Reports at the other operations of
+    the same orders do not wait for these rows."""
+    keys: set[BalanceKey] = set()
+    for snap, spec in _event_specs(parsed, order_of, orders):
+        keys.update(BalanceKey(m.component, spec.supply_location) for m in spec.materials)
+        if spec.next_op is None:
+            keys.add(BalanceKey(snap.item, snap.receiving_location))
+    return keys
 
 
 def _moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
                  orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> int:
     """At most how many stock moves the batch can post: per event, one issue per material need of its operation,
     plus a receipt at the last operation (events that will be rejected count too: an upper bound is enough)."""
-    return sum(len(spec.materials) + (spec.next_op is None) for spec in _event_specs(parsed, order_of, orders))
+    return sum(len(spec.materials) + (spec.next_op is None) for _snap, spec in _event_specs(parsed, order_of, orders))
 
 
 def _lot_moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
@@ -299,4 +308,4 @@ def _lot_moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping
     """How many more moves than ``_moves_bound`` counted the batch can post when issues split across lots: per
     event, the lots of each component of its operation held in lots."""
     return sum(len(lots.get((m.component, spec.supply_location), ()))
-               for spec in _event_specs(parsed, order_of, orders) for m in spec.materials)
+               for _snap, spec in _event_specs(parsed, order_of, orders) for m in spec.materials)

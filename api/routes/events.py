@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api.deps import EventSender, Reader, ServicesDep
@@ -100,7 +99,7 @@ async def post_events(request: Request, services: ServicesDep, principal: EventS
                 raise HTTPException(403, f"event {number} ({str(event.get('event_id'))[:80]!r}) is for machine "
                                          f"{str(machine)[:80]!r}; this collector token may only send events of "
                                          f"{', '.join(sorted(principal.machines))}")
-    outcomes = await run_in_threadpool(services.apply_events, events)
+    outcomes = await services.apply_events_in_turn(events)
     request.app.state.metrics.outcomes(outcomes)
     return JSONResponse([o.to_json() for o in outcomes])
 

@@ -99,7 +99,7 @@ async def report(body: ScanReport, request: Request, services: ServicesDep, prin
         "operator": body.operator, "serial": body.serial, "work_center": center, "provenance": "scan",
         "source_time": (body.reported_at or datetime.now(UTC)).isoformat(),
     }
-    [outcome] = await run_in_threadpool(services.apply_events, [event])
+    [outcome] = await services.apply_events_in_turn([event])
     request.app.state.metrics.outcomes([outcome])
     body_out = outcome.to_json()
     if outcome.status is Status.REJECTED:

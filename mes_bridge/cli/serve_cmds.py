@@ -4,13 +4,22 @@
 adapter, it does not depend on it. Each worker process builds its own app from the settings; they share nothing
 but the database. Beside them, the serving process keeps the reports' balance checkpoints built (one thread,
 whatever ``--workers``; on PostgreSQL one builder per database across hosts: ``mes_bridge.checkpoint_worker``).
+With ``--workers`` > 1, a directory where prometheus_client's multiprocess mode keeps each worker's metrics, so that
+``/metrics`` shows the whole server (``PROMETHEUS_MULTIPROC_DIR``: the one given, emptied at start, else a
+temporary one, removed at exit).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from contextlib import ExitStack
-from typing import Annotated
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -19,6 +28,8 @@ from mes_bridge.cli.common import domain_errors, engine_from_settings, fail, ser
 
 token_app = typer.Typer(help="API tokens (stored hashed): create, list, revoke.", no_args_is_help=True)
 APP_FACTORY = "api.app:create_app"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+HIDE_TOKENS = "api.access_log.HideTokens"  # named, not imported, as the factory
 
 
 def register(app: typer.Typer) -> None:
@@ -48,11 +59,44 @@ def register(app: typer.Typer) -> None:
 
                 engine = stack.enter_context(engine_from_settings())
                 stack.callback(CheckpointThread(engine, checkpoint_every).start().stop)
+            stack.enter_context(metrics_dir(workers))
             # An open dashboard keeps a server-sent stream open; on Ctrl-C / SIGTERM wait for it at most 5 s.
             uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                        proxy_headers=True, timeout_graceful_shutdown=5)
+                        proxy_headers=True, timeout_graceful_shutdown=5, log_config=log_config())
 
     app.add_typer(token_app, name="token")
+
+
+@contextmanager
+def metrics_dir(workers: int) -> Iterator[Path | None]:
+    """The multiprocess metrics directory for the workers (set in the environment they inherit, before any of
+    them imports prometheus_client): ``PROMETHEUS_MULTIPROC_DIR`` if given (emptied: counts of an earlier run
+    must not add up), else with more than one worker a fresh temporary one (removed at exit); else None."""
+    given = os.environ.get(METRICS_DIR_ENV)
+    if not given and workers == 1:
+        yield None
+        return
+    path = Path(given) if given else Path(tempfile.mkdtemp(prefix="mes-bridge-metrics-"))
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ[METRICS_DIR_ENV] = str(path)
+    try:
+        yield path
+    finally:
+        if not given:
+            del os.environ[METRICS_DIR_ENV]
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging, with API tokens hidden in the access log (the dashboard's stream takes ``?token=``)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["hide_tokens"] = {"()": HIDE_TOKENS}
+    config["handlers"]["access"]["filters"] = ["hide_tokens"]
+    return config
 
 
 @token_app.command("create")

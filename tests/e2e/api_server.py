@@ -47,24 +47,45 @@ def cli_json(db_url: str, *args: str) -> Any:
 class ApiServer:
     """``mes-bridge serve --port P [--workers N]`` over ``db_url``."""
 
-    def __init__(self, db_url: str, *, workers: int = 1, port: int | None = None) -> None:
+    def __init__(self, db_url: str, *, workers: int = 1, port: int | None = None, log_level: str = "warning",
+                 output: Path | None = None, env: dict[str, str] | None = None) -> None:
+        """``output``: a file that takes the server's stdout and stderr (uvicorn's access log, at ``log_level``
+        info); ``env``: variables added to the server's environment."""
         self.db_url = db_url
         self.workers = workers
+        self.log_level = log_level
+        self.output = output
+        self.env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The ``mes-bridge serve`` process (uvicorn's supervisor when ``workers`` > 1)."""
+        assert self.proc is not None, "the server is not running"
+        return self.proc.pid
+
     def start(self, timeout_s: float = 30.0) -> ApiServer:  # float-ok: seconds
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mes_bridge.cli", "serve", "--port", str(self.port), "--workers", str(self.workers),
-             "--log-level", "warning"],
-            env=cli_env(self.db_url), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
+        out = self.output.open("ab") if self.output is not None else None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mes_bridge.cli", "serve", "--port", str(self.port), "--workers",
+                 str(self.workers), "--log-level", self.log_level],
+                env={**cli_env(self.db_url), **self.env}, cwd=ROOT,
+                stdout=out if out is not None else subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if out is not None else subprocess.PIPE,
+            )
+        finally:
+            if out is not None:
+                out.close()
         proc = self.proc
+        output = self.output
 
         def healthy() -> bool:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                err = (proc.stderr.read().decode() if proc.stderr else
+                       output.read_text(errors="replace") if output is not None else "")
                 raise AssertionError(f"mes-bridge serve on port {self.port} exited with {proc.returncode}: {err}")
             try:
                 return httpx.get(f"{self.url}/health", timeout=1).status_code == 200

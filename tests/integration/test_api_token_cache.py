@@ -1,0 +1,43 @@
+"""``ApiServices``' token cache: a look-up older than ``TOKEN_TTL_S`` is still answered while one background refresh
+reads every stale token again; a token revoked elsewhere (another API process) stops working once that refresh
+is done, and a look-up older than ``TOKEN_STALE_S`` is never answered from the cache."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.engine import Engine
+
+from api.services import TOKEN_STALE_S, TOKEN_TTL_S, ApiServices
+from mes_bridge.bootstrap import Services
+from mes_bridge.tokens import create_token, revoke_token
+
+
+def _age(services: ApiServices, secret: str, seconds: float) -> None:  # float-ok: seconds
+    """Pretend the cached look-up of ``secret`` was made ``seconds`` ago."""
+    _at, record = services._tokens[secret]
+    services._tokens[secret] = (time.monotonic() - seconds, record)
+
+
+async def test_stale_lookups_are_answered_and_refreshed_in_one_go(sqlite_engine: Engine) -> None:
+    with sqlite_engine.begin() as conn:
+        made = [create_token(conn, "terminal", work_centers=("WC-LASER",), name=f"T-{n}") for n in range(3)]
+    services = ApiServices(Services(sqlite_engine))
+    for secret, _record in made:
+        assert services.find_token(secret) is not None
+        assert services.cached_token(secret)[0]  # fresh
+    with sqlite_engine.begin() as conn:  # revoked by another process: this one's cache does not know
+        revoke_token(conn, made[0][1].id)
+    for secret, _record in made:
+        _age(services, secret, TOKEN_TTL_S + 0.5)
+    hit, record = services.cached_token(made[0][0])
+    assert hit and record is not None  # stale: still answered, and a refresh started
+    refresh = services._refresh
+    assert refresh is not None
+    await refresh
+    assert services.cached_token(made[0][0]) == (True, None)  # refused from now on
+    assert [services.cached_token(secret)[1] is not None for secret, _r in made[1:]] == [True, True]
+    assert services._refresh is refresh  # every stale token came back fresh: no second refresh
+
+    _age(services, made[1][0], TOKEN_STALE_S)
+    assert services.cached_token(made[1][0]) == (False, None)  # too old: the request looks it up itself
