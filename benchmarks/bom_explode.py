@@ -261,8 +261,8 @@ def _warm(engine: Engine, item: str) -> Any:
 
 
 def _fresh_reverse(index: Any) -> Any:
-    index._where_used.clear()
-    return index.parents_of(DAY)
+    index._parent_lines.clear()
+    return index.parent_lines(DAY)
 
 
 def main() -> None:

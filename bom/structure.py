@@ -14,9 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any, Protocol
+from decimal import Decimal
+from itertools import repeat
+from typing import Any, NamedTuple, Protocol
 
-from bom.model import BomVersion, VersionState
+from bom.model import HUNDRED, BomVersion, VersionState
+
+
+class ParentLine(NamedTuple):
+    """A line seen from its component: which parent (and revision) uses it, and how much per parent unit."""
+
+    parent: str
+    revision: str
+    qty_per: Decimal
+    operation: int | None
+    phantom: bool
+    gross: Decimal  # qty_per with scrap (``BomLine.gross_qty``)
 
 
 class BomLookup(Protocol):
@@ -26,7 +39,7 @@ class BomLookup(Protocol):
 class BomIndex:
     """Released BOM versions by item, each item's versions sorted by ``valid_from``."""
 
-    __slots__ = ("_by_item", "_where_used", "memo", "token")
+    __slots__ = ("_by_item", "_parent_lines", "_where_used", "memo", "token")
 
     def __init__(self, versions: Iterable[BomVersion], token: str | None = None) -> None:
         by_item: dict[str, list[BomVersion]] = {}
@@ -37,6 +50,7 @@ class BomIndex:
             item_versions.sort(key=lambda v: v.valid_from)
         self._by_item = by_item
         self._where_used: dict[date, dict[str, list[tuple[BomVersion, int]]]] = {}
+        self._parent_lines: dict[date, dict[str, tuple[ParentLine, ...]]] = {}
         # Results derived from this snapshot (explosions): valid as long as the snapshot is.
         self.memo: dict[Any, Any] = {}
         self.token = token
@@ -91,6 +105,33 @@ class BomIndex:
             self._where_used.clear()
         self._where_used[day] = reverse
         return reverse
+
+    def parent_lines(self, day: date) -> dict[str, tuple[ParentLine, ...]]:
+        """component -> the lines using it in the structure effective on ``day``, sorted by parent item and line
+        position (the order ``parents_of`` gives once sorted), with each line's gross quantity worked out once.
+        Built once per snapshot and day (a where-used walk then neither sorts nor computes scrap)."""
+        found = self._parent_lines.get(day)
+        if found is not None:
+            return found
+        effective = self.effective_map(day)
+        reverse: dict[str, list[ParentLine]] = {}
+        for item in sorted(effective):
+            version = effective[item]
+            components, qtys, _, scraps, operations, phantoms, _ = version.columns
+            gross = (q * (1 + s / HUNDRED) if s else q for q, s in zip(qtys, scraps, strict=True))
+            lines = map(ParentLine._make, zip(repeat(item), repeat(version.revision), qtys, operations, phantoms,
+                                              gross))
+            for component, line in zip(components, lines, strict=False):
+                found_lines = reverse.get(component)
+                if found_lines is None:
+                    reverse[component] = [line]
+                else:
+                    found_lines.append(line)
+        found = {component: tuple(lines) for component, lines in reverse.items()}
+        if len(self._parent_lines) > 32:
+            self._parent_lines.clear()
+        self._parent_lines[day] = found
+        return found
 
     def breakpoints(self, start: date, end: date | None) -> list[date]:
         """The days in ``[start, end]`` on which the effective structure may change, ``start`` first."""
