@@ -15,7 +15,7 @@ verifies the database):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -92,8 +92,9 @@ class BalanceKey(NamedTuple):
     lot: str = ""
 
 
-@dataclass(frozen=True)
-class Balance:
+class Balance(NamedTuple):
+    """The quantity and value of one valuation unit. A named tuple: immutable, and cheap to build on the hot path."""
+
     key: BalanceKey
     qty: Decimal = ZERO
     value: Decimal = ZERO
@@ -253,9 +254,13 @@ CONTENT_FIELDS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, kw_only=True)
-class PostedMove:
-    """A move as recorded: the request's fields, the value actually moved, and when it was recorded."""
+class PostedMove(NamedTuple):
+    """A move as recorded: the request's fields, the value actually moved, and when it was recorded.
+
+    A named tuple: immutable, and cheap to build (the event path builds one per component issue and receipt; a
+    frozen dataclass's ``__init__`` costs a ``setattr`` per field). Build it with keywords. ``id`` is None until the
+    move is written (``with_id``); ``differences`` compares a move's content with a request's.
+    """
 
     idempotency_key: str
     kind: MoveKind
@@ -274,7 +279,7 @@ class PostedMove:
     reference: str | None = None
     reverses: int | None = None
     serials: tuple[str, ...] = ()
-    id: int | None = field(default=None, compare=False)
+    id: int | None = None
 
     @property
     def from_key(self) -> BalanceKey | None:
@@ -299,7 +304,7 @@ class PostedMove:
         return diffs
 
     def with_id(self, move_id: int) -> PostedMove:
-        return replace(self, id=move_id)
+        return self._replace(id=move_id)
 
 
 def _show(value: object) -> str:

@@ -120,7 +120,7 @@ def post_issue_or_receipt(
             from_location=location if issue else None, to_location=None if issue else location, value=value,
             actor=actor, reason=reason, provenance=provenance, effective_at=effective_at, reference=reference,
         ), recorded_at=recorded_at)
-    key = tuple.__new__(BalanceKey, (item, location, ""))  # BalanceKey(item, location), without its Python __new__
+    key = BalanceKey(item, location)
     balance = _balance(balances, key)
     if kind is MoveKind.ISSUE:
         if value is not None:
@@ -128,29 +128,20 @@ def post_issue_or_receipt(
         if balance.qty < qty:
             raise InsufficientStock(item, location, "", qty, balance.qty)
         moved = take_share(balance.value, balance.qty, qty)
-        balances[key] = _new_balance(key, balance.qty - qty, balance.value - moved)
+        balances[key] = Balance(key, balance.qty - qty, balance.value - moved)
         from_location, to_location = location, None
     elif kind is MoveKind.RECEIPT and value is not None:
         moved = value
-        balances[key] = _new_balance(key, balance.qty + qty, balance.value + moved)
+        balances[key] = Balance(key, balance.qty + qty, balance.value + moved)
         from_location, to_location = None, location
     else:
         raise InvalidMove(f"move {idempotency_key!r}: only issues and receipts at a given value are posted this way")
-    move = object.__new__(PostedMove)  # the dataclass __init__ of a frozen class costs one setattr per field
-    move.__dict__.update(
+    return PostedMove(
         idempotency_key=idempotency_key, kind=kind, item=item, qty=qty, from_location=from_location,
         to_location=to_location, lot="", value=moved, requested_value=value, actor=actor, reason=reason,
         provenance=provenance, effective_at=effective_at, recorded_at=recorded_at or datetime.now(UTC),
         reference=reference, reverses=None, serials=(), id=None,
     )
-    return move
-
-
-def _new_balance(key: BalanceKey, qty: Decimal, value: Decimal) -> Balance:
-    """``Balance(key, qty, value)`` without the frozen dataclass's ``__init__`` (a setattr per field): hot path."""
-    balance = object.__new__(Balance)
-    balance.__dict__.update(key=key, qty=qty, value=value)
-    return balance
 
 
 def _plainly_valid(key: str, qty: Decimal, value: Decimal | None, effective_at: datetime) -> bool:

@@ -134,7 +134,7 @@ class LedgerStock:
     def _post(self, kind: MoveKind, suffix: str, item: str, location: str, qty: Decimal, value: Decimal | None,
               event: OperationEvent, order: str, reason: str) -> PostedMove:
         """An ISSUE from ``location`` (``value`` None: at moving average) or a RECEIPT into it at ``value``."""
-        key = tuple.__new__(BalanceKey, (item, location, ""))  # BalanceKey(item, location), without its Python __new__
+        key = BalanceKey(item, location)
         before = self.balances.get(key)
         move = post_issue_or_receipt(
             self.balances, idempotency_key=self._key(event.event_id, suffix), kind=kind, item=item, qty=qty,

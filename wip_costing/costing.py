@@ -170,7 +170,6 @@ def complete(
         )
     prov = event.provenance
     wc = spec.work_center
-    line = tuple.__new__  # lines built positionally (JournalLine field order): this is the hot path
     rework_taken = min(units, rework_pool.qty)
     first_pass_taken = units - rework_taken
     first_time = not st.setup_charged
@@ -185,12 +184,12 @@ def complete(
         pieces = stock.issue(need.component, spec.supply_location, qty, event=event, order=order)
         value = pieces[0][0] if len(pieces) == 1 else sum((v for v, _ in pieces), ZERO)
         if value:
-            material.append(line(JournalLine, (Account.WIP, value, ZERO, order, operation, wc, prov,
-                                               need.component, None, (value, ZERO, ZERO, ZERO, ZERO))))
+            material.append(JournalLine(Account.WIP, value, ZERO, order, operation, wc, prov, need.component, None,
+                                        (value, ZERO, ZERO, ZERO, ZERO)))
             material_value += value
         for piece, move in pieces:  # one credit per stock move (per lot): the journal names each move's lot
-            material.append(line(JournalLine, (Account.RM_INV, ZERO, piece, order, None, None, prov,
-                                               need.component, move, None)))
+            material.append(JournalLine(Account.RM_INV, ZERO, piece, order, None, None, prov, need.component, move,
+                                        None))
     try:
         return _move_value(snapshot, spec, state, event, operation, stock, material, material_value, rework_taken,
                            first_pass_taken, units)
@@ -209,7 +208,6 @@ def _move_value(
     order, event_id, when, prov = snapshot.order_id, event.event_id, event.source_time, event.provenance
     wc = spec.work_center
     st = state.ops[operation]
-    line = tuple.__new__
     entries: list[JournalEntry] = []
     if material:
         entries.append(JournalEntry(EntryKind.MATERIAL, when, event_id, order, material))
@@ -231,8 +229,8 @@ def _move_value(
     conversion = JournalEntry(EntryKind.CONVERSION, when, event_id, order)
     added = setup + conv.labor + conv.machine + conv.energy
     if added:
-        conversion.lines.append(line(JournalLine, (Account.WIP, added, ZERO, order, operation, wc, prov, None, None,
-                                                   (ZERO, setup, conv.labor, conv.machine, conv.energy))))
+        conversion.lines.append(JournalLine(Account.WIP, added, ZERO, order, operation, wc, prov, None, None,
+                                            (ZERO, setup, conv.labor, conv.machine, conv.energy)))
         for bucket, amount in ((setup_bucket, setup), (labor_bucket, conv.labor), (machine_bucket, conv.machine),
                                (energy_bucket, conv.energy)):
             if amount:
@@ -243,8 +241,7 @@ def _move_value(
         (Account.ABSORBED_ENERGY, conv.energy),
     ):
         if amount:
-            conversion.lines.append(line(JournalLine, (account, ZERO, amount, order, operation, wc, prov, None, None,
-                                                       None)))
+            conversion.lines.append(JournalLine(account, ZERO, amount, order, operation, wc, prov, None, None, None))
     if conversion.lines:
         entries.append(conversion)
 
@@ -291,7 +288,7 @@ def _move_value(
         received = out.take(event.good)
         value = total(received)
         move = stock.receive(snapshot.item, snapshot.receiving_location, event.good, value, event=event, order=order)
-        lines = [line(JournalLine, (Account.FG_INV, value, ZERO, order, None, None, prov, snapshot.item, move, None))]
+        lines = [JournalLine(Account.FG_INV, value, ZERO, order, None, None, prov, snapshot.item, move, None)]
         lines += wip_credit_lines(received, order=order, operation=operation, work_center=wc)
         entries.append(JournalEntry(EntryKind.RECEIPT, when, event_id, order, lines))
         state.produced += event.good

@@ -123,16 +123,15 @@ def mirrored_lines(
     """Value leaving WIP at ``operation``: per provenance holding value, a debit line to ``account`` at
     ``to_operation`` / ``to_work_center`` (WIP of another operation, or SCRAP-LOSS; none when ``account`` is None),
     then the matching WIP credit lines; both sides of a provenance share one element split."""
-    # Positional tuple construction: this builds most of the journal's lines, thousands per batch.
-    new, debits, credits = tuple.__new__, [], []
+    debits, credits = [], []
     for provenance, parts in split_of(values).items():
         split = tuple(parts)
         amount = parts[0] + parts[1] + parts[2] + parts[3] + parts[4]
         if account is not None:
-            debits.append(new(JournalLine, (account, amount, ZERO, order, to_operation, to_work_center, provenance,
-                                            None, None, split)))
-        credits.append(new(JournalLine, (Account.WIP, ZERO, amount, order, operation, work_center, provenance, None,
-                                         None, split)))
+            debits.append(JournalLine(account, amount, ZERO, order, to_operation, to_work_center, provenance, None,
+                                      None, split))
+        credits.append(JournalLine(Account.WIP, ZERO, amount, order, operation, work_center, provenance, None, None,
+                                   split))
     return debits + credits
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -39,7 +38,7 @@ def test_serial_numbers_go_in_one_field_one_per_line() -> None:
     move = post_issue_or_receipt(balances, idempotency_key="k", kind=MoveKind.ISSUE, item="RM-STEEL", qty=D(2),
                                  location="STORES", value=None, actor="a", reason="r", provenance=Provenance.MANUAL,
                                  effective_at=datetime(2026, 1, 1, tzinfo=UTC), reference=None)
-    move = dataclasses.replace(move, serials=("S1", "S\\2"))
+    move = move._replace(serials=("S1", "S\\2"))
     text = moves_copy_text([move], [1])
     assert text.endswith("\tS1\\nS\\\\2\n")
     assert text == "\t".join(map(copy_text, [1, *(_move_row(move)[c] for c in _MOVE_COLUMNS)])) + "\n"

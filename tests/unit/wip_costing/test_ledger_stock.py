@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from decimal import Decimal
 
@@ -26,7 +25,7 @@ def balances() -> dict[BalanceKey, Balance]:
 
 
 def content(move: PostedMove) -> dict[str, object]:
-    fields = dataclasses.asdict(move)
+    fields = move._asdict()
     fields.pop("recorded_at")
     return fields
 
