@@ -142,6 +142,7 @@ def _read_packed(conn: Connection, query: str, params: dict[str, Any]) -> list[B
     driver = conn.connection.driver_connection
     assert driver is not None
     decimals: dict[str, Decimal] = {}
+    numbers: dict[str, int | None] = {}
     versions = []
     # The planner cannot estimate a recursion's size (it guesses ~200,000 versions) and would JIT-compile the
     # statement for longer than it runs; JIT is turned off for the rest of this transaction, in the same round trip.
@@ -151,20 +152,27 @@ def _read_packed(conn: Connection, query: str, params: dict[str, Any]) -> list[B
         cursor.execute(query, params)
     with setting, cursor:
         for code, revision, valid_from, valid_to, count, packed in cursor:
-            columns = _unpack(packed, count, decimals) if count else NO_COLUMNS
+            columns = _unpack(packed, count, decimals, numbers) if count else NO_COLUMNS
             versions.append(BomVersion.released_columns(code, revision, valid_from, valid_to, columns))
     return versions
 
 
-def _unpack(packed: str, count: int, decimals: dict[str, Decimal]) -> LineColumns:
+def _unpack(packed: str, count: int, decimals: dict[str, Decimal], numbers: dict[str, int | None]) -> LineColumns:
     fields = packed.split(SEP)
     if len(fields) != count * FIELDS:
         raise _Unpacked(packed[:80])
     qtys, scraps, operations = fields[1::FIELDS], fields[3::FIELDS], fields[4::FIELDS]
+    # Few distinct texts per structure (quantities, scrap rates, operation numbers): each is parsed once, and a
+    # line takes the shared value by a dictionary look-up ('' is a line without an operation).
     new = set(qtys).union(scraps).difference(decimals)
     decimals.update({text: Decimal(text) for text in new})
-    number = decimals.__getitem__
-    ops = (int(op) if op else None for op in operations) if "" in operations else map(int, operations)
-    return LineColumns(tuple(fields[0::FIELDS]), tuple(map(number, qtys)), tuple(fields[2::FIELDS]),
-                       tuple(map(number, scraps)), tuple(ops), tuple(map(_TRUE, fields[5::FIELDS])),
-                       tuple(map(_TRUE, fields[6::FIELDS])))
+    numbers.update({text: int(text) if text else None for text in set(operations).difference(numbers)})
+    return LineColumns(tuple(fields[0::FIELDS]), tuple(map(decimals.__getitem__, qtys)), tuple(fields[2::FIELDS]),
+                       tuple(map(decimals.__getitem__, scraps)), tuple(map(numbers.__getitem__, operations)),
+                       _flags(fields[5::FIELDS], count), _flags(fields[6::FIELDS], count))
+
+
+def _flags(texts: list[str], count: int) -> tuple[bool, ...]:
+    if "t" not in texts:  # the usual case: no phantom (or no fixed-quantity) line in the version
+        return (False,) * count
+    return tuple(map(_TRUE, texts))
