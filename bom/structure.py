@@ -175,4 +175,4 @@ class BomIndex:
         version = self.effective(item, day)
         if version is None:
             return []
-        return sorted({line.component for line in version.lines}, reverse=True)
+        return sorted(set(version.columns.components), reverse=True)
