@@ -212,7 +212,7 @@ def _descend_columns(
     # Explicit stack (deep structures must not hit Python's recursion limit): (plan, parent quantity, level,
     # parent row, first line not yet emitted, next child of the plan).
     stack = [(root, qty, 1, -1, 0, 0)]
-    extend = rows.extend
+    append, extend = rows.append, rows.extend
     while stack:
         plan, parent_qty, level, parent_index, start, next_child = stack.pop()
         if level > MAX_DEPTH:
@@ -226,20 +226,27 @@ def _descend_columns(
             end = len(plan.components)
         if start == end:
             continue
-        gross = plan.gross[start:end]
-        if plan.any_fixed:
-            needs = [g if f else parent_qty * g for g, f in zip(gross, plan.fixed[start:end], strict=True)]
+        if end - start == 1:  # a lone line (a sub-assembly right after another): no slices for one row
+            need = plan.gross[start] if plan.fixed[start] else parent_qty * plan.gross[start]
+            append(ExplosionRow(level, parent_index, plan.components[start], need, plan.uoms[start],
+                                plan.scraps[start], plan.operations[start], plan.phantoms[start], plan.fixed[start],
+                                plan.revision))
         else:
-            needs = list(map(parent_qty.__mul__, gross))
-        # ``_make`` (one argument) is cheaper to call than the ten-argument constructor; both are the record's own.
-        extend(map(ExplosionRow._make, zip(
-            repeat(level), repeat(parent_index), plan.components[start:end], needs, plan.uoms[start:end],
-            plan.scraps[start:end], plan.operations[start:end], plan.phantoms[start:end], plan.fixed[start:end],
-            repeat(plan.revision),
-        )))
+            gross = plan.gross[start:end]
+            if plan.any_fixed:
+                needs = [g if f else parent_qty * g for g, f in zip(gross, plan.fixed[start:end], strict=True)]
+            else:
+                needs = list(map(parent_qty.__mul__, gross))
+            need = needs[-1]
+            # ``_make`` (one argument) costs less to call than the ten-argument constructor; both are the record's.
+            extend(map(ExplosionRow._make, zip(
+                repeat(level), repeat(parent_index), plan.components[start:end], needs, plan.uoms[start:end],
+                plan.scraps[start:end], plan.operations[start:end], plan.phantoms[start:end], plan.fixed[start:end],
+                repeat(plan.revision),
+            )))
         if child is not None:
             stack.append((plan, parent_qty, level, parent_index, end, next_child + 1))
-            stack.append((plan_of(child), needs[-1], level + 1, len(rows) - 1, 0, 0))
+            stack.append((plan_of(child), need, level + 1, len(rows) - 1, 0, 0))
 
 
 def _descend(
