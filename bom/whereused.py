@@ -17,6 +17,7 @@ from bom.structure import BomIndex, ParentLine
 
 # Recursion depth bound: a released structure is acyclic, so deeper means corrupted data.
 MAX_DEPTH = 500
+MEMO_SIZE = 256
 
 
 class WhereUsedRow(NamedTuple):
@@ -37,11 +38,21 @@ class WhereUsedRow(NamedTuple):
 def where_used(index: BomIndex, item: str, as_of: date) -> list[WhereUsedRow]:
     """The implosion of ``item`` on ``as_of``: a walk up ``BomIndex.parent_lines`` (built once per snapshot and
     day: parents already sorted, gross quantities worked out, each line linked to its parent's lines), so a
-    query builds its rows and little else. ``where_used_from`` is the plain walk it equals (tests prove it on
-    random structures and on small copies of the benchmark's shapes)."""
-    rows: list[WhereUsedRow] = []
-    _up(index.parent_lines(as_of).get(item, []), item, Decimal(1), 1, (item,), rows, as_of)
-    return rows
+    query builds its rows and little else; the answer is kept on the snapshot for the next query of the same item
+    (up to ``MEMO_SIZE`` items per day). ``where_used_from`` is the plain walk it equals (tests prove it on random
+    structures and on small copies of the benchmark's shapes)."""
+    key = ("where-used", as_of)
+    memo = index.memo.get(key)
+    if memo is None:
+        memo = index.memo[key] = {}
+    found = memo.get(item)
+    if found is None:
+        rows: list[WhereUsedRow] = []
+        _up(index.parent_lines(as_of).get(item, []), item, Decimal(1), 1, (item,), rows, as_of)
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        found = memo[item] = tuple(rows)
+    return list(found)
 
 
 def _up(lines: list[ParentLine], item: str, qty: Decimal, level: int, path: tuple[str, ...],
