@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict
+
+from mes_common.moments import MomentError, parse_moment
 
 
 class Request(BaseModel):
@@ -25,17 +27,11 @@ def moment(text: str | None, param: str, *, end_of_day: bool, naive_is_utc: bool
     if text is None or text == "":
         return None
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
-        found = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return parse_moment(text, end_of_day=end_of_day, naive_is_utc=naive_is_utc)
+    except MomentError as exc:
+        if exc.problem == "timezone":
+            raise HTTPException(422, f"{param} {text!r} has no timezone (add Z or +hh:mm)") from None
         raise HTTPException(422, f"{param} {text!r} is not an ISO 8601 date (YYYY-MM-DD) or timestamp") from None
-    if found.tzinfo is None:
-        if not naive_is_utc:
-            raise HTTPException(422, f"{param} {text!r} has no timezone (add Z or +hh:mm)")
-        found = found.replace(tzinfo=UTC)
-    return found.astimezone(UTC)
 
 
 def day(text: str | None, param: str) -> date:

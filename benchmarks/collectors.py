@@ -27,17 +27,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -47,7 +43,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mes_bridge.plc_config import MachineConfig, load_configs  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    free_port_range,
+    halt,
+    percentile,
+    read_changes,
+    spawn_simulators,
+    start_production,
+    wait_ready,
+)
+from mes_bridge.plc_config import load_configs  # noqa: E402
 
 COUNTERS = ("good", "scrap", "rework")
 
@@ -124,119 +129,13 @@ def write_plant(folder: Path, size: PlantSize, ppm: int, publish_ms: int, opcua_
             (folder / f"{name}.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def shards(configs: Sequence[MachineConfig], protocol: str, processes: int) -> list[list[MachineConfig]]:
-    by_endpoint: dict[str, list[MachineConfig]] = defaultdict(list)
-    for config in configs:
-        if config.protocol == protocol:
-            by_endpoint[config.endpoint].append(config)
-    groups = list(by_endpoint.values())
-    return [[c for group in groups[i::processes] for c in group] for i in range(processes)]
-
-
-# ------------------------------------------------------------------------------------------ simulator processes
-
-
-async def serve(folder: Path, protocol: str, shard: int, processes: int) -> None:
-    """A simulator process: serve its share of the plant, produce after ``go``, log every counter change."""
-    # The machines stand in for PLCs on their own hardware: on this host they yield the CPU to the collector.
-    os.nice(10)
-    configs = shards(load_configs(folder / "plant"), protocol, processes)[shard]
-    changes: list[tuple[str, str, int, float]] = []
-    simulators: list[Any] = []
-    if protocol == "opcua":
-        from mes_bridge.simulators.opcua_sim import build_simulators
-
-        def on_change(machine: str, tag: str, value: object, at: float) -> None:  # float-ok: wall clock
-            if tag in COUNTERS:
-                changes.append((machine, tag, int(value), at))  # type: ignore[call-overload]
-
-        simulators = build_simulators(configs, on_change=on_change)
-        for sim in simulators:
-            await sim.start(produce=False)
-    else:
-        from mes_bridge.simulators.modbus_sim import ModbusSimulator
-
-        modbus = ModbusSimulator(configs)
-        for machine in modbus.machines.values():
-            machine.produce = _logged(machine, changes)  # type: ignore[method-assign]
-        await modbus.start(produce=False)
-        simulators = [modbus]
-    (folder / f"ready-{protocol}-{shard}").touch()
-    while not (folder / "go").exists():
-        await asyncio.sleep(0.05)
-    if protocol == "opcua":
-        for sim in simulators:
-            sim.start_production()  # each machine at its own phase
-        producers = []
-    else:
-        # Out of step like real presses: each machine starts at a random phase of its cycle.
-        producers = [asyncio.create_task(_produce(m)) for sim in simulators for m in sim.machines.values()]
-    while not (folder / "halt").exists():
-        await asyncio.sleep(0.05)
-    for task in producers:
-        task.cancel()
-    await asyncio.gather(*producers, return_exceptions=True)
-    for sim in simulators:
-        await sim.stop()
-    with (folder / f"changes-{protocol}-{shard}.json").open("w") as out:
-        json.dump(changes, out)
-
-
-async def _produce(machine: Any) -> None:
-    interval = 60 / float(machine.config.simulation.parts_per_minute)  # float-ok: seconds
-    await asyncio.sleep(random.random() * interval)
-    next_at = time.monotonic()
-    while True:
-        machine.produce(machine.next_outcome())
-        next_at += interval
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-
-
-def _logged(machine: Any, changes: list[tuple[str, str, int, float]]) -> Any:
-    produce = machine.produce
-
-    def wrapper(outcome: str = "good", parts: int = 1) -> None:
-        produce(outcome, parts)
-        counter = machine.counter_for(outcome)
-        changes.append((machine.name, counter, machine.counters[counter], time.time()))  # float-ok: wall clock
-
-    return wrapper
-
-
 # ------------------------------------------------------------------------------------------------ the collector
-
-
-def free_port_range(count: int) -> int:
-    """The first of ``count`` consecutive free TCP ports on 127.0.0.1 (others may run this benchmark too)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000 - count)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise SystemExit(f"no {count} consecutive free ports found")
 
 
 def rss_mb() -> float:  # float-ok: megabytes
     """Resident memory of this process now (Linux /proc), in MB."""
     pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def percentile(sorted_values: Sequence[float], share: float) -> float:  # float-ok: milliseconds
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(share * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: float) -> dict[str, Any]:
@@ -283,7 +182,7 @@ async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: f
     idle_cores = (time.process_time() - cpu0) / (time.monotonic() - wall0)
     rss_idle = rss_mb()
 
-    (folder / "go").touch()
+    start_production(folder)
     await asyncio.sleep(2.0)  # production ramps up; measure steady state
     events_before = len(committed)
     for values in read_to_commit.values():
@@ -301,7 +200,6 @@ async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: f
     await running
     groups = spool.groups
     spool.close()
-    (folder / "halt").touch()
     return {
         "machines": len(configs),
         "connections": len(connection_groups(configs)),
@@ -319,9 +217,8 @@ async def collect(folder: Path, seconds: float, idle_seconds: float, watchdog: f
 
 def latencies(folder: Path, committed: dict[str, float], window: tuple[float, float]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"opcua": [], "modbus": []}
-    for path in folder.glob("changes-*.json"):
-        protocol = path.name.split("-")[1]
-        for machine, counter, value, changed_at in json.loads(path.read_text()):
+    for protocol, changes in read_changes(folder).items():
+        for machine, counter, value, changed_at in changes:
             if not window[0] <= changed_at <= window[1]:
                 continue
             at = committed.get(f"{machine}:{counter}:0:{value}")
@@ -339,16 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--watchdog-s", type=float, default=1.0, help="OPC UA keepalive probe interval")
     p.add_argument("--plant", action="store_true",
                    help="6,000 OPC UA items on 60 servers and 500 Modbus devices (default: 1,000 / 100)")
-    p.add_argument("--serve", nargs=4, metavar=("DIR", "PROTOCOL", "SHARD", "PROCESSES"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    if args.serve:
-        folder, protocol, shard, processes = args.serve
-        asyncio.run(serve(Path(folder), protocol, int(shard), int(processes)))
-        return 0
-
     with tempfile.TemporaryDirectory(prefix="mesb-bench-") as tmp:
         folder = Path(tmp)
         (folder / "plant").mkdir()
@@ -358,31 +249,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     modbus_base=base + size.opcua_servers)
         servers: list[subprocess.Popen[bytes]] = []
         try:
-            for protocol, processes in (("modbus", size.modbus_processes), ("opcua", size.opcua_processes)):
-                for shard in range(processes):
-                    servers.append(
-                        subprocess.Popen(
-                            [sys.executable, __file__, "--serve", str(folder), protocol, str(shard), str(processes)],
-                            cwd=ROOT,
-                            stderr=subprocess.DEVNULL,
-                        )
-                    )
-            started = time.monotonic()
-            expected = size.modbus_processes + size.opcua_processes
-            while len(list(folder.glob("ready-*"))) < expected:
-                if any(s.poll() is not None for s in servers):
-                    raise SystemExit("a simulator process died during start-up")
-                if time.monotonic() - started > 600:
-                    raise SystemExit("simulators did not start within 600 s")
-                time.sleep(0.2)
-            print(
-                f"simulators ready in {time.monotonic() - started:.1f}s "
-                f"({size.opcua_servers} OPC UA servers, {size.modbus_endpoints} Modbus endpoints)",
-                flush=True,
-            )
+            # The machines stand in for PLCs on their own hardware: on this host they yield the CPU (nice 10).
+            servers = spawn_simulators(folder, [("modbus", size.modbus_processes),
+                                                ("opcua", size.opcua_processes)], nice=10)
+            ready_s = wait_ready(folder, servers, 600)
+            print(f"simulators ready in {ready_s:.1f}s ({size.opcua_servers} OPC UA servers, "
+                  f"{size.modbus_endpoints} Modbus endpoints)", flush=True)
             result = asyncio.run(collect(folder, args.seconds, args.idle_seconds, args.watchdog_s))
-            for server in servers:
-                server.wait(60)
+            halt(folder, servers)
             lat = latencies(folder, result["committed"], result["window"])
         finally:
             (folder / "halt").touch()

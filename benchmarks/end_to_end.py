@@ -1,18 +1,22 @@
 """End-to-end latency: a counter changing on a simulated machine -> the new WIP value visible through ``GET /wip``.
 
-Separate processes, as deployed: PostgreSQL (a throw-away database), the simulators (``benchmarks/collectors.py
---serve``: asyncua servers and a pymodbus server, each logging the wall-clock time of every counter change), one
-collector (``mes-bridge collect --url``: spool, then ``POST /events`` to API process 1 with a collector token), two
-API processes (``mes-bridge serve``), and this process polling ``GET /wip?by=order`` on API process 2 every
-``--poll-ms`` (so every figure includes the hop through the database between two API processes, and up to one poll
-interval of observation delay).
+Separate processes, as deployed: PostgreSQL (a throw-away database), the simulators (``benchmarks/_common.py``'s
+simulator processes, as for ``benchmarks/collectors.py``: asyncua servers and a pymodbus server, each logging the
+wall-clock time of every counter change), one collector (``mes-bridge collect --url``: spool, then ``POST /events``
+to API process 1 with a collector token), two API processes (``mes-bridge serve``), and this process polling
+``GET /wip?by=order`` on API process 2 every ``--poll-ms`` (so every figure includes the hop through the database
+between two API processes, and up to one poll interval of observation delay).
 
 The plant: ``--opcua`` machines (10 per asyncua server, publishing interval ``--publish-ms``) and ``--modbus``
 machines (one pymodbus endpoint, polled every 1 s), each on its own work order of FG-HINGE, reporting good parts at
 operation 10 at ``--ppm`` parts per minute (steady load: machines x ppm / 60 events/s). Each part adds the same WIP
 value to its order (materials at a constant moving average, standard minutes, no energy meter), so the number of
 parts visible in an order's WIP is its WIP value over that increment; the k-th counter change of a machine is
-visible at the first poll showing k parts on its order.
+visible at the first poll showing k parts on its order. Production starts only once the collector has stored its
+first reading of every machine (its counter baseline, read from the spool), and counter values are taken relative
+to that baseline: a part made before the collector's first reading is never counted, and matching by raw value
+would then pin every later change on the part after it (one production interval late: the "1.1 s at exactly 60
+parts/min" of an earlier run, when the collector took longer than the fixed 5 s it was given to start).
 
 Baseline, measured in the same run under the same load: a single event ``POST /events`` straight to API process 1
 every 0.5 s (order WO-1999, no collector, no machine), seen through the same poller -- the API + database share of
@@ -25,17 +29,19 @@ Needs PostgreSQL at ``--pg-url`` (trust auth).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -47,7 +53,14 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.collectors import percentile  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    halt,
+    percentile,
+    read_changes,
+    spawn_simulators,
+    start_production,
+    wait_ready,
+)
 from mes_bridge import demo, demo_live, schema, tokens  # noqa: E402
 from mes_bridge.bootstrap import Services  # noqa: E402
 from mes_common.db import make_engine  # noqa: E402
@@ -168,23 +181,88 @@ def visible_at(seen: Sequence[tuple[float, dict[str, Decimal]]], order: str) -> 
     return out
 
 
-def latencies(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, str],  # float-ok
-              seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float]) -> tuple[list[float], int]:
+def matched(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, str],  # float-ok
+            seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float],
+            baselines: Mapping[str, int] | None = None) -> tuple[list[tuple[str, int, float, float]], int]:  # float-ok
+    """(machine, counter value, changed at, first visible at) for each ``good`` counter change in ``window``, and
+    how many were not seen by the end.
+
+    The collector counts from the value it first read (its baseline: parts made before are not its to count), so
+    the change to counter value v is the (v - baseline)-th part of the machine's order; a change at or below the
+    baseline never becomes visible and is left out.
+    """
     by_order: dict[str, list[float]] = {}  # float-ok: wall clock
-    out: list[float] = []  # float-ok: milliseconds
+    out: list[tuple[str, int, float, float]] = []  # float-ok: wall clock
     missing = 0
     for machine, counter, value, changed_at in changes:
         if counter != "good" or not window[0] <= changed_at <= window[1]:
+            continue
+        part = value - (baselines or {}).get(machine, 0)
+        if part <= 0:
             continue
         order = orders[machine]
         if order not in by_order:
             by_order[order] = visible_at(seen, order)
         times = by_order[order]
-        if value <= len(times):
-            out.append((times[value - 1] - changed_at) * 1000)
+        if part <= len(times):
+            out.append((machine, value, changed_at, times[part - 1]))
         else:
             missing += 1
-    return sorted(out), missing
+    return out, missing
+
+
+def latencies(changes: Sequence[tuple[str, str, int, float]], orders: dict[str, str],  # float-ok
+              seen: Sequence[tuple[float, dict[str, Decimal]]], window: tuple[float, float],
+              baselines: Mapping[str, int] | None = None) -> tuple[list[float], int]:
+    """Milliseconds from each ``good`` counter change in ``window`` to the first poll showing its part (``matched``),
+    sorted, and how many were not seen by the end."""
+    found, missing = matched(changes, orders, seen, window, baselines)
+    return sorted((visible - changed) * 1000 for _, _, changed, visible in found), missing
+
+
+def stages(found: Sequence[tuple[str, int, float, float]],  # float-ok: wall clock
+           events: Mapping[str, tuple[float, float]]) -> dict[str, list[float]]:  # float-ok
+    """Where each change's time went, in sorted milliseconds: change -> the collector's reading (the event's source
+    time), reading -> API 1 starts applying it (its ``recorded_at``: spool, forwarder, HTTP), recorded -> first
+    visible on API 2 (apply, commit, poll). ``events``: event id -> (source time, recorded at). A value coalesced
+    into a later reading has no event of its own and is left out."""
+    out: dict[str, list[float]] = {"read": [], "recorded": [], "visible": []}  # float-ok: milliseconds
+    for machine, value, changed_at, visible in found:
+        times = events.get(f"{machine}:good:0:{value}")
+        if times is None:
+            continue
+        read, recorded = times
+        out["read"].append((read - changed_at) * 1000)
+        out["recorded"].append((recorded - read) * 1000)
+        out["visible"].append((visible - recorded) * 1000)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def collector_baselines(spool: Path, machines: Sequence[str], timeout_s: float) -> dict[str, int]:
+    """Wait until the collector has stored its first reading of every machine; their ``good`` counter values.
+
+    Read from the spool's machine states (read-only, beside the running collector). Production must start only
+    after this: a part made before a machine's first reading goes into its baseline and is never counted, which
+    would shift every later change of that machine onto the next part (one production interval too late).
+    """
+    deadline = time.monotonic() + timeout_s
+    found: dict[str, int] = {}
+    while True:
+        if spool.exists():
+            # OperationalError: the collector is still creating the tables.
+            with (contextlib.closing(sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=5)) as db,
+                  contextlib.suppress(sqlite3.OperationalError)):
+                for machine, body in db.execute("SELECT machine, body FROM machine_state"):
+                    good = json.loads(body)["counters"].get("good")
+                    if good is not None:
+                        found[machine] = int(good[1])
+        if all(m in found for m in machines):
+            return found
+        if time.monotonic() > deadline:
+            missing = sorted(set(machines) - set(found))
+            raise SystemExit(f"the collector did not read {len(missing)} machines within {timeout_s:.0f} s: "
+                             f"{missing[:5]}")
+        time.sleep(0.2)
 
 
 def _line(label: str, values: Sequence[float], missing: int = 0) -> str:  # float-ok: milliseconds
@@ -206,21 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="measured seconds")
     p.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--nice", type=int, default=0, help="niceness of the simulator processes (default 0)")
-    p.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.serve:  # a simulator process: benchmarks/collectors.py's, at the niceness asked for
-        import asyncio
-        import logging
-
-        from benchmarks import collectors
-
-        logging.getLogger("asyncua").setLevel(logging.CRITICAL)
-        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-        os.nice = lambda _n: os.getpriority(os.PRIO_PROCESS, 0)
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-        folder, protocol, shard, count = args.serve
-        asyncio.run(collectors.serve(Path(folder), protocol, int(shard), int(count)))
-        return 0
     admin_engine = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
     name = f"mesb_e2e_{uuid.uuid4().hex[:8]}"
     with admin_engine.connect() as conn:
@@ -235,44 +299,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             orders = write_plant(folder / "plant", args.opcua, args.modbus, args.ppm, args.publish_ms)
             collector_token, admin_token = prepare(url, orders)
             apis = [ApiServer(url).start(60), ApiServer(url).start(60)]
-            shards = [("modbus", 0, 1)] if args.modbus else []
             opcua_procs = max(1, min(4, (args.opcua + 9) // 10)) if args.opcua else 0
-            shards += [("opcua", s, opcua_procs) for s in range(opcua_procs)]
-            for protocol, shard, count in shards:
-                procs.append(subprocess.Popen(
-                    [sys.executable, __file__, "--serve", str(folder), protocol, str(shard), str(count), "--nice",
-                     str(args.nice)], cwd=ROOT, stderr=subprocess.DEVNULL))
-            deadline = time.monotonic() + 180
-            while len(list(folder.glob("ready-*"))) < len(shards):
-                if time.monotonic() > deadline or any(proc.poll() is not None for proc in procs):
-                    raise SystemExit("the simulators did not start")
-                time.sleep(0.2)
+            simulators = spawn_simulators(folder, [("modbus", 1 if args.modbus else 0), ("opcua", opcua_procs)],
+                                          nice=args.nice)
+            procs += simulators
+            wait_ready(folder, simulators, 180)
             env = {k: v for k, v in os.environ.items() if not k.startswith("MES_BRIDGE_")}
             env["MES_BRIDGE_DATABASE_URL"] = url
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "mes_bridge.cli", "collect", "--config", str(folder / "plant"), "--url",
                  apis[0].url, "--token", collector_token, "--spool", str(folder / "spool.db")],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(folder / "collector.log").open("w")))
-            time.sleep(5)  # the collector connects and reads every machine's starting counters
+            started = time.monotonic()
+            baselines = collector_baselines(folder / "spool.db", list(orders), 180)
+            connect_s = time.monotonic() - started
             poller, direct = Poller(apis[1].url, admin_token, args.poll_ms), DirectSender(apis[0].url, admin_token)
             poller.start()
-            (folder / "go").touch()
+            start_production(folder)
             direct.start()
             start = time.time()
             time.sleep(args.warmup + args.seconds)
             window = (start + args.warmup, time.time())
             time.sleep(5)  # the last changes of the window become visible
-            (folder / "halt").touch()
-            for proc in procs[:len(shards)]:
-                proc.wait(60)
+            halt(folder, simulators)
             poller.stop.set()
             direct.stop.set()
             poller.join()
             direct.join()
             warnings = [ln for ln in (folder / "collector.log").read_text().splitlines() if "WARNING" in ln]
-            changes: dict[str, list[tuple[str, str, int, float]]] = {"opcua": [], "modbus": []}  # float-ok
-            for path in folder.glob("changes-*.json"):
-                changes[path.name.split("-")[1]] += [tuple(c) for c in json.loads(path.read_text())]
+            changes = read_changes(folder)
         finally:
             for proc in procs:
                 if proc.poll() is None:
@@ -285,21 +340,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"plant: {args.opcua} OPC UA machines (publishing {args.publish_ms} ms) + {args.modbus} Modbus machines "
           f"(1 s poll), {args.ppm} parts/min each = {events_per_s:.0f} events/s steady; one collector -> POST /events "
           f"on API 1; GET /wip?by=order on API 2 every {args.poll_ms} ms; {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}; measured {args.seconds:.0f} s after {args.warmup:.0f} s warm-up")
+          f"{os.getloadavg()[0]:.1f}; measured {args.seconds:.0f} s after {args.warmup:.0f} s warm-up; the collector "
+          f"had read every machine {connect_s:.1f} s after it started, before production began")
+    with make_engine(url).connect() as conn:  # where the time goes: each change's event, by its id
+        rows = conn.execute(text(
+            "SELECT event_id, source_time, recorded_at FROM operation_events WHERE provenance = 'sensor'"))
+        events = {r.event_id: (r.source_time.timestamp(), r.recorded_at.timestamp()) for r in rows}
+    split: dict[str, dict[str, list[float]]] = {}  # float-ok: milliseconds
     for protocol, label in (("opcua", "OPC UA counter change -> GET /wip shows it"),
                             ("modbus", "Modbus counter change -> GET /wip shows it")):
-        values, missing = latencies(changes[protocol], orders, poller.seen, window)
-        print(_line(label, values, missing))
+        found, missing = matched(changes[protocol], orders, poller.seen, window, baselines)
+        print(_line(label, sorted((visible - changed) * 1000 for _, _, changed, visible in found), missing))
+        split[protocol] = stages(found, events)
     if warnings:
         print(f"collector warnings: {len(warnings)}, first: {warnings[0]}")
     base, missing = latencies(direct.sent, {"DIRECT": DIRECT_ORDER}, poller.seen, window)
     print(_line("baseline: POST /events (API 1) -> GET /wip (API 2)", base, missing))
     print(_line("GET /wip?by=order request itself", sorted(poller.request_ms)))
-    with make_engine(url).connect() as conn:  # where the time goes: the collector's reading -> committed
-        rows = conn.execute(text("SELECT source_time, recorded_at FROM operation_events WHERE provenance = 'sensor'"))
-        stored = sorted((r.recorded_at - r.source_time).total_seconds() * 1000 for r in rows
-                        if window[0] <= r.source_time.timestamp() <= window[1])
-    print(_line("of which: collector's reading -> event committed", stored))
+    print("where the time goes (per change with an event of its own):")
+    for protocol, name in (("opcua", "OPC UA"), ("modbus", "Modbus")):
+        print(_line(f"  {name}: change -> collector's reading", split[protocol]["read"]))
+        print(_line(f"  {name}: reading -> API 1 applies it", split[protocol]["recorded"]))
+        print(_line(f"  {name}: API 1 applies -> visible on API 2", split[protocol]["visible"]))
     with make_engine(args.pg_url, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     return 0

@@ -28,22 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mes_bridge.collectors.core import CounterPosition, MachineSession, MachineState, Snapshot  # noqa: E402
-from mes_bridge.plc_config import parse_config  # noqa: E402
+from benchmarks._common import press_sessions, read_counter  # noqa: E402
+from mes_bridge.collectors.core import CounterPosition, MachineState  # noqa: E402
 from mes_bridge.spool import Spool  # noqa: E402
 from mes_common.provenance import Provenance  # noqa: E402
 from wip_costing.events import OperationEvent  # noqa: E402
-
-PRESS = """\
-machine: {machine}
-work_center: WC-PRESS
-protocol: modbus
-endpoint: tcp://127.0.0.1:5020
-operation: 20
-counters:
-  good: {{register: {{address: 0, type: uint32}}}}
-work_order: WO-1
-"""
 
 
 def plain(folder: Path, seconds: float) -> dict[str, float]:
@@ -73,33 +62,23 @@ def plain(folder: Path, seconds: float) -> dict[str, float]:
 async def group(folder: Path, seconds: float, machines: int) -> dict[str, float]:
     """``machines`` sessions reading as fast as their commits return, into one spool."""
     spool = Spool(folder / "group.db")
-    config = parse_config(PRESS.format(machine="M-0000"), "m.yaml")
-    sessions = [MachineSession(config.model_copy(update={"machine": f"M-{i:04d}"}), spool) for i in range(machines)]
+    sessions = press_sessions(spool, machines)
     waits: list[float] = []
-    counted = 0
     stop_at = time.perf_counter() + seconds
 
-    async def read(session: MachineSession) -> None:
-        nonlocal counted
-        value = 0
-        while time.perf_counter() < stop_at:
-            t0 = time.perf_counter()
-            await session.on_snapshot(Snapshot(session.machine, {"good": value}, datetime.now(UTC), "poll"))
-            if value:  # the first reading is the baseline (no event)
-                waits.append(time.perf_counter() - t0)
-                counted += 1
-            value += 1
+    def acknowledged(_machine: str, _value: int, wait_s: float) -> None:
+        waits.append(wait_s)
 
     cpu = time.process_time()
     started = time.perf_counter()
-    await asyncio.gather(*(read(s) for s in sessions))
+    await asyncio.gather(*(read_counter(s, 0, until=stop_at, acknowledged=acknowledged) for s in sessions))
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     groups = spool.groups
     depth = spool.depth
     spool.close()
-    assert depth == counted, f"{depth} events spooled for {counted} readings"
-    return {"readings": counted, "seconds": elapsed, "groups": groups, "cpu": cpu, **_quantiles(waits)}
+    assert depth == len(waits), f"{depth} events spooled for {len(waits)} readings"
+    return {"readings": len(waits), "seconds": elapsed, "groups": groups, "cpu": cpu, **_quantiles(waits)}
 
 
 def _quantiles(waits: list[float]) -> dict[str, float]:

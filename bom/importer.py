@@ -9,7 +9,7 @@ Re-importing an identical released revision changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +25,7 @@ from mes_common.errors import DomainError
 from mes_common.limits import MAX_PCT, MAX_QTY_PER
 from routing import repository as routing_repository
 from routing.importer import parse_table
+from routing.versioning import superseded_end
 
 ZERO = Decimal(0)
 
@@ -42,6 +43,17 @@ BOM_OPTIONAL: tuple[Column, ...] = (Boolean("fixed_qty", required=False),)
 class BomImportResult:
     released: list[str]  # "ITEM rev REV"
     unchanged: list[str]
+    superseded: list[str] = field(default_factory=list)  # "ITEM rev REV: valid to DAY" (``--supersede``)
+
+    def lines(self, dry_run: bool = False) -> list[str]:
+        """What the import changed (or, for a dry run, would change), one line each."""
+        out = [f"released BOM {name}" for name in self.released]
+        out += [f"superseded BOM {name}" for name in self.superseded]
+        out += [f"unchanged BOM {name} (already released, identical)" for name in self.unchanged]
+        if dry_run:
+            out.append(f"{len(self.released)} to release, {len(self.superseded)} superseded, "
+                       f"{len(self.unchanged)} unchanged (dry run: nothing written)")
+        return out
 
 
 def import_bom(
@@ -87,6 +99,7 @@ def import_bom(
     savepoint = conn.begin_nested()
     try:
         to_release = repository.save_boms(conn, versions)
+        superseded = _superseded(conn, to_release) if supersede else []
         repository.release_boms(conn, [(v.item, v.revision) for v in to_release], supersede=supersede)
     except DomainError as exc:
         savepoint.rollback()
@@ -95,7 +108,19 @@ def import_bom(
     savepoint.commit()
     released = [f"{v.item} rev {v.revision}" for v in to_release]
     unchanged = [f"{v.item} rev {v.revision}" for v in versions if f"{v.item} rev {v.revision}" not in released]
-    return BomImportResult(released, unchanged)
+    return BomImportResult(released, unchanged, superseded)
+
+
+def _superseded(conn: Connection, drafts: list[BomVersion]) -> list[str]:
+    """The released revisions that releasing ``drafts`` with ``supersede`` end-dates (the rule of
+    ``repository.release_boms``), as "ITEM rev REV: valid to DAY"."""
+    out: list[str] = []
+    for draft in drafts:
+        for other in repository.bom_versions_of(conn, draft.item):
+            end = superseded_end(draft.valid_from, other.valid_from, other.valid_to)
+            if other.state == VersionState.RELEASED and end is not None:
+                out.append(f"{other.item} rev {other.revision}: valid to {end.isoformat()}")
+    return out
 
 
 def _check_operations(conn: Connection, parsed: CsvTable, parent: str, revision: str, rows: list[Any]) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, and_, case, cas
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ledger import service as ledger_service
 from ledger.model import ItemKind, MoveKind, MoveRequest
@@ -177,6 +178,17 @@ def import_items(conn: Connection, source: str | Path | bytes, *, actor: str, na
     return ImportResult("items", label, total - unchanged, unchanged)
 
 
+def key_starts_with(key: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+    """``key LIKE 'prefix%'`` as a range the unique index on ``stock_moves.idempotency_key`` serves on both
+    databases (``prefix <= key < prefix with its last character incremented``), whatever the collation; the LIKE
+    stays as an exact filter on the rows the range finds (a collation that skips punctuation could put other keys
+    in the range, never leave a key with the prefix out). The reference is the plain LIKE
+    (``tests/integration/edge/test_opening_lookup.py``)."""
+    assert prefix and "%" not in prefix and "_" not in prefix
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(key >= prefix, key < upper, key.like(f"{prefix}%"))
+
+
 def _opening_moves() -> Table:
     """Every opening-balance move so far, summed per item x location x lot: the quantity it stands at (receipts
     and the count adjustments of corrected re-imports), and the receipts' quantity and value (its unit cost)."""
@@ -187,7 +199,7 @@ def _opening_moves() -> Table:
     return (select(m.item, location.label("location"), m.lot, func.sum(signed).label("qty"),
                    func.sum(case((receipt, m.value), else_=0)).label("value"),
                    func.sum(case((receipt, m.qty), else_=0)).label("receipt_qty"))
-            .where(m.idempotency_key.like(f"{OPENING_KEY}%"))
+            .where(key_starts_with(m.idempotency_key, OPENING_KEY))
             .group_by(m.item, location, m.lot).subquery("opening"))  # type: ignore[return-value]
 
 
@@ -335,6 +347,6 @@ def _write_openings(conn: Connection, stage: Table, opening: Table, key: object,
     lots = dialect_insert(stock_lots).from_select(
         ["item", "lot", "first_move_id", "created_at"],
         select(m.item, m.lot, func.min(m.id), literal(now, UtcDateTime()))
-        .where(m.idempotency_key.like(f"import:balances:{run}:%"), m.lot != "").group_by(m.item, m.lot))
+        .where(key_starts_with(m.idempotency_key, f"{OPENING_KEY}:{run}:"), m.lot != "").group_by(m.item, m.lot))
     conn.execute(lots.on_conflict_do_nothing())
     return int(created)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, literal, select, union_all
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.engine import Connection, Row
 
 from ledger.checkpoints import STOCK
@@ -259,14 +259,24 @@ def list_moves(
 
 
 def lot_consumers(conn: Connection, item: str, lot: str) -> list[dict[str, Any]]:
-    """Which work orders consumed lot ``lot`` of ``item`` (issues naming an order), with how much and when:
-    ``[{"work_order", "qty", "value", "first", "last"}]`` oldest first (traceability after a complaint)."""
+    """Which work orders consumed lot ``lot`` of ``item`` (issues naming an order, net of their reversals), with
+    how much and when: ``[{"work_order", "qty", "value", "first", "last"}]`` oldest first (traceability after a
+    complaint). An issue reversed (the stock back in the lot) does not count; an order whose every issue of the lot
+    was reversed is not listed. ``first`` and ``last`` are the moments of its issues."""
     m = stock_moves.c
+    undone = stock_moves.alias("undone")
+    issue = m.kind == MoveKind.ISSUE.value
+    signed = case((issue, m.qty), else_=-m.qty)
+    signed_value = case((issue, m.value), else_=-m.value)
+    issued_at = case((issue, m.effective_at))
     rows = conn.execute(
-        select(m.reference, func.sum(m.qty).label("qty"), func.sum(m.value).label("value"),
-               func.min(m.effective_at).label("first"), func.max(m.effective_at).label("last"))
-        .where(m.item == item, m.lot == lot, m.kind == MoveKind.ISSUE.value, m.reference.is_not(None))
-        .group_by(m.reference).order_by(func.min(m.effective_at), m.reference)
+        select(m.reference, func.sum(signed).label("qty"), func.sum(signed_value).label("value"),
+               func.min(issued_at).label("first"), func.max(issued_at).label("last"))
+        .select_from(stock_moves.outerjoin(undone, m.reverses == undone.c.id))
+        .where(m.item == item, m.lot == lot, m.reference.is_not(None),
+               issue | ((m.kind == MoveKind.REVERSAL.value) & (undone.c.kind == MoveKind.ISSUE.value)))
+        .group_by(m.reference).having(func.sum(signed) > 0)
+        .order_by(func.min(issued_at), m.reference)
     ).all()
     return [{"work_order": r.reference, "qty": fmt_qty(r.qty), "value": fmt(r.value),
              "first": _moment(r.first).isoformat(), "last": _moment(r.last).isoformat()} for r in rows]

@@ -31,7 +31,7 @@ from mes_common.limits import CODE_LENGTH, MAX_KWH, MAX_MINUTES, MAX_RATE, too_l
 from routing import repository
 from routing.model import Operation, RoutingVersion, WorkCenter
 from routing.tables import work_center_machines, work_center_terminals
-from routing.versioning import VersionState
+from routing.versioning import VersionState, superseded_end
 
 ZERO = Decimal(0)
 _items = table("items", column("code"))
@@ -62,7 +62,7 @@ OPERATION_OPTIONAL: tuple[Column, ...] = (Code("after", required=False, max_leng
 class ImportResult:
     written: list[str]  # work-center codes, or "ITEM rev REV" of each released routing
     unchanged: list[str]
-    changes: tuple[str, ...] = ()  # work centers: what the import changed, one line each
+    changes: tuple[str, ...] = ()  # what else the import changed (rates, links, superseded revisions), one line each
 
 
 def columns_for(data: bytes, base: Sequence[Column], optional: Sequence[Column]) -> tuple[Column, ...]:
@@ -193,11 +193,14 @@ def import_operations(
     parsed.raise_if_issues()
     written: list[str] = []
     unchanged: list[str] = []
+    changes: list[str] = []
     # A savepoint: a refusal part-way leaves nothing behind even if the caller commits its transaction.
     savepoint = conn.begin_nested()
     for version, line in versions:
         try:
             if repository.save_routing(conn, version):
+                if supersede:
+                    changes += _superseded(conn, version)
                 repository.release_routing(conn, version.item, version.revision, supersede=supersede)
                 written.append(f"{version.item} rev {version.revision}")
             else:
@@ -208,7 +211,18 @@ def import_operations(
         savepoint.rollback()
         parsed.raise_if_issues()
     savepoint.commit()
-    return ImportResult(written, unchanged)
+    return ImportResult(written, unchanged, tuple(changes))
+
+
+def _superseded(conn: Connection, version: RoutingVersion) -> list[str]:
+    """The released revisions that releasing ``version`` with ``supersede`` end-dates (the rule of
+    ``repository.release_routing``), one line each."""
+    return [
+        f"superseded routing {other.item} rev {other.revision}: valid to {end.isoformat()}"
+        for other in repository.routing_versions_of(conn, version.item)
+        if other.state == VersionState.RELEASED
+        and (end := superseded_end(version.valid_from, other.valid_from, other.valid_to)) is not None
+    ]
 
 
 def _date(value: object) -> date:

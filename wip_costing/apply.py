@@ -109,6 +109,9 @@ class LedgerStock:
             pieces.append((move.value, len(self.moves) - 1))
         return pieces
 
+    def holds_lot(self, item: str, location: str, lot: str) -> bool:
+        return lot in self.lots.get((item, location), ())
+
     def _post_lot(self, suffix: str, item: str, location: str, lot: str, qty: Decimal, event: OperationEvent,
                   order: str, reason: str) -> PostedMove:
         """An ISSUE of ``qty`` from one lot, at that lot's moving average."""

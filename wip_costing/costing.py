@@ -74,6 +74,10 @@ class StockPort(Protocol):
         """Receive ``qty`` worth ``value``; returns the move index."""
         ...
 
+    def holds_lot(self, item: str, location: str, lot: str) -> bool:
+        """Whether ``item`` at ``location`` has (or had at the batch's start) stock in lot ``lot``."""
+        ...
+
 
 class Conversion(NamedTuple):
     setup_labor: Decimal
@@ -174,6 +178,8 @@ def complete(
     first_pass_taken = units - rework_taken
     first_time = not st.setup_charged
 
+    if event.lot is not None:
+        _check_lot(spec, stock, event, order)
     # Material for first-pass units (the only step that can be refused: short stock).
     material: list[JournalLine] = []
     material_value = ZERO
@@ -195,6 +201,17 @@ def complete(
                            first_pass_taken, units)
     except DomainError as exc:
         raise CostingBroke(f"event {event_id}: refused after work order {order} began to change: {exc}") from exc
+
+
+def _check_lot(spec: OpSpec, stock: StockPort, event: OperationEvent, order: str) -> None:
+    """An event naming a lot must name one that a component of its operation holds at the supply location
+    (otherwise the issue would silently take the oldest lots instead)."""
+    lot = event.lot or ""
+    if any(stock.holds_lot(need.component, spec.supply_location, lot) for need in spec.materials):
+        return
+    components = ", ".join(sorted({need.component for need in spec.materials})) or "none"
+    raise WipError(f"event {event.event_id}: lot {lot} is not held at {spec.supply_location} by any component of "
+                   f"work order {order} operation {spec.number} (components: {components})")
 
 
 def _move_value(

@@ -66,7 +66,7 @@ def record_machine_scan(cmd: RecordScan, uow: UnitOfWork) -> Scan:
 
 def import_bom(cmd: ImportBom, uow: UnitOfWork) -> BomImportResult:
     result = bom_importer.import_bom(uow.conn, cmd.source, cmd.name, supersede=cmd.supersede)
-    uow.commit()
+    ledger_handlers.finish_import(cmd, uow)
     return result
 
 
@@ -84,7 +84,7 @@ def import_work_centers(cmd: ImportWorkCenters, uow: UnitOfWork) -> ImportResult
 
 def import_operations(cmd: ImportOperations, uow: UnitOfWork) -> ImportResult:
     result = routing_importer.import_operations(uow.conn, cmd.source, cmd.name, supersede=cmd.supersede)
-    uow.commit()
+    ledger_handlers.finish_import(cmd, uow)
     return result
 
 

@@ -4,9 +4,9 @@ collectors forwarding over HTTP, which follow scans just as in-process ones do."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Query
 
 from api.auth import Principal
 from api.deps import MachineScanner, MachineWatcher, ServicesDep
@@ -18,6 +18,8 @@ from mes_bridge.tokens import Role
 
 router = APIRouter(prefix="/machines", tags=["machines"], responses=ERROR_RESPONSES)
 
+# Machines per ``GET /machines/work-orders`` (a collector asks for its machines in chunks of this size).
+MAX_MACHINES_PER_REQUEST = 500
 
 
 class ScanAtMachine(Request):
@@ -69,3 +71,18 @@ def current(machine: str, services: ServicesDep, principal: MachineWatcher) -> d
     """The order last scanned at ``machine`` (``work_order`` null: never scanned)."""
     _check(services, principal, machine)
     return {"machine": machine, "work_order": services.current_scans([machine]).get(machine)}
+
+
+@router.get("/work-orders", response_model=list[Current])
+def current_many(
+    services: ServicesDep, principal: MachineWatcher,
+    machine: Annotated[list[Code], Query(min_length=1, max_length=MAX_MACHINES_PER_REQUEST,
+                                         description="a machine id; repeat for each machine")],
+) -> list[dict[str, Any]]:
+    """The order last scanned at each of the ``machine`` ids, in one request (a collector forwarding over HTTP asks
+    for all its machines every second); each machine is checked as for ``GET /machines/{machine}/work-order``."""
+    wanted = list(dict.fromkeys(machine))
+    for one in wanted:
+        _check(services, principal, one)
+    found = services.current_scans(wanted)
+    return [{"machine": one, "work_order": found.get(one)} for one in wanted]

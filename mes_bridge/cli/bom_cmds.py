@@ -84,17 +84,16 @@ Supersede = Annotated[bool, typer.Option(
 
 
 @app.command("import")
-def import_cmd(file: Path, supersede: Supersede = False) -> None:
+def import_cmd(file: Path, supersede: Supersede = False, dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="say what the import would change; write nothing")] = False) -> None:
     """Import BOM lines (parent,revision,valid_from,valid_to,component,qty_per,uom,scrap_pct,operation,phantom
     [,fixed_qty]); every revision is released. All or nothing."""
     from wip_costing.commands import ImportBom
 
     with domain_errors(), services_from_settings() as services:
-        result = services.handle(ImportBom(source=file, supersede=supersede))
-    for name in result.released:
-        typer.echo(f"released BOM {name}")
-    for name in result.unchanged:
-        typer.echo(f"unchanged BOM {name} (already released, identical)")
+        result = services.handle(ImportBom(source=file, supersede=supersede, dry_run=dry_run))
+    for line in result.lines(dry_run):
+        typer.echo(line)
 
 
 EXPLOSION_COLUMNS = ("level", "path", "component", "qty", "uom", "scrap_pct", "operation", "phantom", "fixed_qty")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +22,7 @@ from ledger import queries as ledger_queries
 from ledger import repository as repo
 from ledger.model import PostedMove
 from mes_bridge.cli.common import cli_number, domain_errors, engine_from_settings, fail, services_from_settings
+from mes_common import moments
 from mes_common.limits import MAX_QTY, MAX_RATE, MAX_VALUE
 from mes_common.money import fmt, fmt_qty
 
@@ -53,14 +54,9 @@ Serials = Annotated[list[str] | None, typer.Option("--serial", help="serial numb
 def parse_moment(text: str, *, end_of_day: bool) -> datetime:
     """An ISO date or datetime; naive means UTC. A bare date means its end (as-of) or its start (posting)."""
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.min, tzinfo=UTC)
-            return moment + timedelta(days=1, microseconds=-1) if end_of_day else moment
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return moments.parse_moment(text, end_of_day=end_of_day, naive_is_utc=True)
+    except moments.MomentError:
         raise fail(f"error: {text!r} is not an ISO date (YYYY-MM-DD) or time (YYYY-MM-DDTHH:MM[:SS][+00:00])") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 _MAXIMA = {"qty": MAX_QTY, "counted": MAX_QTY, "delta": MAX_QTY, "value": MAX_VALUE, "unit cost": MAX_RATE}

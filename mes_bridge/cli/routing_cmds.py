@@ -20,6 +20,8 @@ import_app = typer.Typer(help="Import work centers or routing operations from CS
                          no_args_is_help=True)
 app.add_typer(import_app, name="import")
 
+DryRun = Annotated[bool, typer.Option("--dry-run", help="say what the import would change; write nothing")]
+
 
 @import_app.command("work-centers")
 def import_work_centers(
@@ -27,6 +29,7 @@ def import_work_centers(
     on: Annotated[str | None, typer.Option(
         "--date", help="changed rates apply from this date (default today); orders released before keep theirs")
     ] = None,
+    dry_run: DryRun = False,
 ) -> None:
     """code,name,labor_rate,machine_rate,energy_tariff,cost_center[,machines,terminals,supply_location].
 
@@ -36,9 +39,9 @@ def import_work_centers(
     except ValueError:
         raise fail(f"error: --date {on!r} is not a date (YYYY-MM-DD)") from None
     with domain_errors(), services_from_settings() as services:
-        result = services.handle(ImportWorkCenters(source=file, effective=effective))
+        result = services.handle(ImportWorkCenters(source=file, effective=effective, dry_run=dry_run))
     typer.echo(f"imported {len(result.written)} work center(s): {', '.join(result.written)}; "
-               f"{len(result.unchanged)} unchanged")
+               f"{len(result.unchanged)} unchanged" + (" (dry run: nothing written)" if dry_run else ""))
     for change in result.changes:
         typer.echo(f"  {change}")
 
@@ -48,15 +51,21 @@ def import_operations(
     file: Path,
     supersede: Annotated[bool, typer.Option(
         "--supersede", help="end-date an earlier released revision still open when a new one starts")] = False,
+    dry_run: DryRun = False,
 ) -> None:
     """item,revision,valid_from,valid_to,operation,work_center,setup_min,run_min_per_unit,std_kwh_per_unit,
     yield_pct,rework_to,quality_standard[,after]; every revision is released."""
     with domain_errors(), services_from_settings() as services:
-        result = services.handle(ImportOperations(source=file, supersede=supersede))
+        result = services.handle(ImportOperations(source=file, supersede=supersede, dry_run=dry_run))
     for name in result.written:
         typer.echo(f"released routing {name}")
+    for line in result.changes:
+        typer.echo(line)
     for name in result.unchanged:
         typer.echo(f"unchanged routing {name} (already released, identical)")
+    if dry_run:
+        typer.echo(f"{len(result.written)} to release, {len(result.changes)} superseded, {len(result.unchanged)} "
+                   "unchanged (dry run: nothing written)")
 
 
 @app.command()

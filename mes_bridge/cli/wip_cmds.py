@@ -7,7 +7,7 @@ UTC day for ``--as-of`` and ``--to``, and its start for ``--from``.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mes_bridge.cli.common import cli_number, domain_errors, fail, services_from_settings
+from mes_common import moments
 from mes_common.limits import MAX_QTY
 from mes_common.money import ZERO, fmt, fmt_qty, to_cents
 
@@ -33,15 +34,11 @@ def parse_moment(text: str | None, *, end_of_day: bool, option: str) -> datetime
     if text is None:
         return None
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return moments.parse_moment(text, end_of_day=end_of_day, naive_is_utc=False)
+    except moments.MomentError as exc:
+        if exc.problem == "timezone":
+            raise fail(f"error: {option} {text!r} has no timezone (add Z or +hh:mm)") from None
         raise fail(f"error: {option} {text!r} is not an ISO 8601 date or timestamp") from None
-    if moment.tzinfo is None:
-        raise fail(f"error: {option} {text!r} has no timezone (add Z or +hh:mm)")
-    return moment.astimezone(UTC)
 
 
 @wo_app.command("release")

@@ -1,5 +1,5 @@
 """A collector forwarding over HTTP talks to the API for two more things than its events: the work order last
-scanned at each of its machines (``GET /machines/{m}/work-order``, so it follows scans just as an in-process
+scanned at each of its machines (``GET /machines/work-orders?machine=...``, so it follows scans just as an in-process
 collector does) and its health (``POST /collectors/health``, shown on the dashboard and in ``/metrics``).
 
 Both are best effort: a failure is logged once and tried again; machines keep their orders meanwhile.
@@ -19,6 +19,8 @@ from mes_bridge.metrics import CollectorMetrics
 
 log = logging.getLogger("mes_bridge.collectors.http_link")
 
+CHUNK = 200  # machines per request: a query string of a few kB, well inside the API's limit of 500
+
 
 class HttpScanFeed:
     """``ScanFeed`` over the API: the latest scanned work order of each machine (blocking; run in a thread)."""
@@ -30,13 +32,16 @@ class HttpScanFeed:
                                     headers={"Authorization": f"Bearer {token}"})
 
     def current(self, machines: Sequence[str]) -> Mapping[str, str]:
+        """One ``GET /machines/work-orders`` per ``CHUNK`` machines (not one request per machine per poll)."""
         found: dict[str, str] = {}
-        for machine in machines:
-            response = self._client.get(f"/machines/{machine}/work-order")
+        for start in range(0, len(machines), CHUNK):
+            response = self._client.get("/machines/work-orders",
+                                        params=[("machine", m) for m in machines[start:start + CHUNK]])
             response.raise_for_status()
-            order = response.json().get("work_order")
-            if isinstance(order, str) and order:
-                found[machine] = order
+            for answer in response.json():
+                order = answer.get("work_order")
+                if isinstance(order, str) and order:
+                    found[answer["machine"]] = order
         return found
 
     def close(self) -> None:

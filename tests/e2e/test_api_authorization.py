@@ -33,6 +33,7 @@ ROUTES: list[tuple[str, str, str, Any, set[str]]] = [
     ("POST", "/machines/{machine}/work-order", "/machines/VISION-1/work-order", {"work_order": "WO-1"},
      {"terminal_assy", "planner", "admin"}),
     ("GET", "/machines/{machine}/work-order", "/machines/PRESS-1/work-order", None, {"collector_press", *READERS}),
+    ("GET", "/machines/work-orders", "/machines/work-orders?machine=PRESS-1", None, {"collector_press", *READERS}),
     ("GET", "/wip", "/wip", None, READERS),
     ("GET", "/ledger/onhand", "/ledger/onhand", None, READERS),
     ("GET", "/ledger/moves", "/ledger/moves", None, READERS),

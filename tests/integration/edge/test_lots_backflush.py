@@ -97,3 +97,53 @@ def test_a_batch_of_25_events_splits_across_lots(engine: Engine, db_url: str, ex
     steel = json.loads(cli(db_url, "ledger", "onhand", "RM-STEEL", "--json")[1])["rows"]
     assert [(r["lot"], r["qty"], r["value"]) for r in steel] == [("L-C", "5", "25.50")]
     assert cli(db_url, "ledger", "check")[0] == 0
+
+
+def _issue_moves(db_url: str, lot: str) -> list[int]:
+    """Ids of the issue moves of RM-STEEL from ``lot``, oldest first (``ledger moves``)."""
+    lines = [line.split("\t") for line in cli(db_url, "ledger", "moves", "RM-STEEL")[1].splitlines()]
+    return [int(f[0]) for f in lines if f[2] == "issue" and f[3] == f"RM-STEEL lot {lot}"]
+
+
+def test_an_event_naming_a_lot_no_component_holds_is_rejected(engine: Engine, db_url: str, example_plant: Path,
+                                                              tmp_path: Path) -> None:
+    from .helpers import ledger_state
+
+    _plant_with_steel_lots(engine, db_url, example_plant, tmp_path, [
+        ("L-A", "4", "4.00", "2026-11-01"), ("L-B", "6", "4.50", "2026-11-02")])
+    assert cli(db_url, "wo", "release", "FG-BRACKET", "10", "--id", "WO-1", "--date", "2026-11-22")[0] == 0
+    before = ledger_state(db_url)
+    events = tmp_path / "events.jsonl"
+    # A lot of another item, or no lot at all: never the silent oldest-first fallback.
+    assert _apply(db_url, events, _event("E-1", "WO-1", good=2, lot="L-Z")) == (
+        1, "rejected E-1: event E-1: lot L-Z is not held at STORES by any component of work order WO-1 operation "
+           "10 (components: RM-STEEL)\n")
+    assert ledger_state(db_url) == before
+    # The named lot that a component holds: only that lot.
+    assert _apply(db_url, events, _event("E-2", "WO-1", good=2, lot="L-B")) == (0, "applied E-2\n")
+    steel = json.loads(cli(db_url, "ledger", "onhand", "RM-STEEL", "--json")[1])["rows"]
+    assert [(r["lot"], r["qty"]) for r in steel] == [("L-A", "4"), ("L-B", "4")]
+
+
+def test_lot_usage_nets_reversed_issues(engine: Engine, db_url: str, example_plant: Path, tmp_path: Path) -> None:
+    _plant_with_steel_lots(engine, db_url, example_plant, tmp_path, [
+        ("L-A", "4", "4.00", "2026-11-01"), ("L-C", "10", "5.10", "2026-11-03")])
+    for order, qty in (("WO-1", "6"), ("WO-2", "2")):
+        assert cli(db_url, "wo", "release", "FG-BRACKET", qty, "--id", order, "--date", "2026-11-22")[0] == 0
+    events = tmp_path / "events.jsonl"
+    # WO-1: L-A 4 and L-C 2; WO-2: L-C 1, then L-C 1 again.
+    assert _apply(db_url, events, _event("E-1", "WO-1", good=6), _event("E-2", "WO-2", good=1),
+                  _event("E-3", "WO-2", good=1))[0] == 0
+    usage = json.loads(cli(db_url, "ledger", "lot-usage", "RM-STEEL", "L-C", "--json")[1])["rows"]
+    assert [(r["work_order"], r["qty"], r["value"]) for r in usage] == [("WO-1", "2", "10.20"), ("WO-2", "2", "10.20")]
+    wo1_lc, wo2_first, wo2_second = _issue_moves(db_url, "L-C")
+    for move in (wo1_lc, wo2_second):
+        code, _, err = cli(db_url, "ledger", "reverse", str(move), "--reason", "returned to stores")
+        assert code == 0, err
+    # WO-1's only L-C issue was reversed: it no longer consumed L-C; WO-2 consumed one of its two.
+    usage = json.loads(cli(db_url, "ledger", "lot-usage", "RM-STEEL", "L-C", "--json")[1])["rows"]
+    assert usage == [{"work_order": "WO-2", "qty": "1", "value": "5.10", "first": "2026-11-22T08:00:00+00:00",
+                      "last": "2026-11-22T08:00:00+00:00"}]
+    assert cli(db_url, "ledger", "lot-usage", "RM-STEEL", "L-A")[1].startswith("WO-1\t4\t16.00\t")
+    assert wo2_first < wo2_second
+    assert cli(db_url, "ledger", "check")[0] == 0

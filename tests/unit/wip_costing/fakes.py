@@ -52,6 +52,9 @@ class FakeStock:
         self.moves.append(("receipt", item, location, qty, value))
         return len(self.moves) - 1
 
+    def holds_lot(self, item: str, location: str, lot: str) -> bool:
+        return False  # no lots here
+
 
 def example_stock() -> FakeStock:
     return FakeStock({("RM-STEEL", "STORES"): (D(100), D("400.00")), ("RM-BOLT", "STORES"): (D(500), D("50.00"))})

@@ -111,3 +111,19 @@ def test_wip_by_element_and_provenance_follows_the_value() -> None:
     assert pool.values[(Element.MATERIAL, Provenance.SENSOR)] == D("40.00")
     assert _sum(entries, Account.WIP, element=Element.MATERIAL, provenance=Provenance.SENSOR) == D("40.00")
     assert _sum(entries, Account.WIP, provenance=Provenance.SCAN) == pool.value - D("71.10")
+
+
+def test_component_quantities_follow_the_cost_rule_not_the_components_unit_decimals() -> None:
+    """SPEC 4: material is units processed x qty_per x (1 + scrap %) at the moving average, so a component counted in
+    pcs is issued 0.51 per unit (half a bar per part, 2 % scrap) rather than rounded to whole pieces: other plants'
+    material costs are checked against that formula. Unit decimals constrain quantities people and machines enter."""
+    snap = example_snapshot()
+    first = replace(snap.operations[0], materials=(MaterialSpec("RM-STEEL", D("0.51"), D(0), D("4.00")),))
+    snap = replace(snap, operations=(first, *snap.operations[1:]))
+    stock = example_stock()  # 100 pcs worth 400.00: 4.00 each
+    state = OrderState.released(snap)
+    state, one = apply_completion(snap, state, event("a", 10, good=1), 10, stock)
+    state, three = apply_completion(snap, state, event("b", 10, good=3), 10, stock)
+    assert [(m[1], m[3], m[4]) for m in stock.moves] == [("RM-STEEL", D("0.51"), D("2.04")),
+                                                        ("RM-STEEL", D("1.53"), D("6.12"))]
+    assert _sum(one, Account.RM_INV) == D("-2.04") and _sum(three, Account.RM_INV) == D("-6.12")
