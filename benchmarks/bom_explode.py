@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bom import repository as bom_repo
-from bom.explosion import explode, explode_cached
+from bom.explosion import explode, explode_cached, explode_plain
 from bom.standard_cost import standard_cost
 from bom.whereused import where_used
 from ledger.model import MoveKind, MoveRequest
@@ -188,7 +188,9 @@ def run(engine: Engine) -> None:
         assert len(exp.rows) == len(cte_rows), (len(exp.rows), len(cte_rows))
         assert sum(r.qty for r in exp.rows) == sum(r[3] for r in cte_rows)
         load_s, index = timed(lambda: _load(engine))
-        explode_s, _ = timed(lambda index=index, item=item: explode(index, item, QTY, DAY))
+        explode_s, _ = timed(lambda index=index, item=item: _explode_fresh(index, item))
+        plain_s, plain = timed(lambda index=index, item=item: explode_plain(index, item, QTY, DAY))
+        assert plain.rows == exp.rows
         with engine.connect() as conn:
             index = bom_repo.released_index(conn, CACHE)
         repeat_s, again = timed(lambda item=item: _warm(engine, item), runs=20)
@@ -199,7 +201,9 @@ def run(engine: Engine) -> None:
               f"max level {max(r.level for r in exp.rows)}")
         line(f"{item} PostgreSQL recursive CTE explosion", cte_s)
         line(f"{item} explosion cold (read its sub-tree + explode)", cold_s, f"CTE/cold = {cte_s / cold_s:.2f}x")
-        line(f"{item}   explode in memory alone", explode_s)
+        line(f"{item}   explode in memory alone (columns; plans built)", explode_s)
+        line(f"{item}   same, line-by-line reference (explode_plain)", plain_s,
+             f"plain/columns = {plain_s / explode_s:.2f}x")
         line(f"{item}   (read the whole released structure, both BOMs)", load_s)
         line(f"{item} repeated explosion, unchanged released structure", repeat_s,
              f"CTE/repeat = {cte_s / repeat_s:,.0f}x (token check + memo)")
@@ -213,13 +217,15 @@ def run(engine: Engine) -> None:
     build_s, _ = timed(lambda: _fresh_reverse(index), runs=1)
     per_query: list[float] = []
     walk_only: list[float] = []
+    walk_cpu: list[float] = []  # this process's CPU time: what the walk costs, whatever the host's load
     cte_query: list[float] = []
     for raw in raws:
         with engine.connect() as conn:
             start = time.perf_counter()
             warm = bom_repo.released_index(conn, CACHE)
-            checked = time.perf_counter()
+            checked, cpu = time.perf_counter(), time.process_time()
             rows = where_used(warm, raw, DAY)
+            walk_cpu.append(time.process_time() - cpu)
             per_query.append(time.perf_counter() - start)
             walk_only.append(time.perf_counter() - checked)
             start = time.perf_counter()
@@ -228,11 +234,13 @@ def run(engine: Engine) -> None:
         assert len(rows) == len(cte), (raw, len(rows), len(cte))
     sizes = [len(where_used(index, r, DAY)) for r in raws]
     print(f"\nwhere-used of {len(raws)} raw materials (median {statistics.median(sizes):.0f} rows each)")
-    line("where-used: build reverse index once per release + date", build_s)
+    line("where-used: build parent lines once per release + date", build_s)
     line("where-used per query, median (token check + walk)", statistics.median(per_query),
          f"CTE/ours = {statistics.median(cte_query) / statistics.median(per_query):.1f}x")
     line("where-used per query, median, walk alone (warm structure)", statistics.median(walk_only),
          f"p99 {sorted(walk_only)[int(len(walk_only) * 0.99)] * 1000:.2f} ms")
+    line("where-used per query, median, walk alone, CPU time", statistics.median(walk_cpu),
+         f"p99 {sorted(walk_cpu)[int(len(walk_cpu) * 0.99)] * 1000:.2f} ms")
     line("where-used per query, PostgreSQL recursive CTE, median", statistics.median(cte_query))
 
     with engine.connect() as conn:
@@ -260,9 +268,14 @@ def _warm(engine: Engine, item: str) -> Any:
         return explode_cached(bom_repo.explosion_index(conn, item, DAY, CACHE), item, QTY, DAY)
 
 
+def _explode_fresh(index: Any, item: str) -> Any:
+    index.memo.clear()  # no plans kept from an earlier run: what a cold explosion does after its read
+    return explode(index, item, QTY, DAY)
+
+
 def _fresh_reverse(index: Any) -> Any:
-    index._where_used.clear()
-    return index.parents_of(DAY)
+    index._parent_lines.clear()
+    return index.parent_lines(DAY)
 
 
 def main() -> None:

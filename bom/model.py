@@ -11,7 +11,7 @@ Invariants (checked when built, so every instance is valid):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from typing import NamedTuple
@@ -19,7 +19,7 @@ from typing import NamedTuple
 from mes_common.errors import DomainError
 from routing.versioning import VersionState, check_window, effective_on
 
-__all__ = ["BomError", "BomLine", "BomVersion", "CycleError", "LineKey", "VersionState"]
+__all__ = ["BomError", "BomLine", "BomVersion", "CycleError", "LineColumns", "LineKey", "VersionState"]
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -71,18 +71,82 @@ class BomLine(NamedTuple):
         return self.qty_per * (1 + self.scrap_pct / HUNDRED)
 
 
-@dataclass(frozen=True, slots=True)
+class LineColumns(NamedTuple):
+    """A version's lines as columns (the same data as ``BomVersion.lines``, line ``n`` is position ``n`` of each):
+    what the explosion reads, and what a bulk read of the released structure produces without building a
+    ``BomLine`` per line."""
+
+    components: tuple[str, ...]
+    qty_pers: tuple[Decimal, ...]
+    uoms: tuple[str, ...]
+    scrap_pcts: tuple[Decimal, ...]
+    operations: tuple[int | None, ...]
+    phantoms: tuple[bool, ...]
+    fixed_qtys: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, lines: tuple[BomLine, ...]) -> LineColumns:
+        if not lines:
+            return NO_COLUMNS
+        return cls._make(zip(*lines, strict=True))
+
+    def lines(self) -> tuple[BomLine, ...]:
+        return tuple(map(BomLine._make, zip(*self, strict=True)))
+
+
+NO_COLUMNS = LineColumns((), (), (), (), (), (), ())
+
+
 class BomVersion:
+    """One revision of an item's BOM: state, effectivity window and lines. Immutable.
+
+    The lines are held as ``BomLine`` tuples, as ``LineColumns``, or both: a version read in bulk holds only its
+    columns and builds its ``lines`` the first time they are asked for (a cold explosion never asks), a version
+    built from lines derives its ``columns`` on first use. Either way both views hold the same data."""
+
+    __slots__ = ("_columns", "_lines", "item", "revision", "state", "valid_from", "valid_to")
+
     item: str
     revision: str
     state: VersionState
     valid_from: date
     valid_to: date | None
-    lines: tuple[BomLine, ...]
+    _lines: tuple[BomLine, ...] | None
+    _columns: LineColumns | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self, item: str, revision: str, state: VersionState, valid_from: date, valid_to: date | None,
+        lines: Iterable[BomLine] = (), *, columns: LineColumns | None = None, validate: bool = True,
+    ) -> None:
+        """Validated unless ``validate=False`` (versions read back from the database, validated when saved).
+        ``columns``, when given, are the lines (and ``lines`` must be left empty)."""
+        built = tuple(lines)
+        if columns is not None and built:
+            raise ValueError(f"BOM {item} rev {revision}: give the lines or their columns, not both")
+        for name, value in (("item", item), ("revision", revision), ("state", state), ("valid_from", valid_from),
+                            ("valid_to", valid_to), ("_lines", None if columns is not None else built),
+                            ("_columns", columns)):
+            object.__setattr__(self, name, value)
+        if validate:
+            self._check()
+
+    @classmethod
+    def trusted(
+        cls, item: str, revision: str, state: VersionState, valid_from: date, valid_to: date | None,
+        lines: tuple[BomLine, ...],
+    ) -> BomVersion:
+        """Build without re-validating: for versions read back from the database, validated when saved."""
+        return cls(item, revision, state, valid_from, valid_to, lines, validate=False)
+
+    @classmethod
+    def released_columns(
+        cls, item: str, revision: str, valid_from: date, valid_to: date | None, columns: LineColumns
+    ) -> BomVersion:
+        """A released version read back from the database as columns (not re-validated)."""
+        return cls(item, revision, VersionState.RELEASED, valid_from, valid_to, columns=columns, validate=False)
+
+    def _check(self) -> None:
         check_window(self.what, self.valid_from, self.valid_to)
-        object.__setattr__(self, "lines", tuple(self.lines))
         seen: set[LineKey] = set()
         for line in self.lines:
             _check_line(self, line)
@@ -91,17 +155,42 @@ class BomVersion:
                 raise BomError(f"{self.what} lists component {line.component} twice at {at}")
             seen.add(line.key)
 
-    @classmethod
-    def trusted(
-        cls, item: str, revision: str, state: VersionState, valid_from: date, valid_to: date | None,
-        lines: tuple[BomLine, ...],
-    ) -> BomVersion:
-        """Build without re-validating: for versions read back from the database, validated when saved."""
-        version = object.__new__(cls)
-        for name, value in (("item", item), ("revision", revision), ("state", state), ("valid_from", valid_from),
-                            ("valid_to", valid_to), ("lines", lines)):
-            object.__setattr__(version, name, value)
-        return version
+    @property
+    def lines(self) -> tuple[BomLine, ...]:
+        lines = self._lines
+        if lines is None:  # built once; two threads racing here build equal tuples
+            lines = self._columns.lines() if self._columns is not None else ()
+            object.__setattr__(self, "_lines", lines)
+        return lines
+
+    @property
+    def columns(self) -> LineColumns:
+        columns = self._columns
+        if columns is None:
+            columns = LineColumns.of(self.lines)
+            object.__setattr__(self, "_columns", columns)
+        return columns
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"BomVersion is immutable: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"BomVersion is immutable: cannot delete {name}")
+
+    def _head(self) -> tuple[str, str, VersionState, date, date | None]:
+        return (self.item, self.revision, self.state, self.valid_from, self.valid_to)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BomVersion):
+            return NotImplemented
+        return self._head() == other._head() and self.lines == other.lines
+
+    def __hash__(self) -> int:
+        return hash(self._head())
+
+    def __repr__(self) -> str:
+        return (f"BomVersion(item={self.item!r}, revision={self.revision!r}, state={self.state!r}, "
+                f"valid_from={self.valid_from!r}, valid_to={self.valid_to!r}, lines={self.lines!r})")
 
     @property
     def what(self) -> str:

@@ -18,19 +18,19 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, bindparam, column, delete, insert, select, table, text, update
+from sqlalchemy import column, delete, insert, select, table, update
 from sqlalchemy.engine import Connection
 
-from bom.model import BomError, BomLine, BomVersion, CycleError, VersionState
+from bom import bulk_read
+from bom.model import BomError, BomVersion, CycleError, VersionState
 from bom.structure import BomIndex
 from bom.tables import bom_lines, bom_versions
-from mes_common.db import is_postgres, utcnow
+from mes_common.db import utcnow
 from routing.repository import bump_generation, current_token
 from routing.versioning import VersionError, check_no_overlap, check_transition, superseded_end
 
 SCOPE = "bom"
 _items = table("items", column("code"), column("uom"))
-_new = tuple.__new__
 
 
 # ---------------------------------------------------------------- reading
@@ -41,17 +41,12 @@ def _versions(conn: Connection, where: Any) -> list[BomVersion]:
     rows = conn.execute(query).all()
     if not rows:
         return []
-    lines = _lines_of(conn, [row.id for row in rows])
+    lines = bulk_read.lines_of(conn, [row.id for row in rows])
     return [
         BomVersion.trusted(row.item, row.revision, VersionState(row.state), row.valid_from, row.valid_to,
                            tuple(lines.get(row.id, ())))
         for row in rows
     ]
-
-
-def _chunks(values: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
 
 
 def find_bom(conn: Connection, item: str, revision: str) -> BomVersion | None:
@@ -81,61 +76,8 @@ def effective_bom(conn: Connection, item: str, as_of: date) -> BomVersion | None
 
 def load_index(conn: Connection, token: str | None = None) -> BomIndex:
     """Every released version, read now (no cache)."""
-    c = bom_versions.c
-    rows = conn.execute(
-        select(c.id, c.item, c.revision, c.valid_from, c.valid_to).where(c.state == VersionState.RELEASED.value)
-    ).all()
-    lines = _released_lines_raw(conn) if is_postgres(conn) else _released_lines(conn)
-    versions = [
-        BomVersion.trusted(item, revision, VersionState.RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
-        for vid, item, revision, valid_from, valid_to in rows
-    ]
-    return BomIndex(versions, token)
-
-
-_RAW_LINES = (
-    "SELECT l.component, l.qty_per, l.uom, l.scrap_pct, l.operation, l.phantom, l.fixed_qty, l.version_id "
-    "FROM bom_lines l JOIN bom_versions v ON v.id = l.version_id WHERE v.state = 'released' "
-    "ORDER BY l.version_id, l.line_no"
-)
-
-
-def _released_lines_raw(conn: Connection) -> dict[int, list[BomLine]]:
-    """PostgreSQL: the driver's own cursor. psycopg already returns NUMERIC as Decimal, and skipping the
-    result-row layer halves the time to read a 100,000-line structure (benchmarks/bom_explode.py)."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    lines: dict[int, list[BomLine]] = {}
-    current_id = None
-    current: list[BomLine] = []
-    with driver.cursor() as cursor:
-        cursor.execute(_RAW_LINES)
-        for row in cursor:
-            if row[7] != current_id:
-                current_id = row[7]
-                current = lines.setdefault(current_id, [])
-            current.append(_new(BomLine, row[:7]))
-    return lines
-
-
-def _released_lines(conn: Connection) -> dict[int, list[BomLine]]:
-    c = bom_versions.c
-    lc = bom_lines.c
-    query = (
-        select(lc.version_id, lc.component, lc.qty_per, lc.uom, lc.scrap_pct, lc.operation, lc.phantom, lc.fixed_qty)
-        .join(bom_versions, bom_versions.c.id == lc.version_id)
-        .where(c.state == VersionState.RELEASED.value)
-        .order_by(lc.version_id, lc.line_no)
-    )
-    lines: dict[int, list[BomLine]] = {}
-    current_id = None
-    current: list[BomLine] = []
-    for row in conn.execute(query):
-        if row[0] != current_id:
-            current_id = row[0]
-            current = lines.setdefault(current_id, [])
-        current.append(_new(BomLine, tuple(row)[1:]))
-    return lines
+    read = bulk_read.released_packed if bulk_read.uses_driver(conn) else bulk_read.released_plain
+    return BomIndex(read(conn), token)
 
 
 class BomCache:
@@ -168,30 +110,13 @@ def released_index(conn: Connection, cache: BomCache | None = None) -> BomIndex:
     return index
 
 
-_REACHABLE = text("""
-WITH RECURSIVE reach(id) AS (
-  SELECT v.id FROM bom_versions v
-  WHERE v.item = :item AND v.state = 'released' AND v.valid_from <= :d AND (v.valid_to IS NULL OR v.valid_to >= :d)
-  UNION
-  SELECT v.id FROM reach
-  JOIN bom_lines l ON l.version_id = reach.id
-  JOIN bom_versions v ON v.item = l.component
-   AND v.state = 'released' AND v.valid_from <= :d AND (v.valid_to IS NULL OR v.valid_to >= :d)
-)
-SELECT v.id, v.item, v.revision, v.valid_from, v.valid_to FROM bom_versions v JOIN reach ON reach.id = v.id
-""").bindparams(bindparam("d", type_=Date()), bindparam("item", type_=String())).columns(
-    column("id", Integer()), column("item", String()), column("revision", String()), column("valid_from", Date()),
-    column("valid_to", Date()),
-)
-
-
 def explosion_index(conn: Connection, item: str, as_of: date, cache: BomCache | None = None) -> BomIndex:
     """The released structure an explosion of ``item`` as of ``as_of`` needs, cached per release token.
 
     When the whole released structure is already cached it is that; otherwise only the versions reachable
     from ``item`` on that day are read, so a cold explosion reads its own sub-tree rather than every BOM of the
-    plant: on PostgreSQL in one statement (``_SUBTREE_RAW``: the lines aggregated into arrays per version, so the
-    driver hands over one row per version instead of one per line).
+    plant: on PostgreSQL in one statement (``bulk_read.subtree_packed``: each version's lines packed into one text
+    value, so the driver hands over one row and three values per version instead of one row per line).
     """
     token = current_token(conn, SCOPE)
     cached = cache.index if cache is not None else None
@@ -201,81 +126,13 @@ def explosion_index(conn: Connection, item: str, as_of: date, cache: BomCache | 
     sub = cache.subtrees.get(sub_key) if cache is not None else None
     if token is not None and sub is not None and sub.token == token:
         return sub
-    sub = BomIndex(_subtree_raw(conn, item, as_of) if _psycopg(conn) else _subtree(conn, item, as_of), token)
+    read = bulk_read.subtree_packed if bulk_read.uses_driver(conn) else bulk_read.subtree_plain
+    sub = BomIndex(read(conn, item, as_of), token)
     if token is not None and cache is not None:
         if len(cache.subtrees) >= cache.MAX_SUBTREES:
             cache.subtrees.clear()
         cache.subtrees[sub_key] = sub
     return sub
-
-
-# PostgreSQL: the versions effective on the day are hashed once (MATERIALIZED), so each level of the recursion is a
-# hash join instead of an index probe per line; the lines come sorted into one array per column and version (the
-# aggregates read them in the subquery's order; ``_subtree_raw`` checks ``line_no`` and sorts if it was not kept).
-_EFFECTIVE = "v.state = 'released' AND v.valid_from <= %(d)s AND (v.valid_to IS NULL OR v.valid_to >= %(d)s)"
-_LINE_COLUMNS = (*BomLine._fields, "line_no")
-_SUBTREE_RAW = f"""
-WITH RECURSIVE eff AS MATERIALIZED (SELECT v.id, v.item FROM bom_versions v WHERE {_EFFECTIVE}),
-reach(id) AS (
-  SELECT id FROM eff WHERE item = %(item)s
-  UNION
-  SELECT e.id FROM reach JOIN bom_lines l ON l.version_id = reach.id JOIN eff e ON e.item = l.component
-)
-SELECT v.item, v.revision, v.valid_from, v.valid_to, a.*
-FROM reach JOIN bom_versions v ON v.id = reach.id
-CROSS JOIN LATERAL (
-  SELECT {", ".join(f"array_agg(s.{c})" for c in _LINE_COLUMNS)}
-  FROM (SELECT * FROM bom_lines l WHERE l.version_id = v.id ORDER BY l.line_no) s
-) a
-"""
-
-
-def _psycopg(conn: Connection) -> bool:
-    return is_postgres(conn) and conn.dialect.driver == "psycopg"
-
-
-def _subtree_raw(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
-    """PostgreSQL (psycopg): the reachable versions and their lines in one statement, on the driver's cursor;
-    a version's lines come as one array per column (parsed by the driver in C) and are zipped into lines."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    make = BomLine._make
-    versions = []
-    # The planner cannot estimate a recursion's size (it guesses ~200,000 versions) and would JIT-compile the
-    # statement for longer than it runs; JIT is turned off for the rest of this transaction, in the same round trip.
-    with driver.pipeline():
-        setting, cursor = driver.cursor(), driver.cursor()
-        setting.execute("SELECT set_config('jit', 'off', true)")
-        cursor.execute(_SUBTREE_RAW, {"item": item, "d": as_of})
-    with setting, cursor:
-        for code, revision, valid_from, valid_to, *arrays in cursor:
-            numbers = arrays.pop()
-            lines: tuple[BomLine, ...] = ()
-            if numbers is not None:  # a version without lines: its arrays are NULL
-                lines = tuple(map(make, zip(*arrays, strict=True)))
-                if numbers != sorted(numbers):
-                    lines = tuple(line for _, line in sorted(zip(numbers, lines, strict=True)))
-            versions.append(BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, lines))
-    return versions
-
-
-def _subtree(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
-    rows = conn.execute(_REACHABLE, {"item": item, "d": as_of}).all()
-    lines = _lines_of(conn, [row[0] for row in rows])
-    return [
-        BomVersion.trusted(code, revision, VersionState.RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
-        for vid, code, revision, valid_from, valid_to in rows
-    ]
-
-
-def _lines_of(conn: Connection, ids: list[int]) -> dict[int, list[BomLine]]:
-    c = bom_lines.c
-    query = select(c.version_id, c.component, c.qty_per, c.uom, c.scrap_pct, c.operation, c.phantom, c.fixed_qty)
-    lines: dict[int, list[BomLine]] = {}
-    for chunk in _chunks(sorted(ids), 5000):
-        for row in conn.execute(query.where(c.version_id.in_(chunk)).order_by(c.version_id, c.line_no)):
-            lines.setdefault(row[0], []).append(_new(BomLine, tuple(row)[1:]))
-    return lines
 
 
 # ---------------------------------------------------------------- writing

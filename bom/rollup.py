@@ -208,5 +208,5 @@ def leaves(
             if routing_of(code, as_of) is None:
                 leaves.add(code)
             continue
-        stack.extend(line.component for line in bom.lines)
+        stack.extend(bom.columns.components)
     return leaves

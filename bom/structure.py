@@ -14,9 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from decimal import Decimal
+from itertools import repeat
 from typing import Any, Protocol
 
-from bom.model import BomVersion, VersionState
+from bom.model import HUNDRED, BomVersion, VersionState
+
+# A line seen from its component: (parent, revision, qty_per, operation, phantom, gross qty per parent unit with
+# scrap, the parent's own parent lines). A plain tuple, not a named one: the where-used walk unpacks one per row,
+# and unpacking has a fast path only for exact tuples. The last field links straight to the next level up.
+ParentLine = tuple[str, str, Decimal, "int | None", bool, Decimal, "list[ParentLine]"]
 
 
 class BomLookup(Protocol):
@@ -26,7 +33,7 @@ class BomLookup(Protocol):
 class BomIndex:
     """Released BOM versions by item, each item's versions sorted by ``valid_from``."""
 
-    __slots__ = ("_by_item", "_where_used", "memo", "token")
+    __slots__ = ("_by_item", "_parent_lines", "_where_used", "memo", "token")
 
     def __init__(self, versions: Iterable[BomVersion], token: str | None = None) -> None:
         by_item: dict[str, list[BomVersion]] = {}
@@ -37,6 +44,7 @@ class BomIndex:
             item_versions.sort(key=lambda v: v.valid_from)
         self._by_item = by_item
         self._where_used: dict[date, dict[str, list[tuple[BomVersion, int]]]] = {}
+        self._parent_lines: dict[date, dict[str, list[ParentLine]]] = {}
         # Results derived from this snapshot (explosions): valid as long as the snapshot is.
         self.memo: dict[Any, Any] = {}
         self.token = token
@@ -92,6 +100,33 @@ class BomIndex:
         self._where_used[day] = reverse
         return reverse
 
+    def parent_lines(self, day: date) -> dict[str, list[ParentLine]]:
+        """component -> the lines using it in the structure effective on ``day`` (``ParentLine``), sorted by parent
+        item and line position (the order ``parents_of`` gives once sorted), each line's gross quantity worked
+        out once and linked to its parent's own lines. Built once per snapshot and day, so a where-used walk
+        neither sorts, computes scrap nor looks a parent up. Read-only for callers."""
+        found = self._parent_lines.get(day)
+        if found is not None:
+            return found
+        effective = self.effective_map(day)
+        reverse: dict[str, list[ParentLine]] = {}
+        for item in sorted(effective):
+            version = effective[item]
+            above = reverse.setdefault(item, [])
+            components, qtys, _, scraps, operations, phantoms, _ = version.columns
+            gross = (q * (1 + s / HUNDRED) if s else q for q, s in zip(qtys, scraps, strict=True))
+            for component, line in zip(components, zip(repeat(item), repeat(version.revision), qtys, operations,
+                                                       phantoms, gross, repeat(above)), strict=False):
+                below = reverse.get(component)
+                if below is None:
+                    reverse[component] = [line]
+                else:
+                    below.append(line)
+        if len(self._parent_lines) > 32:
+            self._parent_lines.clear()
+        self._parent_lines[day] = reverse
+        return reverse
+
     def breakpoints(self, start: date, end: date | None) -> list[date]:
         """The days in ``[start, end]`` on which the effective structure may change, ``start`` first."""
         days = {start}
@@ -134,4 +169,4 @@ class BomIndex:
         version = self.effective(item, day)
         if version is None:
             return []
-        return sorted({line.component for line in version.lines}, reverse=True)
+        return sorted(set(version.columns.components), reverse=True)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from bom.model import BomError, CycleError
+from bom.model import NO_COLUMNS, BomError, BomVersion, CycleError, LineColumns, VersionState
 from bom.repository import check_acyclic
 from bom.structure import BomIndex
 from tests.unit.bom.helpers import JAN1, bom, line
@@ -70,3 +70,19 @@ def test_same_content_ignores_line_order_only() -> None:
     assert a.same_content(bom("FG", line("Y", "2"), line("X", "1")))
     assert not a.same_content(bom("FG", line("Y", "2"), line("X", "1.5")))
     assert not a.same_content(bom("FG", line("X", "1"), line("Y", "2"), valid_to=date(2026, 12, 31)))
+
+
+def test_a_version_held_as_columns_equals_the_one_held_as_lines() -> None:
+    lines = (line("RM2", "1.5", "2.5", 20, phantom=True), line("RM1", "0.000001", fixed=True), line("RM3", "4"))
+    built = bom("FG", *lines)
+    held = BomVersion.released_columns("FG", "A", JAN1, None, LineColumns.of(lines))
+    assert held == built and hash(held) == hash(built)
+    assert held.columns.components == ("RM2", "RM1", "RM3")
+    assert held.lines == lines
+    assert held.lines is held.lines  # built once
+    assert built.columns == held.columns
+    assert BomVersion.released_columns("FG", "A", JAN1, None, NO_COLUMNS).lines == ()
+    with pytest.raises(AttributeError, match="immutable"):
+        held.item = "X"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="not both"):
+        BomVersion("FG", "A", VersionState.RELEASED, JAN1, None, lines, columns=LineColumns.of(lines))
