@@ -3,6 +3,7 @@ the simulated machines' parts reach WIP, Ctrl-C stops everything; a second run r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -37,16 +38,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _configs_on_free_ports(folder: Path) -> tuple[Path, list[int]]:
-    """The shipped machine descriptions with every endpoint on a free port (other tests may hold 4840/502x)."""
+def _distinct_free_ports(count: int) -> list[int]:
+    """``count`` free ports, all different: each socket stays bound until all are chosen (one bound and closed at a
+    time, the system may hand out the same port twice, and a machine would then find its port taken by the API)."""
+    with contextlib.ExitStack() as held:
+        sockets = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+
+
+def _configs_on_free_ports(folder: Path, ports: list[int]) -> Path:
+    """The shipped machine descriptions with every endpoint on one of ``ports`` (other tests may hold 4840/502x)."""
     folder.mkdir()
-    ports = []
-    for source in sorted(SHIPPED_CONFIGS.glob("*.yaml")):
-        port = _free_port()
-        ports.append(port)
+    for source, port in zip(sorted(SHIPPED_CONFIGS.glob("*.yaml")), ports, strict=False):
         text = re.sub(r"(endpoint: \w+(?:\.\w+)?://127\.0\.0\.1:)\d+", rf"\g<1>{port}", source.read_text())
         (folder / source.name).write_text(text)
-    return folder, ports
+    return folder
 
 
 def _listening(port: int) -> bool:
@@ -105,8 +113,8 @@ def test_demo_runs_the_worked_example_on_embedded_sqlite_twice(tmp_path: Path) -
 
 @pytest.mark.e2e
 def test_live_demo_serves_the_api_and_pages_fills_wip_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    config, machine_ports = _configs_on_free_ports(tmp_path / "machines")
-    port = _free_port()
+    port, *machine_ports = _distinct_free_ports(1 + len(list(SHIPPED_CONFIGS.glob("*.yaml"))))
+    config = _configs_on_free_ports(tmp_path / "machines", machine_ports)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mes_bridge.cli", "demo", "--port", str(port), "--config", str(config)],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -122,8 +130,14 @@ def test_live_demo_serves_the_api_and_pages_fills_wip_and_stops_on_ctrl_c(tmp_pa
                               headers={"Authorization": f"Bearer {token.group(1)}"})
 
         def live_order() -> tuple[Decimal, Decimal]:
-            order = client.get("/work-orders/WO-2").json()
-            wip = client.get("/wip", params={"by": "order"}).json()
+            try:
+                order = client.get("/work-orders/WO-2").json()
+                wip = client.get("/wip", params={"by": "order"}).json()
+            except httpx.TransportError as exc:  # the demo stopped? say why, with what it printed
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+                state = "still running" if proc.returncode is None else f"exit code {proc.returncode}"
+                raise AssertionError(f"{exc!r}; the demo is {state}; its output:\n{out.text()}") from exc
             good = sum((Decimal(o["completed_good"]) for o in order["operations"]), Decimal(0))
             value = sum((Decimal(r["value"]) for r in wip["rows"] if r["work_order"] == "WO-2"), Decimal(0))
             return good, value
