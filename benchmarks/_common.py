@@ -6,6 +6,9 @@ pymodbus server for its share of the plant folder's machines), ``wait_ready`` wa
 and ``halt`` signal them through files in the folder, and ``read_changes`` returns what they logged: the wall-clock
 time of every counter change, per protocol, for the latency figures.
 
+Throw-away PostgreSQL databases for the database benchmarks: ``throwaway_database`` makes one on the server of an
+admin URL and returns an engine on it, ``drop_database`` disposes of the engine and drops the database.
+
 Reading producers (``benchmarks/spool.py``, ``tests/integration/collectors/spool_child.py``): ``press_sessions``
 gives machine sessions on one spool, and ``read_counter`` drives one of them as fast as its commits return.
 """
@@ -21,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -28,12 +32,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from mes_bridge.collectors.core import MachineSession
     from mes_bridge.plc_config import MachineConfig
     from mes_bridge.spool import Spool
 
 ROOT = Path(__file__).resolve().parent.parent
 Change = tuple[str, str, int, float]  # machine, counter, raw value, wall-clock time of the change
+
+
+def throwaway_database(admin_url: str) -> Engine:
+    """An engine on a new, empty database ``mesb_bench_XXXXXXXX`` on the server of ``admin_url``."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from mes_common.db import make_engine
+
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return make_engine(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+
+
+def drop_database(engine: Engine, admin_url: str) -> None:
+    """Dispose of ``engine`` and drop its database (made by ``throwaway_database``), whoever is still connected."""
+    from sqlalchemy import text
+
+    from mes_common.db import make_engine
+
+    engine.dispose()
+    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{engine.url.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def percentile(sorted_values: Sequence[float], share: float) -> float:  # float-ok: milliseconds

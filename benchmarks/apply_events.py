@@ -29,15 +29,14 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import drop_database, throwaway_database  # noqa: E402
 from mes_bridge import schema  # noqa: E402
 from mes_bridge.bootstrap import Services  # noqa: E402
 from mes_bridge.forwarder import switch_interval  # noqa: E402
-from mes_common.db import make_engine  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
 from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
 from wip_costing.events import Status  # noqa: E402
@@ -104,13 +103,8 @@ def main() -> None:
     parser.add_argument("--add-constraint", action="append", default=[], choices=sorted(CANDIDATE_CONSTRAINTS),
                         help="add this foreign key to the benchmark's database first (repeatable)")
     args = parser.parse_args()
-    admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(args.pg_url).set(database=name)
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    engine = make_engine(url.render_as_string(hide_password=False))
+    engine = throwaway_database(args.pg_url)
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     services = Services(engine)  # as the API and the CLI run commands: handlers in units of work, shared caches
     try:
         schema.upgrade(engine)
@@ -143,10 +137,7 @@ def main() -> None:
             spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
             print(f"{batch:>6} {rate:>15,.0f} {spread:>15} {base:>13,.0f} {rate / base:>7.2f}")
     finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(engine, args.pg_url)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -30,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import drop_database, throwaway_database
 from bom import repository as bom_repo
 from bom.explosion import explode, explode_cached, explode_plain
 from bom.standard_cost import standard_cost
@@ -41,7 +41,6 @@ from bom.whereused import where_used
 from ledger.model import MoveKind, MoveRequest
 from ledger.service import post_moves
 from mes_bridge import schema
-from mes_common.db import make_engine
 from routing import repository as routing_repo
 
 ADMIN_URL = os.environ.get("MES_BRIDGE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -279,19 +278,12 @@ def _fresh_reverse(index: Any) -> Any:
 
 
 def main() -> None:
-    admin = make_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", pool_pre_ping=False)
-    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    engine = throwaway_database(ADMIN_URL)
     try:
         schema.upgrade(engine)
         run(engine)
     finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(engine, ADMIN_URL)
 
 
 if __name__ == "__main__":

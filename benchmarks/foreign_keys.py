@@ -21,15 +21,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import drop_database, throwaway_database  # noqa: E402
 from benchmarks.apply_events import CANDIDATE_CONSTRAINTS, ORDERS, events  # noqa: E402
 from mes_bridge import schema  # noqa: E402
 from mes_bridge.bootstrap import Services  # noqa: E402
-from mes_common.db import make_engine  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
 from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
 from wip_costing.events import Status  # noqa: E402
@@ -64,11 +63,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="events per batch (default 1000)")
     parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(args.pg_url).set(database=name).render_as_string(hide_password=False))
+    engine = throwaway_database(args.pg_url)
     services = Services(engine)
     try:
         schema.upgrade(engine)
@@ -102,10 +97,7 @@ def main() -> None:
             print(f"{key:<15} {statistics.median(without) * 1000:>13.0f} {statistics.median(with_) * 1000:>10.0f} "
                   f"{statistics.median(ratios) * 100:>+27.1f}%")
     finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(engine, args.pg_url)
 
 
 if __name__ == "__main__":

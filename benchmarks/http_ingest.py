@@ -36,15 +36,15 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import drop_database, throwaway_database  # noqa: E402
 from benchmarks.apply_events import ORDERS, events, run_apply  # noqa: E402
 from mes_bridge import schema  # noqa: E402
 from mes_bridge.bootstrap import Services  # noqa: E402
-from mes_common.db import make_engine  # noqa: E402
 from tests.e2e.api_server import ApiServer  # noqa: E402
 from tests.integration.wip_costing.plant import load_plant  # noqa: E402
 from wip_costing.commands import ApplyEvents, ReleaseOrder  # noqa: E402
@@ -160,12 +160,8 @@ def main() -> None:
     parser.add_argument("--modes", default="paced,saturation",
                         help="terminal phase: paced, saturation or both (default paced,saturation)")
     args = parser.parse_args()
-    admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
+    engine = throwaway_database(args.pg_url)
+    url = engine.url.render_as_string(hide_password=False)
     services = Services(engine)  # as the API runs commands: handlers in units of work, shared caches
     server: ApiServer | None = None
     try:
@@ -193,10 +189,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(engine, args.pg_url)
 
 
 def ingest(args: argparse.Namespace, engine: Engine, services: Services, url: str, token: str) -> None:

@@ -22,12 +22,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import drop_database, throwaway_database  # noqa: E402
 from ledger import repository as repo  # noqa: E402
 from ledger import service as ledger_service  # noqa: E402
 from ledger.model import Item, ItemKind, Location, LocationKind, MoveKind, MoveRequest  # noqa: E402
@@ -151,13 +151,8 @@ def run_sqlite(runs: list[Run]) -> None:
 
 
 def run_pg(admin_url: str, runs: list[Run]) -> None:
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name)
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    engine = make_engine(url.render_as_string(hide_password=False))
+    engine = throwaway_database(admin_url)
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     try:
         schema.upgrade(engine)
         seed(engine)
@@ -165,10 +160,7 @@ def run_pg(admin_url: str, runs: list[Run]) -> None:
         with engine.connect() as conn:
             assert repo.check(conn) == [], "ledger invariants broken by the benchmark"
     finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(engine, admin_url)
 
 
 def main() -> None:
