@@ -40,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -48,17 +47,18 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import (  # noqa: E402
+    drop_database,
     halt,
     percentile,
     read_changes,
     spawn_simulators,
     start_production,
+    throwaway_database,
     wait_ready,
 )
 from mes_bridge import demo, demo_live, schema, tokens  # noqa: E402
@@ -285,11 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
     p.add_argument("--nice", type=int, default=0, help="niceness of the simulator processes (default 0)")
     args = p.parse_args(argv)
-    admin_engine = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
-    name = f"mesb_e2e_{uuid.uuid4().hex[:8]}"
-    with admin_engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
+    engine = throwaway_database(args.pg_url)
+    url = engine.url.render_as_string(hide_password=False)
     procs: list[subprocess.Popen[bytes]] = []
     apis: list[ApiServer] = []
     with tempfile.TemporaryDirectory(prefix="mesb-e2e-") as tmp:
@@ -335,14 +332,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     proc.wait(30)
             for api in apis:
                 api.stop()
-            admin_engine.dispose()
     events_per_s = (args.opcua + args.modbus) * args.ppm / 60
     print(f"plant: {args.opcua} OPC UA machines (publishing {args.publish_ms} ms) + {args.modbus} Modbus machines "
           f"(1 s poll), {args.ppm} parts/min each = {events_per_s:.0f} events/s steady; one collector -> POST /events "
           f"on API 1; GET /wip?by=order on API 2 every {args.poll_ms} ms; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}; measured {args.seconds:.0f} s after {args.warmup:.0f} s warm-up; the collector "
           f"had read every machine {connect_s:.1f} s after it started, before production began")
-    with make_engine(url).connect() as conn:  # where the time goes: each change's event, by its id
+    with engine.connect() as conn:  # where the time goes: each change's event, by its id
         rows = conn.execute(text(
             "SELECT event_id, source_time, recorded_at FROM operation_events WHERE provenance = 'sensor'"))
         events = {r.event_id: (r.source_time.timestamp(), r.recorded_at.timestamp()) for r in rows}
@@ -362,8 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_line(f"  {name}: change -> collector's reading", split[protocol]["read"]))
         print(_line(f"  {name}: reading -> API 1 applies it", split[protocol]["recorded"]))
         print(_line(f"  {name}: API 1 applies -> visible on API 2", split[protocol]["visible"]))
-    with make_engine(args.pg_url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_database(engine, args.pg_url)
     return 0
 
 
