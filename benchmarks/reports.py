@@ -24,7 +24,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -32,12 +31,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, Engine, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
+from benchmarks._common import drop_database, throwaway_database  # noqa: E402
 from ledger import queries as ledger_queries  # noqa: E402
 from ledger.checkpoints import stock_checkpoints  # noqa: E402
 from ledger.model import MoveKind, MoveRequest  # noqa: E402
@@ -234,7 +233,6 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     parser.add_argument("--measure", metavar="DATABASE", help="only measure a database kept by an earlier run")
     args = parser.parse_args()
-    admin = make_engine(args.pg_url, isolation_level="AUTOCOMMIT")
     end = datetime.combine(datetime.now(UTC).date(), datetime.min.time(), UTC) - timedelta(seconds=1)
     start = end - timedelta(days=365)
     if args.measure:
@@ -245,10 +243,7 @@ def main() -> None:
         measure(engine, moments(datetime.combine(first.date(), datetime.min.time(), UTC)), args.repeat)
         engine.dispose()
         return
-    name = f"mesb_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(args.pg_url).set(database=name).render_as_string(hide_password=False))
+    engine = throwaway_database(args.pg_url)
     try:
         schema.upgrade(engine)
         with tempfile.TemporaryDirectory() as folder:
@@ -272,13 +267,11 @@ def main() -> None:
               f"last build {built['last_refresh_s'] * 1000:.0f} ms")
         measure(engine, moments(start), args.repeat)
     finally:
-        engine.dispose()
         if args.keep:
-            print(f"kept database {name}")
+            engine.dispose()
+            print(f"kept database {engine.url.database}")
         else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            drop_database(engine, args.pg_url)
 
 
 if __name__ == "__main__":
