@@ -1,16 +1,20 @@
 """``ApiServices``' token cache: a look-up older than ``TOKEN_TTL_S`` is still answered while one background refresh
 reads every stale token again; a token revoked elsewhere (another API process) stops working once that refresh
-is done, and a look-up older than ``TOKEN_STALE_S`` is never answered from the cache."""
+is done, and a look-up older than ``TOKEN_STALE_S`` is never answered from the cache. Also its connection pool:
+the connection used last is the one handed out next."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api.services import TOKEN_STALE_S, TOKEN_TTL_S, ApiServices
+from api.services import POOL_SIZE, TOKEN_STALE_S, TOKEN_TTL_S, ApiServices
 from mes_bridge.bootstrap import Services
 from mes_bridge.tokens import create_token, revoke_token
+from mes_common.settings import Settings
 
 
 def _age(services: ApiServices, secret: str, seconds: float) -> None:  # float-ok: seconds
@@ -41,3 +45,21 @@ async def test_stale_lookups_are_answered_and_refreshed_in_one_go(sqlite_engine:
 
     _age(services, made[1][0], TOKEN_STALE_S)
     assert services.cached_token(made[1][0]) == (False, None)  # too old: the request looks it up itself
+
+
+@pytest.mark.postgres
+def test_requests_one_after_another_reuse_the_connection_used_last(pg_url: str) -> None:
+    """The API's pool is LIFO: after warm-up opened all of its connections, reads and writes made one after another
+    (a collector posting batch after batch) run on one server process, not in turn on each."""
+    services = ApiServices.from_settings(Settings(database_url=pg_url))
+    try:
+        services.warm_up(POOL_SIZE)
+        backends = set()
+        for _ in range(POOL_SIZE * 2):
+            with services.read() as conn:
+                backends.add(conn.scalar(text("SELECT pg_backend_pid()")))
+            with services.services.uow() as uow:
+                backends.add(uow.conn.scalar(text("SELECT pg_backend_pid()")))
+        assert len(backends) == 1, f"{len(backends)} server processes served {POOL_SIZE * 4} requests in turn"
+    finally:
+        services.close()
