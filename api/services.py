@@ -7,7 +7,7 @@ Routes never touch repositories or SQL.
 ``ApiServices`` owns two small caches besides the ones ``Services`` owns: token look-ups, and each order's
 operations' work centers (frozen at release, so never stale). A token look-up is fresh for ``TOKEN_TTL_S`` seconds;
 then, up to ``TOKEN_STALE_S``, requests still use it while one background refresh reads every stale token again
-(one thread, one connection), so the tokens of 50 terminals, looked up together at start, do not all expire into
+(one thread, one statement), so the tokens of 50 terminals, looked up together at start, do not all expire into
 50 blocking look-ups at once; older than that, a request waits for its look-up. A revoked token stops working on
 this process at once, on other processes after the next refresh: within ``TOKEN_STALE_S`` at most.
 
@@ -141,14 +141,14 @@ class ApiServices:
             log.warning("token refresh failed", exc_info=True)
 
     def refresh_stale_tokens(self) -> int:
-        """Look up again every cached token older than ``TOKEN_TTL_S`` (one connection); how many."""
+        """Look up again every cached token older than ``TOKEN_TTL_S`` (one statement); how many."""
         now = time.monotonic()
         with self._tokens_lock:
             stale = [secret for secret, (at, _r) in self._tokens.items() if now - at >= TOKEN_TTL_S]
         if not stale:
             return 0
         with self.read() as conn:
-            found = {secret: tokens.find_token(conn, secret) for secret in stale}
+            found = tokens.find_tokens(conn, stale)
         with self._tokens_lock:
             self._tokens.update((secret, (now, record)) for secret, record in found.items())
         return len(found)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -24,6 +25,7 @@ from mes_common.db import UtcDateTime, metadata, utcnow
 from mes_common.errors import DomainError
 
 PREFIX = "mesb_"
+LOOKUP_CHUNK = 500  # secrets per statement when many are looked up at once (the API's token refresh)
 
 api_tokens = Table(
     "api_tokens",
@@ -109,9 +111,20 @@ def create_token(conn: Connection, role: str, *, work_centers: tuple[str, ...] =
 
 def find_token(conn: Connection, secret: str) -> TokenRecord | None:
     """The live (not revoked) token with this secret, or None."""
-    row = conn.execute(select(api_tokens).where(api_tokens.c.token_hash == hash_token(secret),
-                                                api_tokens.c.revoked_at.is_(None))).first()
-    return None if row is None else _record(row)
+    return find_tokens(conn, [secret])[secret]
+
+
+def find_tokens(conn: Connection, secrets_: Sequence[str]) -> dict[str, TokenRecord | None]:
+    """Each secret's live (not revoked) token, or None: one statement per ``LOOKUP_CHUNK`` secrets."""
+    hashes = {hash_token(secret): secret for secret in secrets_}
+    found: dict[str, TokenRecord | None] = dict.fromkeys(secrets_)
+    wanted = list(hashes)
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        rows = conn.execute(select(api_tokens).where(api_tokens.c.token_hash.in_(wanted[start:start + LOOKUP_CHUNK]),
+                                                     api_tokens.c.revoked_at.is_(None)))
+        for row in rows:
+            found[hashes[row.token_hash]] = _record(row)
+    return found
 
 
 def list_tokens(conn: Connection) -> list[TokenRecord]:

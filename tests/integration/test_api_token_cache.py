@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from api.services import POOL_SIZE, TOKEN_STALE_S, TOKEN_TTL_S, ApiServices
 from mes_bridge.bootstrap import Services
-from mes_bridge.tokens import create_token, revoke_token
+from mes_bridge.tokens import LOOKUP_CHUNK, create_token, find_tokens, revoke_token
 from mes_common.settings import Settings
 
 
@@ -63,3 +63,15 @@ def test_requests_one_after_another_reuse_the_connection_used_last(pg_url: str) 
         assert len(backends) == 1, f"{len(backends)} server processes served {POOL_SIZE * 4} requests in turn"
     finally:
         services.close()
+
+
+def test_many_tokens_are_looked_up_in_one_go_live_revoked_and_unknown(engine: Engine) -> None:
+    with engine.begin() as conn:
+        made = [create_token(conn, "planner", name=f"P-{n}") for n in range(LOOKUP_CHUNK + 3)]
+        revoke_token(conn, made[1][1].id)
+    secrets_ = [secret for secret, _r in made] + ["mesb_unknown"]
+    with engine.connect() as conn:
+        found = find_tokens(conn, secrets_)
+    assert list(found) == secrets_
+    assert found[made[1][0]] is None and found["mesb_unknown"] is None
+    assert [found[secret] for secret, _r in made] == [None if n == 1 else record for n, (_s, record) in enumerate(made)]
