@@ -44,6 +44,10 @@ def register(app: typer.Typer) -> None:
         switch_interval: Annotated[float | None, typer.Option(
             help="in-process forwarding: the interpreter's switch interval in seconds while a batch is applied, "
                  "e.g. 0.0001 (default: left alone)")] = None,
+        checkpoint_every: Annotated[float | None, typer.Option(
+            envvar="MES_BRIDGE_CHECKPOINT_EVERY", min=0,
+            help="in-process forwarding: seconds between builds of the reports' daily checkpoints (0: this "
+                 "process never builds; default 60)")] = None,
     ) -> None:
         """Read the machines' counters and forward their events (in-process to the database, or --url)."""
         from mes_bridge.collectors import runner
@@ -54,7 +58,7 @@ def register(app: typer.Typer) -> None:
         options = runner.RunOptions(
             config=config, spool=spool, url=url, token=token, machines=tuple(machine or ()),
             metrics_port=metrics_port, metrics_host=metrics_host, switch_interval=switch_interval,
-            capacity=capacity or DEFAULT_CAPACITY,
+            capacity=capacity or DEFAULT_CAPACITY, checkpoint_every=checkpoint_every,
         )
         code = runner.run(options)
         if code:

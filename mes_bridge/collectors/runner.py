@@ -149,6 +149,9 @@ class RunOptions:
     metrics_host: str = "127.0.0.1"
     poll_ms: int | None = None
     switch_interval: float | None = None  # float-ok: seconds; see InProcessForwarder
+    # In-process: seconds between builds of the reports' checkpoints (0: this process never builds them; None: the
+    # builder's default period, ``mes_bridge.checkpoint_worker.EVERY_S``).
+    checkpoint_every: float | None = None  # float-ok: seconds
 
 
 def build_forwarder(options: RunOptions) -> Forwarder:
@@ -182,11 +185,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-ms", type=int, help="override every Modbus machine's poll interval (tests)")
     p.add_argument("--switch-interval", type=float, help="in-process forwarding: the interpreter's switch interval "
                    "(seconds) while a batch is applied (default: left alone)")
+    p.add_argument("--checkpoint-every", type=float, help="in-process forwarding: seconds between builds of the "
+                   "reports' checkpoints (0: never; default 60)")
     return p
 
 
 async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarder: Forwarder,
-                        stop: asyncio.Event, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
+                        stop: asyncio.Event, metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
+                        checkpoint_every: float | None = None) -> None:  # float-ok: seconds
     metrics = CollectorMetrics(spool)
     if metrics_port:
         from prometheus_client import start_http_server
@@ -199,11 +205,12 @@ async def run_collector(configs: Sequence[MachineConfig], spool: Spool, forwarde
     scans = scan_feed_for(forwarder)
     collector = Collector(configs, spool, forwarder, metrics, scans=scans, health_url=health_url)
     try:
-        if isinstance(forwarder, InProcessForwarder):
+        if isinstance(forwarder, InProcessForwarder) and checkpoint_every != 0:
             # In-process: this process applies the events, so it keeps the reports' checkpoints up to date too.
-            from mes_bridge.checkpoint_worker import keep_checkpoints
+            from mes_bridge.checkpoint_worker import EVERY_S, keep_checkpoints
 
-            await asyncio.gather(collector.run(stop), keep_checkpoints(forwarder.services.engine, stop))
+            every = EVERY_S if checkpoint_every is None else checkpoint_every
+            await asyncio.gather(collector.run(stop), keep_checkpoints(forwarder.services.engine, stop, every))
         else:
             await collector.run(stop)
     finally:
@@ -231,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config=args.config, spool=args.spool, capacity=args.capacity, sink=args.sink, url=args.url, token=args.token,
         database=args.database, machines=tuple(args.machine), metrics_port=args.metrics_port,
         metrics_host=args.metrics_host, poll_ms=args.poll_ms, switch_interval=args.switch_interval,
+        checkpoint_every=args.checkpoint_every,
     ))
 
 
@@ -273,7 +281,8 @@ def run(options: RunOptions) -> int:
             loop.add_signal_handler(sig, stop.set)
         log.info("collecting from %s into spool %s", ", ".join(c.machine for c in configs), spool_path)
         try:
-            await run_collector(configs, spool, forwarder, stop, options.metrics_port, options.metrics_host)
+            await run_collector(configs, spool, forwarder, stop, options.metrics_port, options.metrics_host,
+                                options.checkpoint_every)
         finally:
             closing = getattr(forwarder, "aclose", None)
             if closing is not None:
