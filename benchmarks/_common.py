@@ -292,7 +292,9 @@ def main(argv: Sequence[str]) -> int:
         return 2
     _, folder, protocol, shard, processes, nice = argv
     os.setpriority(os.PRIO_PROCESS, 0, int(nice))
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from mes_common.settings import LOG_FORMAT
+
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     asyncio.run(serve(Path(folder), protocol, int(shard), int(processes)))

@@ -53,6 +53,7 @@ from benchmarks._common import (  # noqa: E402
     wait_ready,
 )
 from mes_bridge.plc_config import load_configs  # noqa: E402
+from mes_common.settings import LOG_FORMAT  # noqa: E402
 
 COUNTERS = ("good", "scrap", "rework")
 
@@ -237,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--plant", action="store_true",
                    help="6,000 OPC UA items on 60 servers and 500 Modbus devices (default: 1,000 / 100)")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="mesb-bench-") as tmp:

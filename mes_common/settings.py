@@ -10,6 +10,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Every process's log lines (serve, collect, the benchmarks' children): local time first, as ``logging`` writes it.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MES_BRIDGE_", env_file=".env", extra="ignore")

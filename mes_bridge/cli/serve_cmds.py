@@ -25,6 +25,7 @@ import typer
 
 from mes_bridge import tokens
 from mes_bridge.cli.common import domain_errors, engine_from_settings, fail, services_from_settings
+from mes_common.settings import LOG_FORMAT
 
 token_app = typer.Typer(help="API tokens (stored hashed): create, list, revoke.", no_args_is_help=True)
 APP_FACTORY = "api.app:create_app"
@@ -52,7 +53,7 @@ def register(app: typer.Typer) -> None:
             raise fail("error: --workers must be at least 1")
         typer.echo(f"mes-bridge API on http://{host}:{port} (docs: /docs, terminal: /terminal, "
                    f"dashboard: /dashboard), {workers} worker(s)")
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
         with ExitStack() as stack:
             if checkpoint_every > 0:
                 from mes_bridge.checkpoint_worker import CheckpointThread

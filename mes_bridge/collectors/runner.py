@@ -28,6 +28,7 @@ from mes_bridge.forwarder import Forwarder, backoff_delay, forward_loop, sleep_o
 from mes_bridge.metrics import CollectorMetrics
 from mes_bridge.plc_config import MachineConfig, load_configs
 from mes_bridge.spool import DEFAULT_CAPACITY, Spool
+from mes_common.settings import LOG_FORMAT
 
 log = logging.getLogger("mes_bridge.collectors.runner")
 
@@ -244,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(options: RunOptions) -> int:
     """Collect until SIGINT / SIGTERM; 0 when stopped, 1 when the machine descriptions or the spool are refused."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     # asyncua logs a traceback at ERROR for every lost server; the collector records the gap itself.
     logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     from mes_common.errors import DomainError

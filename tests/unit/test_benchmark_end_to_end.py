@@ -9,16 +9,18 @@ each value only with the next one.
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from benchmarks.end_to_end import collector_baselines, latencies, matched, stages
+from benchmarks.end_to_end import collector_baselines, latencies, logged_at, matched, stages
 from mes_bridge.collectors.core import MachineSession, Snapshot
 from mes_bridge.plc_config import parse_config
 from mes_bridge.spool import Spool
+from mes_common.settings import LOG_FORMAT
 
 PRESS = """\
 machine: M-1
@@ -75,3 +77,11 @@ def test_collector_baselines_are_the_first_readings_stored_in_the_spool(tmp_path
             collector_baselines(tmp_path / "spool.db", ["M-1", "M-2"], timeout_s=0)
     finally:
         spool.close()
+
+
+def test_a_collector_log_line_is_dated_when_it_was_written() -> None:
+    """Warnings are counted only until the simulators stop (each lost connection is logged after that)."""
+    record = logging.LogRecord("mes_bridge.collectors.opcua", logging.WARNING, __file__, 1, "connection lost", None,
+                               None)
+    line = logging.Formatter(LOG_FORMAT).format(record)
+    assert abs(logged_at(line) - record.created) < 0.001
