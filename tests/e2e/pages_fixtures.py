@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
@@ -97,11 +98,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The example plant with WO-1 (10 FG-BRACKET), WO-2 (3) and WO-3 (2, serials SN-3001 and SN-3002) released and
-    one rejected event, served by two uvicorn processes."""
-    db_url = f"sqlite+pysqlite:///{tmp_path_factory.mktemp('pages') / 'plant.db'}"
+@contextmanager
+def _serving(folder: Path) -> Iterator[Served]:
+    """The example plant with WO-1 (10 FG-BRACKET), WO-2 (3), WO-3 (2, serials SN-3001 and SN-3002) and WO-4 (3)
+    released and one rejected event, served by two uvicorn processes."""
+    db_url = f"sqlite+pysqlite:///{folder / 'plant.db'}"
     engine = make_engine(db_url)
     schema.upgrade(engine)
     services = Services(engine)
@@ -109,6 +110,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     services.handle(ReleaseOrder("WO-1", "FG-BRACKET", Decimal(10), on=RELEASE_DATE))
     services.handle(ReleaseOrder("WO-2", "FG-BRACKET", Decimal(3), on=RELEASE_DATE))
     services.handle(ReleaseOrder("WO-3", "FG-BRACKET", Decimal(2), on=RELEASE_DATE, serials=("SN-3001", "SN-3002")))
+    services.handle(ReleaseOrder("WO-4", "FG-BRACKET", Decimal(3), on=RELEASE_DATE))
     # The press counted parts before anything reached it: refused, and listed on the dashboard with the reason.
     services.handle(ApplyEvents([{"event_id": "PRESS-1:parts:0:4", "work_order": "WO-1", "operation": 20, "good": 4,
                                   "scrap": 0, "rework": 0, "machine": "PRESS-1", "work_center": "WC-PRESS",
@@ -126,7 +128,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 @pytest.fixture(scope="module")
-def browser(served: Served) -> Iterator[Browser]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """``_serving``, shared by a module's tests: each test that reports uses an order no other test touches."""
+    with _serving(tmp_path_factory.mktemp("pages")) as it:
+        yield it
+
+
+@pytest.fixture
+def served_alone(tmp_path: Path) -> Iterator[Served]:
+    """``_serving`` for one test only: for a test that reads totals over every order (the dashboard's)."""
+    with _serving(tmp_path) as it:
+        yield it
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     """Debian's chromium, headless; skipped (failed in CI) when it is not installed."""
     if not CHROMIUM.exists():
         message = f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does it)"
