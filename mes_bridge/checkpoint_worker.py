@@ -61,11 +61,14 @@ class CheckpointBuilder:
                 log.warning("checkpoints: lost the builder's connection; asking for the lock again")
                 self._drop()
         conn = self.engine.connect()
+        who = f"{BUILDER_NAME} {socket.gethostname()}:{os.getpid()}"
         try:
+            # Named before it asks, so that the lock's holder is never seen without its name (named after, a
+            # watcher saw a nameless holder for a round trip); a connection that did not get it is named back.
+            conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": who[:63]})
             got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": BUILDER_LOCK}))
-            if got:
-                who = f"{BUILDER_NAME} {socket.gethostname()}:{os.getpid()}"
-                conn.execute(text("SELECT set_config('application_name', :n, false)"), {"n": who[:63]})
+            if not got:
+                conn.execute(text("RESET application_name"))
             conn.commit()
         except BaseException:
             conn.invalidate()
