@@ -6,8 +6,6 @@ whole time: never two at once."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,7 +20,7 @@ from mes_bridge import demo
 from mes_bridge.bootstrap import Services
 from mes_bridge.checkpoint_worker import BUILDER_LOCK, BUILDER_NAME
 from mes_common.checkpoints import checkpoint_days, checkpoint_state
-from tests.e2e.api_server import ROOT, cli, cli_env, free_port
+from tests.e2e.api_server import ApiServer, cli
 from tests.waiting import wait_until_sync
 from wip_costing import reports
 from wip_costing.checkpoints import journal_corrections
@@ -36,34 +34,12 @@ HOLDERS = text(
     "WHERE l.locktype = 'advisory' AND l.granted AND l.objid = :k AND a.datname = current_database()")
 
 
-class Serve:
-    """``mes-bridge serve`` building checkpoints every 0.3 s (``MES_BRIDGE_CHECKPOINT_EVERY``)."""
+EVERY = {"MES_BRIDGE_CHECKPOINT_EVERY": "0.3"}  # serve builds checkpoints every 0.3 s
 
-    def __init__(self, db_url: str, workers: int) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = cli_env(db_url) | {"MES_BRIDGE_CHECKPOINT_EVERY": "0.3"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mes_bridge.cli", "serve", "--port", str(self.port), "--workers", str(workers),
-             "--log-level", "warning"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        def healthy() -> bool:
-            assert self.proc.poll() is None, f"mes-bridge serve exited with {self.proc.returncode}"
-            try:
-                return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until_sync(healthy, 30, f"mes-bridge serve on port {self.port} to answer /health", 0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
+def serve(db_url: str, workers: int) -> ApiServer:
+    """``mes-bridge serve`` building checkpoints every 0.3 s, answering /health."""
+    return ApiServer(db_url, workers=workers, env=EVERY).start()
 
 
 class Watcher(threading.Thread):
@@ -104,9 +80,9 @@ def test_serve_builds_checkpoints_with_one_builder_per_database(pg_engine: Engin
     token = cli(db_url, "token", "create", "--role", "collector", "--machine", "LASER-1").stdout.splitlines()[-1]
     watcher = Watcher(pg_engine)
     watcher.start()
-    servers = [Serve(db_url, workers=2), Serve(db_url, workers=1)]
+    servers = [serve(db_url, workers=2), serve(db_url, workers=1)]
     try:
-        def post(server: Serve, events: list[dict[str, Any]]) -> None:
+        def post(server: ApiServer, events: list[dict[str, Any]]) -> None:
             answer = httpx.post(f"{server.url}/events", json=events, timeout=60,
                                 headers={"Authorization": f"Bearer {token}"})
             assert answer.status_code == 200, answer.text
@@ -119,12 +95,12 @@ def test_serve_builds_checkpoints_with_one_builder_per_database(pg_engine: Engin
                 select(checkpoint_days.c.day).where(checkpoint_days.c.source == "journal")))
         assert len(watcher.seen) == 1
         first = watcher.seen[0]
-        builder = next(s for s in servers if first.endswith(f":{s.proc.pid}"))
+        builder = next(s for s in servers if first.endswith(f":{s.pid}"))
         other = next(s for s in servers if s is not builder)
 
         builder.stop()  # the other process takes over at its next period
         wait_until_sync(lambda: len(watcher.seen) == 2, 30, "the other process to become the builder")
-        assert watcher.seen[1].endswith(f":{other.proc.pid}")
+        assert watcher.seen[1].endswith(f":{other.pid}")
         post(other, _events("late", 8))  # back-dated into a checkpointed day: corrections
         wait_until_sync(lambda: _settled(pg_engine), 30, "the new builder to look at the late events")
     finally:
@@ -146,7 +122,7 @@ def test_serve_builds_checkpoints_on_sqlite(sqlite_engine: Engine) -> None:
     release_order(sqlite_engine, "WO-S", "FG-BRACKET", Decimal(40), on=demo.RELEASE_DATE)
     db_url = sqlite_engine.url.render_as_string(hide_password=False)
     token = cli(db_url, "token", "create", "--role", "collector", "--machine", "LASER-1").stdout.splitlines()[-1]
-    server = Serve(db_url, workers=2)
+    server = serve(db_url, workers=2)
     try:
         answer = httpx.post(f"{server.url}/events", json=_events("first", 6), timeout=60,
                             headers={"Authorization": f"Bearer {token}"})
