@@ -207,7 +207,8 @@ def apply_events_in(uow: UnitOfWork, raw_events: Sequence[OperationEvent | Mappi
     orders = repo.lock_orders(conn, [o for o in order_of.values() if o is not None], uow.caches.snapshots)
     loaded = repo.headers(orders)
 
-    keys = _balance_keys(parsed, order_of, orders)
+    specs = list(_event_specs(parsed, order_of, orders))  # resolved once for the three bounds below
+    keys = _balance_keys(specs)
 
     earliest = min((e.source_time for _, e in parsed), default=None)
 
@@ -217,11 +218,11 @@ def apply_events_in(uow: UnitOfWork, raw_events: Sequence[OperationEvent | Mappi
     # Large PostgreSQL batches are written while they are computed; their journal lines name their stock moves,
     # so the moves' ids are reserved first (with the applied-event look-up and the balance locks: one round trip).
     streaming = uow.postgres and len(parsed) >= STREAM_FROM
-    bound = _moves_bound(parsed, order_of, orders) if streaming else 0
+    bound = _moves_bound(specs) if streaming else 0
     recorded, move_ids, (balances, lots, later) = repo.recorded_events_with(
         conn, [e.event_id for _, e in parsed], bound, lock_balances)
     if streaming and lots:  # an issue split across lots posts a move per lot: ids for those too
-        move_ids = [*move_ids, *ledger_repo.reserve_move_ids(conn, _lot_moves_bound(parsed, order_of, orders, lots))]
+        move_ids = [*move_ids, *ledger_repo.reserve_move_ids(conn, _lot_moves_bound(specs, lots))]
     writer: BatchWriter = (StreamingWriter(conn, move_ids, now, len(parsed)) if streaming
                            else PlainWriter(conn, now))
     stock = LedgerStock(balances, recorded_at=now, lots=lots, later=later)
@@ -281,31 +282,26 @@ def _event_specs(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int
             continue
 
 
-def _balance_keys(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
-                  orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> set[BalanceKey]:
+def _balance_keys(specs: Sequence[tuple[OrderSnapshot, OpSpec]]) -> set[BalanceKey]:
     """The stock balances the batch can post to, the ones it locks: per event, its operation's materials at the
     operation's supply location, and the finished item at the order's receiving location when the operation is
     the last (``costing.apply_completion`` issues and receives nothing else). Reports at the other operations of
     the same orders do not wait for these rows."""
     keys: set[BalanceKey] = set()
-    for snap, spec in _event_specs(parsed, order_of, orders):
+    for snap, spec in specs:
         keys.update(BalanceKey(m.component, spec.supply_location) for m in spec.materials)
         if spec.next_op is None:
             keys.add(BalanceKey(snap.item, snap.receiving_location))
     return keys
 
 
-def _moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
-                 orders: Mapping[str, tuple[OrderSnapshot, OrderState]]) -> int:
+def _moves_bound(specs: Sequence[tuple[OrderSnapshot, OpSpec]]) -> int:
     """At most how many stock moves the batch can post: per event, one issue per material need of its operation,
     plus a receipt at the last operation (events that will be rejected count too: an upper bound is enough)."""
-    return sum(len(spec.materials) + (spec.next_op is None) for _snap, spec in _event_specs(parsed, order_of, orders))
+    return sum(len(spec.materials) + (spec.next_op is None) for _snap, spec in specs)
 
 
-def _lot_moves_bound(parsed: list[tuple[int, OperationEvent]], order_of: Mapping[int, str | None],
-                     orders: Mapping[str, tuple[OrderSnapshot, OrderState]],
-                     lots: Mapping[tuple[str, str], list[str]]) -> int:
+def _lot_moves_bound(specs: Sequence[tuple[OrderSnapshot, OpSpec]], lots: Mapping[tuple[str, str], list[str]]) -> int:
     """How many more moves than ``_moves_bound`` counted the batch can post when issues split across lots: per
     event, the lots of each component of its operation held in lots."""
-    return sum(len(lots.get((m.component, spec.supply_location), ()))
-               for _snap, spec in _event_specs(parsed, order_of, orders) for m in spec.materials)
+    return sum(len(lots.get((m.component, spec.supply_location), ())) for _snap, spec in specs for m in spec.materials)
