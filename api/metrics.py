@@ -132,8 +132,6 @@ class ApiMetrics:
             multiprocess.mark_process_dead(os.getpid(), str(self.shared))
 
 
-
-
 class LatencyMiddleware:
     """Times every HTTP request and labels it with the route template it matched (``unmatched`` otherwise)."""
 

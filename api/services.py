@@ -48,6 +48,7 @@ from ledger import repository as ledger_repo
 from ledger.model import PostedMove
 from mes_bridge import health_reports, tokens
 from mes_bridge.bootstrap import Services
+from mes_common.db import is_postgres
 from mes_common.settings import Settings
 from routing import repository as routing_repo
 from routing.model import RoutingVersion, WorkCenter
@@ -107,7 +108,7 @@ class ApiServices:
     def warm_up(self, connections: int) -> None:
         """Open ``connections`` pooled connections now (PostgreSQL), before requests come: otherwise the first
         burst (50 terminals after a restart) opens them all at once, each a new server process, while it waits."""
-        if self.engine.dialect.name != "postgresql":
+        if not is_postgres(self.engine):
             return
         with ExitStack() as held:
             for _ in range(connections):

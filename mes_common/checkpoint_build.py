@@ -38,7 +38,6 @@ from mes_common.db import copy_into, copy_text, insert_rows, is_postgres, utcnow
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class BuildResult:
     source: str
