@@ -16,7 +16,7 @@ a field; the field count is checked anyway, and a mismatch reads the structure t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -58,9 +58,13 @@ def lines_of(conn: Connection, ids: Iterable[int]) -> dict[int, list[BomLine]]:
 def released_plain(conn: Connection) -> list[BomVersion]:
     """Every released version with its lines, one row per line."""
     c = bom_versions.c
-    rows = conn.execute(
+    return _released_with_lines(conn, conn.execute(
         select(c.id, c.item, c.revision, c.valid_from, c.valid_to).where(c.state == _RELEASED.value)
-    ).all()
+    ).all())
+
+
+def _released_with_lines(conn: Connection, rows: Sequence[Any]) -> list[BomVersion]:
+    """Released versions from (id, item, revision, valid_from, valid_to) rows, with their lines."""
     lines = lines_of(conn, [row[0] for row in rows])
     return [BomVersion.trusted(item, revision, _RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
             for vid, item, revision, valid_from, valid_to in rows]
@@ -85,10 +89,7 @@ SELECT v.id, v.item, v.revision, v.valid_from, v.valid_to FROM bom_versions v JO
 
 def subtree_plain(conn: Connection, item: str, as_of: date) -> list[BomVersion]:
     """The released versions reachable from ``item`` on ``as_of``, with their lines."""
-    rows = conn.execute(_REACHABLE, {"item": item, "d": as_of}).all()
-    lines = lines_of(conn, [row[0] for row in rows])
-    return [BomVersion.trusted(code, revision, _RELEASED, valid_from, valid_to, tuple(lines.get(vid, ())))
-            for vid, code, revision, valid_from, valid_to in rows]
+    return _released_with_lines(conn, conn.execute(_REACHABLE, {"item": item, "d": as_of}).all())
 
 
 # ---------------------------------------------------------------- PostgreSQL through psycopg
