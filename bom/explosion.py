@@ -23,11 +23,10 @@ from decimal import Context, Decimal, localcontext
 from itertools import repeat
 from typing import NamedTuple
 
-from bom.model import BomError, BomVersion, CycleError
+from bom.model import BomError, BomVersion, CycleError, gross_qty
 from bom.structure import BomIndex, BomLookup
 
 _CONTEXT = Context(prec=38)
-HUNDRED = Decimal(100)
 # A released structure is acyclic; deeper than this means corrupted data, reported as a cycle.
 MAX_DEPTH = 500
 
@@ -192,7 +191,7 @@ def _plan(version: BomVersion, child_of: Callable[[str], BomVersion | None]) -> 
     components, qtys, uoms, scraps, operations, phantoms, fixed = version.columns
     gross = qtys
     if any(scraps):
-        gross = tuple([q * (1 + s / HUNDRED) if s else q for q, s in zip(qtys, scraps, strict=True)])
+        gross = tuple(map(gross_qty, qtys, scraps))
     children = []
     for position, child in enumerate(map(child_of, components)):
         if child is not None:
@@ -273,7 +272,7 @@ def _descend(
             line = lines[position]
             position += 1
             component, qty_per, uom, scrap_pct, operation, phantom, fixed = line
-            gross = qty_per * (1 + scrap_pct / HUNDRED) if scrap_pct else qty_per
+            gross = gross_qty(qty_per, scrap_pct)
             need = gross if fixed else parent_qty * gross
             index = len(rows)
             append(ExplosionRow(level, parent_index, component, need, uom, scrap_pct, operation, phantom, fixed,

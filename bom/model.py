@@ -19,7 +19,7 @@ from typing import NamedTuple
 from mes_common.errors import DomainError
 from routing.versioning import VersionState, check_window, effective_on
 
-__all__ = ["BomError", "BomLine", "BomVersion", "CycleError", "LineColumns", "LineKey", "VersionState"]
+__all__ = ["BomError", "BomLine", "BomVersion", "CycleError", "LineColumns", "LineKey", "VersionState", "gross_qty"]
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -41,6 +41,12 @@ class CycleError(BomError):
         when = f" as of {day.isoformat()}" if day else ""
         super().__init__(f"BOM cycle{when}: {' → '.join(path)}")
         self.path = path
+
+
+def gross_qty(qty_per: Decimal, scrap_pct: Decimal) -> Decimal:
+    """A line's quantity per parent unit with its scrap allowance (``qty_per`` itself when there is none); in the
+    caller's decimal context."""
+    return qty_per * (1 + scrap_pct / HUNDRED) if scrap_pct else qty_per
 
 
 class BomLine(NamedTuple):
@@ -66,9 +72,7 @@ class BomLine(NamedTuple):
     @property
     def gross_qty(self) -> Decimal:
         """Quantity consumed per parent unit (per order when fixed), scrap included."""
-        if not self.scrap_pct:
-            return self.qty_per
-        return self.qty_per * (1 + self.scrap_pct / HUNDRED)
+        return gross_qty(self.qty_per, self.scrap_pct)
 
 
 class LineColumns(NamedTuple):

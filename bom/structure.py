@@ -18,7 +18,7 @@ from decimal import Decimal
 from itertools import repeat
 from typing import Any, Protocol
 
-from bom.model import HUNDRED, BomVersion, VersionState
+from bom.model import BomVersion, VersionState, gross_qty
 
 # A line seen from its component: (parent, revision, qty_per, operation, phantom, gross qty per parent unit with
 # scrap, the parent's own parent lines). A plain tuple, not a named one: the where-used walk unpacks one per row,
@@ -114,7 +114,7 @@ class BomIndex:
             version = effective[item]
             above = reverse.setdefault(item, [])
             components, qtys, _, scraps, operations, phantoms, _ = version.columns
-            gross = (q * (1 + s / HUNDRED) if s else q for q, s in zip(qtys, scraps, strict=True))
+            gross = map(gross_qty, qtys, scraps)
             for component, line in zip(components, zip(repeat(item), repeat(version.revision), qtys, operations,
                                                        phantoms, gross, repeat(above)), strict=False):
                 below = reverse.get(component)
